@@ -1,0 +1,16 @@
+//! Identity for the mesh: principal and service tokens signed by tenancy
+//! (EdDSA JWTs with a key id), their verification against tenancy's published
+//! key set, and the one permission matrix for the four roles.
+#![forbid(unsafe_code)]
+
+mod error;
+mod permissions;
+mod principal;
+mod tokens;
+mod verifier;
+
+pub use error::AuthError;
+pub use permissions::{Permission, Role, role_allows};
+pub use principal::{Principal, Subject};
+pub use tokens::{SigningKeyMaterial, TokenSigner, generate_signing_key};
+pub use verifier::{GrpcKeySource, KeySource, PublicKey, TokenVerifier, bearer_token};

@@ -1,0 +1,149 @@
+use uuid::Uuid;
+
+use crate::{AuthError, Permission, Role, role_allows};
+
+/// Who a verified token speaks for.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Subject {
+    User(Uuid),
+    Service(String),
+}
+
+impl Subject {
+    /// "user:<uuid>" or "service:<name>", as in token subjects and audit actors.
+    pub fn as_string(&self) -> String {
+        match self {
+            Subject::User(id) => format!("user:{id}"),
+            Subject::Service(name) => format!("service:{name}"),
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Subject> {
+        if let Some(id) = text.strip_prefix("user:") {
+            return Uuid::parse_str(id).ok().map(Subject::User);
+        }
+        let name = text.strip_prefix("service:")?;
+        is_valid_service_name(name).then(|| Subject::Service(name.to_owned()))
+    }
+}
+
+/// Service names are short lowercase identifiers such as "executor".
+pub fn is_valid_service_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'-')
+}
+
+/// The verified caller of a request. Only token verification (or tenancy,
+/// which issues tokens) produces one, so holding a `Principal` means the
+/// workspace in it is the scope the caller may act in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: Subject,
+    pub workspace_id: Option<Uuid>,
+    pub organization_id: Option<Uuid>,
+    pub role: Option<Role>,
+    pub api_key_id: Option<Uuid>,
+}
+
+impl Principal {
+    pub fn service(name: &str) -> Principal {
+        Principal {
+            subject: Subject::Service(name.to_owned()),
+            workspace_id: None,
+            organization_id: None,
+            role: None,
+            api_key_id: None,
+        }
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        match self.subject {
+            Subject::User(id) => Some(id),
+            Subject::Service(_) => None,
+        }
+    }
+
+    pub fn is_service(&self) -> bool {
+        matches!(self.subject, Subject::Service(_))
+    }
+
+    /// The audit actor: "user:<id>" or "service:<name>".
+    pub fn actor(&self) -> String {
+        self.subject.as_string()
+    }
+
+    /// Fails with PermissionDenied unless the principal's role holds
+    /// `permission`. Services act on behalf of the mesh and hold every
+    /// permission within the workspace they name.
+    pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
+        if self.is_service() {
+            return Ok(());
+        }
+        match self.role {
+            Some(role) if role_allows(role, permission) => Ok(()),
+            Some(role) => Err(AuthError::PermissionDenied(format!(
+                "the {role} role may not do this (needs {})",
+                permission.least_role()
+            ))),
+            None => Err(AuthError::PermissionDenied(
+                "the caller has no role in a workspace".to_owned(),
+            )),
+        }
+    }
+
+    pub fn to_proto(&self) -> tyboo_proto::common::Principal {
+        tyboo_proto::common::Principal {
+            subject: self.subject.as_string(),
+            user_id: self.user_id().map(|id| id.to_string()).unwrap_or_default(),
+            workspace_id: self
+                .workspace_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            organization_id: self
+                .organization_id
+                .map(|id| id.to_string())
+                .unwrap_or_default(),
+            role: self.role.map(Role::to_proto).unwrap_or_default(),
+            api_key_id: self.api_key_id.map(|id| id.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subjects_round_trip() {
+        let id = Uuid::now_v7();
+        assert_eq!(
+            Subject::parse(&Subject::User(id).as_string()),
+            Some(Subject::User(id))
+        );
+        assert_eq!(
+            Subject::parse("service:executor"),
+            Some(Subject::Service("executor".into()))
+        );
+        assert_eq!(Subject::parse("service:Bad Name"), None);
+        assert_eq!(Subject::parse("user:not-a-uuid"), None);
+    }
+
+    #[test]
+    fn require_follows_the_matrix() {
+        let viewer = Principal {
+            subject: Subject::User(Uuid::now_v7()),
+            workspace_id: Some(Uuid::now_v7()),
+            organization_id: None,
+            role: Some(Role::Viewer),
+            api_key_id: None,
+        };
+        assert!(viewer.require(Permission::MembersRead).is_ok());
+        assert!(matches!(
+            viewer.require(Permission::MembersInvite),
+            Err(AuthError::PermissionDenied(_))
+        ));
+    }
+}

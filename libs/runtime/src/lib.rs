@@ -1,0 +1,12 @@
+//! What every Tyboo service is built from: typed configuration, telemetry,
+//! request context carried across calls, the shared error table, and the gRPC
+//! server with health, reflection, metrics and graceful shutdown.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod grpc_metrics;
+pub mod server;
+pub mod shutdown;
+pub mod telemetry;

@@ -1,0 +1,147 @@
+//! The gRPC server every service runs: its routes plus `grpc.health.v1`,
+//! server reflection (v1 and v1alpha, so every grpcurl works), request
+//! context and metrics layers, message-size limits, and a graceful drain.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+use tower::ServiceBuilder;
+
+use crate::context::RequestContextLayer;
+use crate::grpc_metrics::GrpcMetricsLayer;
+use crate::shutdown::Shutdown;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrpcConfig {
+    /// Largest message a server decodes or encodes, in bytes.
+    pub max_message_bytes: usize,
+    /// Serve `grpc.reflection` so grpcurl works without proto files.
+    pub reflection: bool,
+    /// How long in-flight calls may take to finish after SIGTERM.
+    pub drain_timeout_seconds: u64,
+    /// Most concurrent streams a client may open on one connection.
+    pub max_concurrent_streams: u32,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 4 * 1024 * 1024,
+            reflection: true,
+            drain_timeout_seconds: 30,
+            max_concurrent_streams: 256,
+        }
+    }
+}
+
+/// A gRPC server about to run: the caller's routes and the names of the
+/// services in them (for health).
+pub struct GrpcServer {
+    pub routes: Routes,
+    pub service_names: Vec<&'static str>,
+}
+
+impl GrpcServer {
+    pub fn new(routes: Routes, service_names: Vec<&'static str>) -> Self {
+        Self {
+            routes,
+            service_names,
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` fires, then reports NOT_SERVING,
+    /// stops accepting and lets in-flight calls finish (for at most the drain
+    /// timeout).
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        config: &GrpcConfig,
+        shutdown: Shutdown,
+    ) -> Result<(), tonic::transport::Error> {
+        let (health_reporter, health_service) = tonic_health::server::health_reporter();
+        health_reporter
+            .set_service_status("", ServingStatus::Serving)
+            .await;
+        for name in &self.service_names {
+            health_reporter
+                .set_service_status(*name, ServingStatus::Serving)
+                .await;
+        }
+
+        let mut routes = self.routes.add_service(health_service);
+        if config.reflection {
+            routes = routes
+                .add_service(reflection_v1())
+                .add_service(reflection_v1alpha());
+        }
+
+        // Context first, so metrics and handlers run inside the request's
+        // span and see its id.
+        let layers = ServiceBuilder::new()
+            .layer(RequestContextLayer)
+            .layer(GrpcMetricsLayer);
+
+        let names = self.service_names.clone();
+        let drain_started = {
+            let shutdown = shutdown.clone();
+            async move {
+                shutdown.signaled().await;
+                health_reporter
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
+                for name in &names {
+                    health_reporter
+                        .set_service_status(*name, ServingStatus::NotServing)
+                        .await;
+                }
+                tracing::info!("grpc server draining");
+            }
+        };
+        let server = tonic::transport::Server::builder()
+            .tcp_nodelay(true)
+            .http2_keepalive_interval(Some(Duration::from_secs(30)))
+            .max_concurrent_streams(config.max_concurrent_streams)
+            .layer(layers)
+            .add_routes(routes)
+            .serve_with_incoming_shutdown(TcpListenerStream::new(listener), drain_started);
+
+        let drain_timeout = Duration::from_secs(config.drain_timeout_seconds);
+        tokio::select! {
+            result = server => result,
+            () = async {
+                shutdown.signaled().await;
+                tokio::time::sleep(drain_timeout).await;
+            } => {
+                tracing::warn!("drain timeout passed with calls still open; stopping");
+                Ok(())
+            }
+        }
+    }
+}
+
+// The descriptor sets are compiled into the binary, so building reflection
+// from them cannot fail at run time unless the build itself is broken.
+fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
+    impl tonic_reflection::server::v1::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tyboo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .expect("embedded descriptor sets decode")
+}
+
+fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
+    impl tonic_reflection::server::v1alpha::ServerReflection,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tyboo_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()
+        .expect("embedded descriptor sets decode")
+}
