@@ -46,6 +46,9 @@ pub struct Principal {
     pub organization_id: Option<Uuid>,
     pub role: Option<Role>,
     pub api_key_id: Option<Uuid>,
+    /// Which secret of that key the token was issued for: it changes on
+    /// every rotation, so tenancy can refuse tokens of a rotated-away secret.
+    pub api_key_version: Option<i64>,
 }
 
 impl Principal {
@@ -56,6 +59,7 @@ impl Principal {
             organization_id: None,
             role: None,
             api_key_id: None,
+            api_key_version: None,
         }
     }
 
@@ -139,6 +143,7 @@ mod tests {
             organization_id: None,
             role: Some(Role::Viewer),
             api_key_id: None,
+            api_key_version: None,
         };
         assert!(viewer.require(Permission::MembersRead).is_ok());
         assert!(matches!(

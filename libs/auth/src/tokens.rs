@@ -31,6 +31,8 @@ pub(crate) struct Claims {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub akid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub akv: Option<i64>,
 }
 
 /// A fresh Ed25519 key pair with its id.
@@ -111,6 +113,7 @@ impl TokenSigner {
             org: principal.organization_id.map(|id| id.to_string()),
             role: principal.role.map(|role| role.as_str().to_owned()),
             akid: principal.api_key_id.map(|id| id.to_string()),
+            akv: principal.api_key_version,
         };
         let mut header = Header::new(Algorithm::EdDSA);
         header.kid = Some(self.kid.clone());

@@ -90,7 +90,9 @@ pub struct TokenVerifier {
 
 impl std::fmt::Debug for TokenVerifier {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter.debug_struct("TokenVerifier").finish_non_exhaustive()
+        formatter
+            .debug_struct("TokenVerifier")
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,12 +128,13 @@ impl TokenVerifier {
         validation.set_audience(&[AUDIENCE]);
         validation.set_required_spec_claims(&["exp", "sub", "iss", "aud"]);
         validation.leeway = 5;
-        let data = jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(|error| {
-            match error.kind() {
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
-                _ => AuthError::InvalidToken(error.to_string()),
-            }
-        })?;
+        let data =
+            jsonwebtoken::decode::<Claims>(token, &key, &validation).map_err(
+                |error| match error.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => AuthError::Expired,
+                    _ => AuthError::InvalidToken(error.to_string()),
+                },
+            )?;
         principal_from_claims(data.claims)
     }
 
@@ -197,6 +200,7 @@ fn principal_from_claims(claims: Claims) -> Result<Principal, AuthError> {
         organization_id: parse_id(claims.org, "org")?,
         role,
         api_key_id: parse_id(claims.akid, "akid")?,
+        api_key_version: claims.akv,
     })
 }
 
@@ -231,6 +235,7 @@ mod tests {
             organization_id: Some(Uuid::now_v7()),
             role: Some(Role::Editor),
             api_key_id: Some(Uuid::now_v7()),
+            api_key_version: Some(1_764_000_000_000_000),
         }
     }
 

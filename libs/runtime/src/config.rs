@@ -56,7 +56,9 @@ where
         &top_level_keys,
     )));
     figment = figment.merge(Serialized::globals(flags));
-    figment.extract().map_err(|error| ConfigError::Invalid(Box::new(error)))
+    figment
+        .extract()
+        .map_err(|error| ConfigError::Invalid(Box::new(error)))
 }
 
 /// Turns `TYBOO_EDGE__MAX_BODY_BYTES=5` into `{edge: {max_body_bytes: 5}}`,
