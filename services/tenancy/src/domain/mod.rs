@@ -1,0 +1,84 @@
+//! The rules of tenancy: who may do what to organizations, workspaces,
+//! members, invitations, API keys, signing keys and the audit log. Nothing
+//! here knows about gRPC; every change and its audit event commit together.
+
+pub mod api_keys;
+pub mod audit;
+mod caller;
+pub mod invitations;
+pub mod members;
+pub mod model;
+mod scope;
+pub mod secrets;
+pub mod signing;
+pub mod validation;
+pub mod workspaces;
+
+use std::sync::{Arc, RwLock};
+
+use sea_orm::DatabaseConnection;
+use tyboo_auth::TokenVerifier;
+
+pub use audit::AuditQuery;
+pub use model::*;
+pub use scope::WorkspaceScope;
+pub use signing::LocalKeySource;
+
+use crate::config::TenancyConfig;
+use crate::storage::Store;
+
+/// The tenancy domain service: a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct Domain {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: TenancyConfig,
+    signer: signing::SignerCache,
+    /// Replaced after a local rotation so the new key is known at once.
+    verifier: RwLock<TokenVerifier>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Domain")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Seconds as a time span, capped at ten years so that arithmetic on dates
+/// can never overflow, whatever the configuration says.
+pub(crate) fn bounded_seconds(seconds: u64) -> chrono::Duration {
+    const TEN_YEARS: u64 = 10 * 366 * 24 * 3600;
+    chrono::Duration::seconds(i64::try_from(seconds.min(TEN_YEARS)).unwrap_or_default())
+}
+
+impl Domain {
+    pub fn new(store: Store, config: TenancyConfig) -> Domain {
+        let key_source = Arc::new(LocalKeySource::new(store.clone(), &config));
+        Domain {
+            inner: Arc::new(Inner {
+                verifier: RwLock::new(TokenVerifier::new(key_source)),
+                signer: signing::SignerCache::default(),
+                store,
+                config,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &TenancyConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        self.inner.store.connection()
+    }
+}

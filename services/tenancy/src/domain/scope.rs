@@ -1,0 +1,91 @@
+//! The workspace a verified caller acts in. Every tenant-owned query starts
+//! from a `WorkspaceScope`, and only a verified principal produces one.
+
+use tyboo_auth::{Permission, Principal, Role, Subject};
+use uuid::Uuid;
+
+use super::Domain;
+use crate::error::{TenancyError, TenancyResult};
+use crate::storage::{members, workspaces};
+
+#[derive(Clone, Debug)]
+pub struct WorkspaceScope {
+    pub workspace_id: Uuid,
+    pub organization_id: Uuid,
+    /// The caller, with the role they hold in the workspace now (a token may
+    /// carry a role that was changed since it was issued).
+    principal: Principal,
+}
+
+impl WorkspaceScope {
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn user_id(&self) -> Option<Uuid> {
+        self.principal.user_id()
+    }
+
+    pub fn actor(&self) -> String {
+        self.principal.actor()
+    }
+
+    pub(crate) fn require(&self, permission: Permission) -> TenancyResult<()> {
+        self.principal.require(permission).map_err(Into::into)
+    }
+
+    pub(crate) fn allows(&self, permission: Permission) -> bool {
+        self.principal.require(permission).is_ok()
+    }
+
+    /// The role that bounds what the caller may grant: their own, or owner
+    /// for a service acting for the mesh.
+    pub(crate) fn rank(&self) -> Role {
+        match self.principal.subject {
+            Subject::Service(_) => Role::Owner,
+            Subject::User(_) => self.principal.role.unwrap_or(Role::Viewer),
+        }
+    }
+}
+
+impl Domain {
+    /// The scope of a request naming `workspace_id`. Anything but the
+    /// caller's own, existing workspace answers "workspace not found" —
+    /// the same whether or not that workspace exists.
+    pub async fn workspace_scope(
+        &self,
+        caller: &Principal,
+        workspace_id: &str,
+    ) -> TenancyResult<WorkspaceScope> {
+        let requested =
+            Uuid::parse_str(workspace_id).map_err(|_| TenancyError::NotFound("workspace"))?;
+        if caller.workspace_id != Some(requested) {
+            return Err(TenancyError::NotFound("workspace"));
+        }
+        self.own_scope(caller).await
+    }
+
+    /// The scope of the caller's own workspace, for calls that name none.
+    pub async fn own_scope(&self, caller: &Principal) -> TenancyResult<WorkspaceScope> {
+        let workspace_id = caller
+            .workspace_id
+            .ok_or(TenancyError::NotFound("workspace"))?;
+        let workspace = workspaces::find_workspace(self.db(), workspace_id)
+            .await?
+            .ok_or(TenancyError::NotFound("workspace"))?;
+        let mut principal = caller.clone();
+        principal.organization_id = Some(workspace.organization_id);
+        if let Subject::User(user_id) = caller.subject {
+            // A removed member sees nothing, whatever their token says.
+            let membership = members::find_membership(self.db(), workspace_id, user_id)
+                .await?
+                .ok_or(TenancyError::NotFound("workspace"))?;
+            principal.role = Some(super::model::parse_role(&membership.role)?);
+        }
+        Ok(WorkspaceScope {
+            workspace_id,
+            organization_id: workspace.organization_id,
+            principal,
+        })
+    }
+}

@@ -1,0 +1,217 @@
+//! Organizations and workspaces, the caller's own view, and the first start.
+
+use tyboo_auth::{Permission, Principal, Role};
+use uuid::Uuid;
+
+use super::Domain;
+use super::api_keys::issue_api_key;
+use super::audit::{self, AuditEntry, SYSTEM_ACTOR};
+use super::model::{Bootstrap, IssuedApiKey, Organization, User, Workspace};
+use super::scope::WorkspaceScope;
+use super::validation::{Email, Name};
+use crate::error::{TenancyError, TenancyResult};
+use crate::storage::{self, LOCK_BOOTSTRAP, audit as audit_store, members, workspaces};
+
+/// The name of the key a member receives with a new membership.
+pub(crate) const FIRST_KEY_NAME: &str = "default";
+
+impl Domain {
+    /// The caller with their current role, and who they are if a person.
+    pub async fn current_principal(
+        &self,
+        caller: &Principal,
+    ) -> TenancyResult<(Principal, Option<User>)> {
+        let principal = match caller.workspace_id {
+            Some(_) => self.own_scope(caller).await?.principal().clone(),
+            None => caller.clone(),
+        };
+        let user = match principal.user_id() {
+            Some(user_id) => workspaces::find_user(self.db(), user_id)
+                .await?
+                .map(User::from),
+            None => None,
+        };
+        Ok((principal, user))
+    }
+
+    pub async fn get_organization(&self, scope: &WorkspaceScope) -> TenancyResult<Organization> {
+        scope.require(Permission::WorkspaceRead)?;
+        workspaces::find_organization(self.db(), scope.organization_id)
+            .await?
+            .map(Organization::from)
+            .ok_or(TenancyError::NotFound("organization"))
+    }
+
+    pub async fn get_workspace(&self, scope: &WorkspaceScope) -> TenancyResult<Workspace> {
+        scope.require(Permission::WorkspaceRead)?;
+        workspaces::find_workspace(self.db(), scope.workspace_id)
+            .await?
+            .map(Workspace::from)
+            .ok_or(TenancyError::NotFound("workspace"))
+    }
+
+    /// The workspaces of the caller's organization that the caller belongs to.
+    pub async fn list_workspaces(&self, scope: &WorkspaceScope) -> TenancyResult<Vec<Workspace>> {
+        scope.require(Permission::WorkspaceRead)?;
+        let Some(user_id) = scope.user_id() else {
+            // A service belongs to no workspace; it sees the one it names.
+            return Ok(vec![self.get_workspace(scope).await?]);
+        };
+        let rows =
+            workspaces::workspaces_of_member(self.db(), scope.organization_id, user_id).await?;
+        Ok(rows.into_iter().map(Workspace::from).collect())
+    }
+
+    /// A new workspace in the caller's organization, owned by the caller, who
+    /// receives a first API key for it.
+    pub async fn create_workspace(
+        &self,
+        scope: &WorkspaceScope,
+        name: &Name,
+    ) -> TenancyResult<(Workspace, IssuedApiKey)> {
+        scope.require(Permission::WorkspaceCreate)?;
+        let owner_id = scope.user_id().ok_or_else(|| {
+            TenancyError::PermissionDenied("only a person can own a workspace".to_owned())
+        })?;
+        let actor = scope.actor();
+        let now = storage::now();
+        let transaction = self.store().begin_write().await?;
+        let workspace = workspaces::insert_workspace(
+            &transaction,
+            Uuid::now_v7(),
+            scope.organization_id,
+            name.as_str(),
+            now,
+        )
+        .await?;
+        audit_store::insert_head(&transaction, workspace.id).await?;
+        let mut head = audit::lock_chain(&transaction, workspace.id).await?;
+        members::insert_membership(
+            &transaction,
+            workspace.id,
+            owner_id,
+            Role::Owner.as_str(),
+            now,
+        )
+        .await?;
+        audit::append(
+            &transaction,
+            &mut head,
+            &actor,
+            AuditEntry::new("workspace.created", format!("workspace:{}", workspace.id))
+                .detail("name", name.as_str())
+                .detail("organization_id", scope.organization_id.to_string()),
+        )
+        .await?;
+        audit::append(
+            &transaction,
+            &mut head,
+            &actor,
+            AuditEntry::new("member.added", format!("user:{owner_id}"))
+                .detail("role", Role::Owner.as_str()),
+        )
+        .await?;
+        let issued = issue_api_key(
+            &transaction,
+            &mut head,
+            &actor,
+            workspace.id,
+            owner_id,
+            FIRST_KEY_NAME,
+            None,
+        )
+        .await?;
+        transaction.commit().await?;
+        Ok((Workspace::from(workspace), issued))
+    }
+
+    /// On first start, creates an organization, a workspace, its owner and an
+    /// API key for the owner, all audited as "system". Returns `None` once
+    /// any organization exists, so running it on every start is safe.
+    pub async fn bootstrap_if_empty(
+        &self,
+        organization_name: &Name,
+        workspace_name: &Name,
+        owner_email: &Email,
+    ) -> TenancyResult<Option<Bootstrap>> {
+        let transaction = self.store().begin_write().await?;
+        // Two processes starting together must not both bootstrap.
+        storage::lock_globally(&transaction, LOCK_BOOTSTRAP).await?;
+        if workspaces::any_organization_exists(&transaction).await? {
+            transaction.rollback().await?;
+            return Ok(None);
+        }
+        let now = storage::now();
+        let organization = workspaces::insert_organization(
+            &transaction,
+            Uuid::now_v7(),
+            organization_name.as_str(),
+            now,
+        )
+        .await?;
+        let workspace = workspaces::insert_workspace(
+            &transaction,
+            Uuid::now_v7(),
+            organization.id,
+            workspace_name.as_str(),
+            now,
+        )
+        .await?;
+        audit_store::insert_head(&transaction, workspace.id).await?;
+        let mut head = audit::lock_chain(&transaction, workspace.id).await?;
+        let (owner, _) = workspaces::find_or_create_user(
+            &transaction,
+            owner_email.as_str(),
+            owner_email.local_part(),
+            now,
+        )
+        .await?;
+        members::insert_membership(
+            &transaction,
+            workspace.id,
+            owner.id,
+            Role::Owner.as_str(),
+            now,
+        )
+        .await?;
+        let entries = [
+            AuditEntry::new(
+                "organization.created",
+                format!("organization:{}", organization.id),
+            )
+            .detail("name", organization.name.clone()),
+            AuditEntry::new("workspace.created", format!("workspace:{}", workspace.id))
+                .detail("name", workspace.name.clone())
+                .detail("organization_id", organization.id.to_string()),
+            AuditEntry::new("member.added", format!("user:{}", owner.id))
+                .detail("role", Role::Owner.as_str())
+                .detail("email", owner.email.clone()),
+        ];
+        for entry in entries {
+            audit::append(&transaction, &mut head, SYSTEM_ACTOR, entry).await?;
+        }
+        let issued = issue_api_key(
+            &transaction,
+            &mut head,
+            SYSTEM_ACTOR,
+            workspace.id,
+            owner.id,
+            FIRST_KEY_NAME,
+            None,
+        )
+        .await?;
+        transaction.commit().await?;
+        tracing::info!(
+            organization_id = %organization.id,
+            workspace_id = %workspace.id,
+            "created the first organization and workspace"
+        );
+        Ok(Some(Bootstrap {
+            organization_id: organization.id,
+            workspace_id: workspace.id,
+            user_id: owner.id,
+            owner_email: owner.email,
+            api_key: issued.secret,
+        }))
+    }
+}

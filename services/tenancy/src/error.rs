@@ -1,0 +1,124 @@
+//! The service's one error type, and the one place it becomes a gRPC status.
+
+use sea_orm::DbErr;
+use tyboo_auth::AuthError;
+
+pub type TenancyResult<T> = Result<T, TenancyError>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenancyError {
+    /// A request field is malformed; the message starts with the field name.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    Unauthenticated(String),
+    #[error("{0}")]
+    PermissionDenied(String),
+    /// What was not found, e.g. "workspace". Also the answer for things the
+    /// caller may not see, so existence never leaks.
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("{0}")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("database: {0}")]
+    Database(#[from] DbErr),
+    /// A fault of ours; the message is logged, never shown.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl TenancyError {
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        TenancyError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    pub fn code(&self) -> tonic::Code {
+        match self {
+            TenancyError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
+            TenancyError::Unauthenticated(_) => tonic::Code::Unauthenticated,
+            TenancyError::PermissionDenied(_) => tonic::Code::PermissionDenied,
+            TenancyError::NotFound(_) => tonic::Code::NotFound,
+            TenancyError::AlreadyExists(_) => tonic::Code::AlreadyExists,
+            TenancyError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
+            TenancyError::Config(_) | TenancyError::Internal(_) => tonic::Code::Internal,
+            TenancyError::Database(error) => match error {
+                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => tonic::Code::Unavailable,
+                _ => tonic::Code::Internal,
+            },
+        }
+    }
+}
+
+impl From<AuthError> for TenancyError {
+    fn from(error: AuthError) -> Self {
+        match error {
+            AuthError::MissingCredentials | AuthError::InvalidToken(_) | AuthError::Expired => {
+                TenancyError::Unauthenticated(error.to_string())
+            }
+            AuthError::PermissionDenied(message) => TenancyError::PermissionDenied(message),
+            AuthError::KeySource(message) => {
+                TenancyError::Internal(format!("signing keys unavailable: {message}"))
+            }
+            AuthError::Internal(message) => TenancyError::Internal(message),
+        }
+    }
+}
+
+impl From<TenancyError> for tonic::Status {
+    fn from(error: TenancyError) -> Self {
+        let code = error.code();
+        match code {
+            tonic::Code::Internal => {
+                tracing::error!(error = %error, "tenancy request failed");
+                tonic::Status::internal("internal error")
+            }
+            tonic::Code::Unavailable => {
+                tracing::warn!(error = %error, "tenancy database unavailable");
+                tonic::Status::unavailable("database unavailable, retry later")
+            }
+            _ => tonic::Status::new(code, error.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_errors_keep_their_message_and_faults_hide_theirs() {
+        let status = tonic::Status::from(TenancyError::invalid("email", "must be set"));
+        assert_eq!(status.code(), tonic::Code::InvalidArgument);
+        assert_eq!(status.message(), "email: must be set");
+
+        let status = tonic::Status::from(TenancyError::NotFound("workspace"));
+        assert_eq!(status.code(), tonic::Code::NotFound);
+        assert_eq!(status.message(), "workspace not found");
+
+        let status = tonic::Status::from(TenancyError::Database(DbErr::Custom(
+            "relation audit_events: secret detail".to_owned(),
+        )));
+        assert_eq!(status.code(), tonic::Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn auth_errors_map_to_the_right_codes() {
+        let status = tonic::Status::from(TenancyError::from(AuthError::Expired));
+        assert_eq!(status.code(), tonic::Code::Unauthenticated);
+        let status = tonic::Status::from(TenancyError::from(AuthError::PermissionDenied(
+            "no".to_owned(),
+        )));
+        assert_eq!(status.code(), tonic::Code::PermissionDenied);
+    }
+}

@@ -1,0 +1,204 @@
+//! Databases for the conformance suite, and fixtures shared by its cases.
+
+use std::future::Future;
+use std::path::PathBuf;
+
+use sea_orm::{ConnectionTrait, Database};
+use tyboo_auth::{Principal, Role};
+use uuid::Uuid;
+
+use crate::domain::WorkspaceScope;
+use crate::domain::validation::Email;
+use crate::{Tenancy, TenancyConfig};
+
+pub const SERVICE_SECRET: &str = "conformance-service-secret";
+pub const POSTGRES_URL_VARIABLE: &str = "TYBOO_TEST_POSTGRES_URL";
+
+pub fn test_config() -> TenancyConfig {
+    TenancyConfig {
+        service_secret: SERVICE_SECRET.to_owned(),
+        // Small batches make the verifier cross batch boundaries in tests.
+        audit_verify_batch_size: 3,
+        ..TenancyConfig::default()
+    }
+}
+
+/// Runs `case` against a migrated SQLite database in a temporary file.
+pub async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(Tenancy) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path: PathBuf =
+        std::env::temp_dir().join(format!("tyboo-tenancy-{}.db", Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let tenancy = Tenancy::connect(&url, test_config()).await.unwrap();
+    tenancy.migrate().await.unwrap();
+    let outcome = tokio::spawn(case(tenancy.clone())).await;
+    tenancy.close().await.unwrap();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Runs `case` against a fresh PostgreSQL database, dropped afterwards;
+/// does nothing when no server is configured.
+pub async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(Tenancy) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
+        eprintln!("{POSTGRES_URL_VARIABLE} is not set; skipping the PostgreSQL run");
+        return;
+    };
+    let database = format!("tyboo_t_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(admin_url.as_str()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .unwrap();
+    let url = with_database(&admin_url, &database);
+    let tenancy = Tenancy::connect(&url, test_config()).await.unwrap();
+    tenancy.migrate().await.unwrap();
+    let outcome = tokio::spawn(case(tenancy.clone())).await;
+    tenancy.close().await.unwrap();
+    admin
+        .execute_unprepared(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// `postgres://user@host:port/name?options` with the database name replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|scheme| scheme + 3)
+        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(base.len());
+    let mut replaced = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        replaced.push('?');
+        replaced.push_str(query);
+    }
+    replaced
+}
+
+/// A bootstrapped organization with its owner.
+pub struct Fixture {
+    pub organization_id: Uuid,
+    pub workspace_id: Uuid,
+    pub owner_id: Uuid,
+    pub owner_key: String,
+    pub owner: Principal,
+}
+
+impl Fixture {
+    pub fn workspace(&self) -> String {
+        self.workspace_id.to_string()
+    }
+}
+
+pub async fn bootstrap(tenancy: &Tenancy) -> Fixture {
+    let created = tenancy
+        .bootstrap_if_empty("Acme", "Operations", "Owner@Acme.test")
+        .await
+        .unwrap()
+        .expect("an empty database bootstraps");
+    let owner = principal_for(tenancy, &created.api_key).await;
+    Fixture {
+        organization_id: created.organization_id,
+        workspace_id: created.workspace_id,
+        owner_id: created.user_id,
+        owner_key: created.api_key,
+        owner,
+    }
+}
+
+/// The principal a key's holder presents: authenticate, then verify the
+/// token exactly as a handler does.
+pub async fn principal_for(tenancy: &Tenancy, api_key: &str) -> Principal {
+    let issued = tenancy
+        .domain()
+        .authenticate_api_key(api_key)
+        .await
+        .unwrap();
+    tenancy
+        .domain()
+        .verify_caller(Some(&issued.token))
+        .await
+        .unwrap()
+}
+
+pub async fn scope(tenancy: &Tenancy, principal: &Principal, workspace_id: Uuid) -> WorkspaceScope {
+    tenancy
+        .domain()
+        .workspace_scope(principal, &workspace_id.to_string())
+        .await
+        .unwrap()
+}
+
+/// A new member of the fixture's workspace, invited by the owner.
+pub struct Joined {
+    pub user_id: Uuid,
+    pub api_key: String,
+    pub principal: Principal,
+}
+
+pub async fn join(tenancy: &Tenancy, fixture: &Fixture, email: &str, role: Role) -> Joined {
+    let owner_scope = scope(tenancy, &fixture.owner, fixture.workspace_id).await;
+    let domain = tenancy.domain();
+    let invitation = domain
+        .create_invitation(
+            &owner_scope,
+            &Email::parse("email", email).unwrap(),
+            role,
+            domain.invitation_ttl(0).unwrap(),
+        )
+        .await
+        .unwrap();
+    let accepted = domain
+        .accept_invitation(&invitation.token, None)
+        .await
+        .unwrap();
+    let principal = principal_for(tenancy, &accepted.api_key.secret).await;
+    Joined {
+        user_id: accepted.member.user_id,
+        api_key: accepted.api_key.secret,
+        principal,
+    }
+}
+
+/// The gRPC code of a failed domain call.
+pub fn code_of<T: std::fmt::Debug>(result: crate::TenancyResult<T>) -> tonic::Code {
+    result.expect_err("the call should fail").code()
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://root@127.0.0.1:5432/postgres", "t1"),
+        "postgres://root@127.0.0.1:5432/t1"
+    );
+    assert_eq!(
+        with_database("postgres://root@localhost", "t1"),
+        "postgres://root@localhost/t1"
+    );
+    assert_eq!(
+        with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
+        "postgres://u:p@h/t1?sslmode=disable"
+    );
+}
