@@ -1,0 +1,104 @@
+//! The edge's configuration. Every default is written here, once.
+
+use http::HeaderValue;
+use serde::{Deserialize, Serialize};
+
+use crate::errors::{EdgeError, EdgeResult};
+
+/// Limits and behaviour of the public entry point.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Largest HTTP/JSON request body accepted; a larger one is answered 413.
+    pub max_body_bytes: usize,
+    /// Deadline of a whole request, also sent upstream as `grpc-timeout`.
+    /// A gRPC client's own shorter `grpc-timeout` wins.
+    pub request_timeout_ms: u64,
+    /// Longest time an API key → principal token exchange is reused. A token
+    /// is never reused past its own expiry minus a safety margin.
+    pub auth_cache_ttl_seconds: u64,
+    /// Most API keys whose principal token is kept; 0 turns the cache off.
+    pub auth_cache_max_entries: usize,
+    /// Emit fields that hold their default value (like Envoy's
+    /// `always_print_primitive_fields`), so clients see `0`, `""` and `false`
+    /// rather than missing keys.
+    pub json_emit_defaults: bool,
+    /// Origins allowed to call from a browser; empty sends no CORS headers.
+    /// `"*"` allows any origin.
+    pub cors_allowed_origins: Vec<String>,
+    /// Largest gRPC message the edge encodes or decodes on a transcoded call.
+    pub max_grpc_message_bytes: usize,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            request_timeout_ms: 30_000,
+            auth_cache_ttl_seconds: 30,
+            auth_cache_max_entries: 100_000,
+            json_emit_defaults: true,
+            cors_allowed_origins: Vec::new(),
+            max_grpc_message_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+impl EdgeConfig {
+    /// Checks the values once at start-up so that a bad value fails loudly
+    /// there rather than as odd behaviour under traffic.
+    pub(crate) fn validate(&self) -> EdgeResult<()> {
+        if self.max_body_bytes == 0 {
+            return Err(EdgeError::Config("max_body_bytes must be positive".into()));
+        }
+        if self.request_timeout_ms == 0 {
+            return Err(EdgeError::Config(
+                "request_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.max_grpc_message_bytes == 0 {
+            return Err(EdgeError::Config(
+                "max_grpc_message_bytes must be positive".into(),
+            ));
+        }
+        for origin in &self.cors_allowed_origins {
+            if origin != "*" && HeaderValue::from_str(origin).is_err() {
+                return Err(EdgeError::Config(format!(
+                    "cors_allowed_origins holds `{origin}`, which is not a valid origin"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_partial_config_keeps_them() {
+        EdgeConfig::default()
+            .validate()
+            .expect("defaults are valid");
+        let config: EdgeConfig =
+            serde_json::from_str(r#"{"max_body_bytes": 2048}"#).expect("partial config parses");
+        assert_eq!(config.max_body_bytes, 2048);
+        assert_eq!(config.request_timeout_ms, 30_000);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_rejected() {
+        assert!(serde_json::from_str::<EdgeConfig>(r#"{"max_body": 1}"#).is_err());
+        let config = EdgeConfig {
+            request_timeout_ms: 0,
+            ..EdgeConfig::default()
+        };
+        assert!(config.validate().is_err());
+        let config = EdgeConfig {
+            cors_allowed_origins: vec!["https://ok.example\n".into()],
+            ..EdgeConfig::default()
+        };
+        assert!(config.validate().is_err());
+    }
+}

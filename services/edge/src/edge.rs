@@ -1,0 +1,179 @@
+//! The [`Edge`] handle: built once from the config, the descriptor set and
+//! the upstream channels; cheap to clone.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use bytes::Bytes;
+use http::{HeaderValue, StatusCode, header};
+use prost_reflect::{DescriptorPool, SerializeOptions};
+use tonic::transport::Channel;
+
+use crate::auth::Authenticator;
+use crate::config::EdgeConfig;
+use crate::errors::{EdgeError, EdgeResult};
+use crate::routes::RouteTable;
+use crate::{dispatch, layers, openapi};
+
+/// One public service and the channel that reaches it.
+pub struct Upstream {
+    /// Full service name, e.g. `tyboo.tenancy.v1.TenancyService`.
+    pub service: String,
+    pub channel: Channel,
+}
+
+/// Where a native gRPC call of a public method goes.
+#[derive(Clone, Debug)]
+pub(crate) struct GrpcTarget {
+    pub(crate) channel: Channel,
+    /// `/service/Method`: bounded by the descriptors, so a fine metric label.
+    pub(crate) label: Arc<str>,
+}
+
+/// What every request handler shares.
+pub(crate) struct Shared {
+    pub(crate) config: EdgeConfig,
+    pub(crate) routes: RouteTable,
+    pub(crate) channels: HashMap<String, Channel>,
+    /// Keyed by `/service/Method` for every method of a public service.
+    pub(crate) grpc_targets: HashMap<String, GrpcTarget>,
+    pub(crate) authenticator: Authenticator,
+    pub(crate) serialize_options: SerializeOptions,
+    openapi: Bytes,
+    serving: AtomicBool,
+}
+
+/// The public entry point: HTTP/JSON transcoding, native gRPC passthrough,
+/// `/openapi.json`, `/healthz` and `/metrics`, all on one listener.
+#[derive(Clone)]
+pub struct Edge {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Edge {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Edge")
+            .field("routes", &self.shared.routes.routes().len())
+            .field("services", &self.shared.channels.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Edge {
+    /// `public` are the services routed for the public (HTTP/JSON from their
+    /// annotations and native gRPC passthrough); `auth` reaches tenancy's
+    /// `AuthService`, which turns API keys into principal tokens.
+    pub fn new(config: EdgeConfig, public: Vec<Upstream>, auth: Channel) -> EdgeResult<Edge> {
+        config.validate()?;
+        let pool = DescriptorPool::decode(tyboo_proto::FILE_DESCRIPTOR_SET)?;
+
+        let mut channels = HashMap::new();
+        let mut grpc_targets = HashMap::new();
+        let mut seen = HashSet::new();
+        for upstream in public {
+            if !seen.insert(upstream.service.clone()) {
+                return Err(EdgeError::DuplicateService(upstream.service));
+            }
+            let service = pool
+                .get_service_by_name(&upstream.service)
+                .ok_or_else(|| EdgeError::UnknownService(upstream.service.clone()))?;
+            for method in service.methods() {
+                let path = format!("/{}/{}", service.full_name(), method.name());
+                let target = GrpcTarget {
+                    channel: upstream.channel.clone(),
+                    label: Arc::from(path.as_str()),
+                };
+                grpc_targets.insert(path, target);
+            }
+            channels.insert(upstream.service, upstream.channel);
+        }
+        let mut service_names: Vec<String> = channels.keys().cloned().collect();
+        service_names.sort();
+        let routes = RouteTable::build(&pool, &service_names)?;
+        let openapi = Bytes::from(openapi::document(&routes).to_string());
+
+        // The process recorder must exist before the first request is counted.
+        tyboo_runtime::telemetry::init_metrics();
+        crate::metrics::describe();
+        tracing::info!(
+            routes = routes.routes().len(),
+            services = ?service_names,
+            "edge routes built from the descriptor set"
+        );
+
+        let serialize_options =
+            SerializeOptions::new().skip_default_fields(!config.json_emit_defaults);
+        let authenticator = Authenticator::new(
+            auth,
+            Duration::from_secs(config.auth_cache_ttl_seconds),
+            config.auth_cache_max_entries,
+        );
+        Ok(Edge {
+            shared: Arc::new(Shared {
+                config,
+                routes,
+                channels,
+                grpc_targets,
+                authenticator,
+                serialize_options,
+                openapi,
+                serving: AtomicBool::new(true),
+            }),
+        })
+    }
+
+    /// Every route of the edge, wrapped in its middleware stack.
+    pub fn router(&self) -> Router {
+        let router = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/metrics", get(metrics_text))
+            .route("/openapi.json", get(openapi_json))
+            .fallback(dispatch::dispatch)
+            .with_state(Arc::clone(&self.shared));
+        layers::apply(router, &self.shared.config)
+    }
+
+    /// Marks the edge as serving or draining; `/healthz` answers 503 while
+    /// draining so load balancers stop sending new traffic.
+    pub fn set_serving(&self, serving: bool) {
+        self.shared.serving.store(serving, Ordering::SeqCst);
+    }
+}
+
+async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
+    let (status, text) = if shared.serving.load(Ordering::SeqCst) {
+        (StatusCode::OK, "SERVING")
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
+    };
+    (status, axum::Json(serde_json::json!({ "status": text }))).into_response()
+}
+
+async fn metrics_text() -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        tyboo_runtime::telemetry::render_metrics(),
+    )
+        .into_response()
+}
+
+async fn openapi_json(State(shared): State<Arc<Shared>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        shared.openapi.clone(),
+    )
+        .into_response()
+}

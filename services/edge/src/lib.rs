@@ -1,0 +1,33 @@
+//! The public entry point of the mesh.
+//!
+//! The edge owns nothing durable. It turns public HTTP/JSON into gRPC calls on
+//! the public services, routed only by the `google.api.http` annotations in the
+//! descriptor set (so an annotated RPC added later needs no edge code), passes
+//! native gRPC through to the same services, and in both cases exchanges the
+//! caller's API key for a short-lived principal token that the services verify
+//! themselves. It also serves `/openapi.json` generated from the same
+//! descriptors, `/healthz` and `/metrics`.
+//!
+//! How a request flows: `layers` (metrics, request id, CORS, deadline, body
+//! limit) → `dispatch` (gRPC passthrough or JSON) → `routes` / `path_template`
+//! (which RPC) → `auth` (API key → principal token) → `transcode` (JSON ↔
+//! message) → `upstream` (the gRPC call) → `errors` (JSON error bodies).
+#![forbid(unsafe_code)]
+
+mod auth;
+mod config;
+mod dispatch;
+mod edge;
+mod errors;
+mod layers;
+pub mod metrics;
+mod openapi;
+mod passthrough;
+mod path_template;
+mod routes;
+mod transcode;
+mod upstream;
+
+pub use config::EdgeConfig;
+pub use edge::{Edge, Upstream};
+pub use errors::{EdgeError, EdgeResult};

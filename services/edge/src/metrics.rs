@@ -1,0 +1,47 @@
+//! The edge's metric names, with their units, and their descriptions.
+//!
+//! Label values are bounded: `route` is a route template (or `/service/Method`
+//! for gRPC, or one of a few fixed names), never a raw path or a user id.
+
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+
+/// Requests answered, by `route`, `method` and HTTP `status`.
+pub const REQUESTS_TOTAL: &str = "tyboo_edge_requests_total";
+/// Time from request to response head, by `route` and `method`.
+pub const REQUEST_DURATION_SECONDS: &str = "tyboo_edge_request_duration_seconds";
+/// Requests being served right now.
+pub const REQUESTS_IN_FLIGHT: &str = "tyboo_edge_requests_in_flight";
+/// Principal token cache lookups, by `result` (`hit` or `miss`).
+pub const AUTH_CACHE_LOOKUPS_TOTAL: &str = "tyboo_edge_auth_cache_lookups_total";
+
+pub const ROUTE_LABEL: &str = "route";
+pub const METHOD_LABEL: &str = "method";
+pub const STATUS_LABEL: &str = "status";
+pub const RESULT_LABEL: &str = "result";
+
+/// The `route` of a request that matched nothing.
+pub const UNMATCHED_ROUTE: &str = "unmatched";
+
+/// Describes every edge metric to the installed recorder; call once at start.
+pub fn describe() {
+    describe_counter!(
+        REQUESTS_TOTAL,
+        Unit::Count,
+        "Requests answered by the edge, by route template, method and HTTP status"
+    );
+    describe_histogram!(
+        REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "Time from request to response head at the edge"
+    );
+    describe_gauge!(
+        REQUESTS_IN_FLIGHT,
+        Unit::Count,
+        "Requests the edge is serving now"
+    );
+    describe_counter!(
+        AUTH_CACHE_LOOKUPS_TOTAL,
+        Unit::Count,
+        "Principal token cache lookups by result (hit or miss)"
+    );
+}
