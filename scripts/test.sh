@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, contract lint, and every test on
+# the embedded backends (SQLite) and on PostgreSQL + Redis.
+#
+# Works from a fresh clone: it installs the tools it needs (buf from npm,
+# Python's grpcio for the reflection-only client) into a cache outside the
+# clone, and starts PostgreSQL and Redis if they are not answering.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+# Build output and tools live outside the clone so repeated runs reuse them.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/var/tmp/tyboo/target}"
+tools="${TYBOO_TOOLS_DIR:-/var/tmp/tyboo/tools}"
+export CARGO_TERM_COLOR=never
+export RUST_BACKTRACE=1
+mkdir -p "$CARGO_TARGET_DIR" "$tools"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "PostgreSQL and Redis"
+bash "$root/scripts/services.sh"
+
+step "tools: buf, grpcio, jq"
+command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
+buf_version=1.75.0
+if [ ! -x "$tools/node_modules/.bin/buf" ] || \
+   [ "$("$tools/node_modules/.bin/buf" --version 2>/dev/null)" != "$buf_version" ]; then
+  npm install --silent --no-audit --no-fund --prefix "$tools" "@bufbuild/buf@$buf_version"
+fi
+if ! python3 -c 'import grpc, grpc_reflection, google.protobuf' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check \
+    'grpcio>=1.60' 'grpcio-reflection>=1.60' 'protobuf>=4.25'
+fi
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "buf lint"
+"$tools/node_modules/.bin/buf" lint
+
+step "cargo clippy -D warnings"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "tests on SQLite and in-process backends"
+TYBOO_TEST_BACKEND=sqlite cargo test --workspace --locked
+
+step "tests on PostgreSQL"
+TYBOO_TEST_BACKEND=postgres \
+TYBOO_TEST_POSTGRES_URL="${TYBOO_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/postgres}" \
+  cargo test --workspace --locked

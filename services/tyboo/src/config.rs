@@ -1,0 +1,151 @@
+//! The whole configuration of a Tyboo process. Every default lives here (and
+//! in the sections the service crates own) and is listed in the README.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tyboo_edge::EdgeConfig;
+use tyboo_runtime::server::GrpcConfig;
+use tyboo_runtime::telemetry::LogConfig;
+use tyboo_tenancy::TenancyConfig;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TybooConfig {
+    /// Where SQLite files live when `database_url` is empty.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to run on PostgreSQL (each service in its own schema);
+    /// empty for SQLite files under `data_dir`.
+    pub database_url: String,
+    pub log: LogConfig,
+    pub grpc: GrpcConfig,
+    pub listen: ListenConfig,
+    pub endpoints: EndpointsConfig,
+    pub edge: EdgeConfig,
+    pub tenancy: TenancyConfig,
+    pub bootstrap: BootstrapConfig,
+}
+
+impl Default for TybooConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./tyboo-data"),
+            database_url: String::new(),
+            log: LogConfig::default(),
+            grpc: GrpcConfig::default(),
+            listen: ListenConfig::default(),
+            endpoints: EndpointsConfig::default(),
+            edge: EdgeConfig::default(),
+            tenancy: TenancyConfig::default(),
+            bootstrap: BootstrapConfig::default(),
+        }
+    }
+}
+
+/// The address each server binds. Port 0 picks a free port (tests).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ListenConfig {
+    /// Public HTTP/1.1 and h2c gRPC on one port.
+    pub edge: SocketAddr,
+    pub tenancy: SocketAddr,
+    pub vault: SocketAddr,
+    pub executor: SocketAddr,
+    pub template: SocketAddr,
+    pub metering: SocketAddr,
+    /// `/metrics` and `/healthz` for the process.
+    pub admin: SocketAddr,
+}
+
+impl Default for ListenConfig {
+    fn default() -> Self {
+        let local = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        Self {
+            edge: local(8080),
+            tenancy: local(50051),
+            vault: local(50052),
+            executor: local(50053),
+            template: local(50054),
+            metering: local(50055),
+            admin: local(9090),
+        }
+    }
+}
+
+/// Where to reach other services. Empty means "this process": `tyboo up`
+/// fills them in from the addresses it bound.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EndpointsConfig {
+    /// For example `http://tyboo-tenancy:50051`.
+    pub tenancy: String,
+}
+
+/// What the first start of an empty platform creates.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BootstrapConfig {
+    pub enabled: bool,
+    pub organization: String,
+    pub workspace: String,
+    pub owner_email: String,
+}
+
+impl Default for BootstrapConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            organization: "Default organization".to_owned(),
+            workspace: "Default workspace".to_owned(),
+            owner_email: "owner@tyboo.local".to_owned(),
+        }
+    }
+}
+
+impl TybooConfig {
+    /// The database URL of one service: the shared PostgreSQL URL, or a
+    /// SQLite file of its own under the data folder.
+    pub fn database_url_for(&self, service: &str) -> String {
+        if self.database_url.is_empty() {
+            let path = self.data_dir.join(format!("{service}.db"));
+            format!("sqlite://{}?mode=rwc", path.display())
+        } else {
+            self.database_url.clone()
+        }
+    }
+
+    /// Checks what serde cannot.
+    pub fn validate(&self) -> Result<(), String> {
+        if !self.database_url.is_empty()
+            && !self.database_url.starts_with("postgres://")
+            && !self.database_url.starts_with("postgresql://")
+            && !self.database_url.starts_with("sqlite:")
+        {
+            return Err("database_url: must be a postgres:// or sqlite: URL".to_owned());
+        }
+        if self.grpc.max_message_bytes < 1024 {
+            return Err("grpc.max_message_bytes: must be at least 1024".to_owned());
+        }
+        if self.edge.max_body_bytes == 0 {
+            return Err("edge.max_body_bytes: must be positive".to_owned());
+        }
+        Ok(())
+    }
+
+    /// The configuration as TOML, with secrets masked.
+    pub fn to_redacted_toml(&self) -> String {
+        let mut shown = self.clone();
+        if !shown.tenancy.service_secret.is_empty() {
+            shown.tenancy.service_secret = "********".to_owned();
+        }
+        if let Some(at) = shown.database_url.find('@')
+            && let Some(scheme_end) = shown.database_url.find("://")
+            && let Some(colon) = shown.database_url[scheme_end + 3..at].find(':')
+        {
+            let start = scheme_end + 3 + colon + 1;
+            shown.database_url.replace_range(start..at, "********");
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|error| format!("# cannot render: {error}"))
+    }
+}

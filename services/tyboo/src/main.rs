@@ -1,0 +1,118 @@
+//! `tyboo`: the one binary of Tyboo Studio.
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use serde::Serialize;
+use tyboo::config::TybooConfig;
+use tyboo::mesh::{self, Mesh, ServiceName};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tyboo",
+    version,
+    about = "Tyboo Studio: multi-tenant workflow automation"
+)]
+struct Cli {
+    /// A TOML configuration file (also `TYBOO_CONFIG`).
+    #[arg(long, global = true, env = "TYBOO_CONFIG")]
+    config: Option<PathBuf>,
+    /// Where SQLite files live (`data_dir`).
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// `postgres://…` to run on PostgreSQL (`database_url`).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// Print the resolved configuration as TOML and exit.
+    #[arg(long, global = true)]
+    dump_config: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run every service and the edge in this process, each on its own port.
+    Up,
+    /// Run one service.
+    Serve {
+        #[arg(value_enum)]
+        service: ServiceName,
+    },
+    /// Apply every service's database migrations and exit.
+    Migrate,
+}
+
+/// The flags that override configuration keys; unset flags leave them be.
+#[derive(Serialize)]
+struct Flags {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    database_url: Option<String>,
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let flags = Flags {
+        data_dir: cli.data_dir.clone(),
+        database_url: cli.database_url.clone(),
+    };
+    let config: TybooConfig = tyboo_runtime::config::load(cli.config.as_deref(), &flags)?;
+    config.validate().map_err(anyhow::Error::msg)?;
+    if cli.dump_config {
+        print!("{}", config.to_redacted_toml());
+        return Ok(());
+    }
+    tyboo_runtime::telemetry::init_logging(&config.log);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?
+        .block_on(run(cli.command, config))
+}
+
+async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
+    let mesh = match command {
+        Command::Migrate => {
+            mesh::migrate(&config).await?;
+            println!("migrations applied");
+            return Ok(());
+        }
+        Command::Up => Mesh::start_embedded(config).await?,
+        Command::Serve { service } => Mesh::start_one(config, service).await?,
+    };
+    announce(&mesh);
+    mesh.shutdown().listen_for_signals();
+    mesh.wait().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Prints every address, and the owner's API key once on first start.
+fn announce(mesh: &Mesh) {
+    println!("Tyboo Studio is running.");
+    if let Some(address) = mesh.edge_address {
+        println!("  edge      http://{address}  (HTTP/JSON and gRPC)");
+    }
+    if let Some(address) = mesh.tenancy_address {
+        println!("  tenancy   {address}  (gRPC, reflection on)");
+    }
+    println!("  metrics   http://{}/metrics", mesh.admin_address);
+    if let Some(bootstrap) = &mesh.bootstrap {
+        println!();
+        println!("First start: created an organization, a workspace and its owner.");
+        println!("  organization  {}", bootstrap.organization_id);
+        println!("  workspace     {}", bootstrap.workspace_id);
+        println!(
+            "  owner         {} ({})",
+            bootstrap.owner_email, bootstrap.user_id
+        );
+        println!("  API key       {}", bootstrap.api_key);
+        println!("The API key is shown only this once; keep it.");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+}

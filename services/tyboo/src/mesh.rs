@@ -1,0 +1,307 @@
+//! Starting the mesh: every service embedded in one process (`tyboo up`),
+//! one service on its own (`tyboo serve <service>`), or only migrations.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tonic::service::Routes;
+use tonic::transport::{Channel, Endpoint};
+use tyboo_edge::{Edge, Upstream};
+use tyboo_proto::tenancy::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
+use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
+use tyboo_runtime::server::GrpcServer;
+use tyboo_runtime::shutdown::Shutdown;
+use tyboo_tenancy::{Bootstrap, Tenancy};
+
+use crate::config::TybooConfig;
+
+/// The services that exist so far and can be served alone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ServiceName {
+    Tenancy,
+    Edge,
+}
+
+/// A running mesh (or part of one) in this process.
+pub struct Mesh {
+    pub edge_address: Option<SocketAddr>,
+    pub tenancy_address: Option<SocketAddr>,
+    pub admin_address: SocketAddr,
+    /// What the first start created, when this start was the first.
+    pub bootstrap: Option<Bootstrap>,
+    shutdown: Shutdown,
+    services_shutdown: Shutdown,
+    tasks: JoinSet<anyhow::Result<()>>,
+}
+
+impl Mesh {
+    /// `tyboo up`: tenancy and the edge on their own loopback ports, on
+    /// SQLite under the data folder unless a database URL is configured.
+    pub async fn start_embedded(config: TybooConfig) -> anyhow::Result<Mesh> {
+        let mut starter = Starter::new(&config).await?;
+        let tenancy = open_tenancy(&config).await?;
+        let bootstrap = if config.bootstrap.enabled {
+            tenancy
+                .bootstrap_if_empty(
+                    &config.bootstrap.organization,
+                    &config.bootstrap.workspace,
+                    &config.bootstrap.owner_email,
+                )
+                .await
+                .context("creating the first organization")?
+        } else {
+            None
+        };
+        let tenancy_address = starter.serve_tenancy(&config, tenancy).await?;
+        let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
+        let edge_address = starter.serve_edge(&config, tenancy_channel).await?;
+        Ok(starter.finish(Some(edge_address), Some(tenancy_address), bootstrap))
+    }
+
+    /// `tyboo serve <service>`: one service of a distributed deployment.
+    pub async fn start_one(config: TybooConfig, service: ServiceName) -> anyhow::Result<Mesh> {
+        let mut starter = Starter::new(&config).await?;
+        match service {
+            ServiceName::Tenancy => {
+                let tenancy = open_tenancy(&config).await?;
+                let bootstrap = if config.bootstrap.enabled {
+                    tenancy
+                        .bootstrap_if_empty(
+                            &config.bootstrap.organization,
+                            &config.bootstrap.workspace,
+                            &config.bootstrap.owner_email,
+                        )
+                        .await?
+                } else {
+                    None
+                };
+                let address = starter.serve_tenancy(&config, tenancy).await?;
+                Ok(starter.finish(None, Some(address), bootstrap))
+            }
+            ServiceName::Edge => {
+                if config.endpoints.tenancy.is_empty() {
+                    bail!("endpoints.tenancy: must be set to serve the edge alone");
+                }
+                let channel = lazy_channel(&config.endpoints.tenancy)?;
+                let address = starter.serve_edge(&config, channel).await?;
+                Ok(starter.finish(Some(address), None, None))
+            }
+        }
+    }
+
+    /// Starts the drain of every server of this mesh.
+    pub fn shutdown(&self) -> Shutdown {
+        self.shutdown.clone()
+    }
+
+    /// Waits until every server has stopped; the first failure is returned.
+    pub async fn wait(mut self) -> anyhow::Result<()> {
+        let mut first_error = None;
+        while let Some(joined) = self.tasks.join_next().await {
+            let outcome = joined
+                .context("a server task panicked")
+                .and_then(|result| result);
+            if let Err(error) = outcome {
+                tracing::error!(error = %format!("{error:#}"), "server stopped with an error");
+                // One server failing takes the others down with it.
+                self.shutdown.trigger();
+                self.services_shutdown.trigger();
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Drains and stops everything.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.trigger();
+        self.wait().await
+    }
+}
+
+/// Applies every service's migrations (`tyboo migrate`).
+pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
+    open_tenancy(config).await?;
+    Ok(())
+}
+
+async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    }
+    let tenancy = Tenancy::connect(&config.database_url_for("tenancy"), config.tenancy.clone())
+        .await
+        .context("connecting tenancy to its database")?;
+    tenancy.migrate().await.context("migrating tenancy")?;
+    Ok(tenancy)
+}
+
+fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
+    Ok(Endpoint::from_shared(url.to_owned())
+        .with_context(|| format!("invalid endpoint {url}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .connect_lazy())
+}
+
+async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(address)
+        .await
+        .with_context(|| format!("binding the {what} port {address}"))
+}
+
+/// Binds listeners first and spawns servers on them, so addresses are known
+/// (and free) before anything announces them.
+///
+/// Two drains run in order: the edge first, so requests it is still serving
+/// can reach the services behind it, then the services themselves.
+struct Starter {
+    /// The process's drain signal (SIGTERM); the edge follows it.
+    shutdown: Shutdown,
+    /// The services' drain, started once the edge has finished.
+    services_shutdown: Shutdown,
+    edge_done: Option<tokio::sync::oneshot::Receiver<()>>,
+    tasks: JoinSet<anyhow::Result<()>>,
+    admin_address: SocketAddr,
+}
+
+impl Starter {
+    async fn new(config: &TybooConfig) -> anyhow::Result<Starter> {
+        tyboo_runtime::telemetry::init_metrics();
+        let shutdown = Shutdown::new();
+        let services_shutdown = Shutdown::new();
+        let mut tasks = JoinSet::new();
+        let admin = bind(config.listen.admin, "admin").await?;
+        let admin_address = admin.local_addr()?;
+        let admin_shutdown = services_shutdown.clone();
+        tasks.spawn(async move {
+            tyboo_runtime::telemetry::serve_admin(admin, admin_shutdown)
+                .await
+                .context("admin server")
+        });
+        Ok(Starter {
+            shutdown,
+            services_shutdown,
+            edge_done: None,
+            tasks,
+            admin_address,
+        })
+    }
+
+    async fn serve_tenancy(
+        &mut self,
+        config: &TybooConfig,
+        tenancy: Tenancy,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = bind(config.listen.tenancy, "tenancy").await?;
+        let address = listener.local_addr()?;
+        let limit = config.grpc.max_message_bytes;
+        let routes = Routes::new(
+            tenancy
+                .tenancy_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            tenancy
+                .auth_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        );
+        let server = GrpcServer::new(routes, vec![TENANCY_SERVICE, AUTH_SERVICE]);
+        let grpc_config = config.grpc.clone();
+        let shutdown = self.services_shutdown.clone();
+        self.tasks.spawn(async move {
+            server
+                .serve(listener, &grpc_config, shutdown)
+                .await
+                .context("tenancy server")
+        });
+        tracing::info!(%address, "tenancy serving");
+        Ok(address)
+    }
+
+    async fn serve_edge(
+        &mut self,
+        config: &TybooConfig,
+        tenancy: Channel,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = bind(config.listen.edge, "edge").await?;
+        let address = listener.local_addr()?;
+        let edge = Edge::new(
+            config.edge.clone(),
+            vec![Upstream {
+                service: TENANCY_SERVICE.to_owned(),
+                channel: tenancy.clone(),
+            }],
+            tenancy,
+        )
+        .context("building the edge's routes")?;
+        let router = edge.router();
+        let shutdown = self.shutdown.clone();
+        let drain_timeout = Duration::from_secs(config.grpc.drain_timeout_seconds);
+        let (done_sender, done_receiver) = tokio::sync::oneshot::channel();
+        self.edge_done = Some(done_receiver);
+        self.tasks.spawn(async move {
+            let drain_started = {
+                let shutdown = shutdown.clone();
+                let edge = edge.clone();
+                async move {
+                    shutdown.signaled().await;
+                    edge.set_serving(false);
+                    tracing::info!("edge draining");
+                }
+            };
+            let server = axum::serve(listener, router).with_graceful_shutdown(drain_started);
+            let outcome = tokio::select! {
+                result = server => result.context("edge server"),
+                () = async {
+                    shutdown.signaled().await;
+                    tokio::time::sleep(drain_timeout).await;
+                } => {
+                    tracing::warn!("edge drain timeout passed with requests still open; stopping");
+                    Ok(())
+                }
+            };
+            // The receiver is gone only if the mesh itself is gone.
+            let _ = done_sender.send(());
+            outcome
+        });
+        tracing::info!(%address, "edge serving");
+        Ok(address)
+    }
+
+    fn finish(
+        mut self,
+        edge_address: Option<SocketAddr>,
+        tenancy_address: Option<SocketAddr>,
+        bootstrap: Option<Bootstrap>,
+    ) -> Mesh {
+        let shutdown = self.shutdown.clone();
+        let services_shutdown = self.services_shutdown.clone();
+        let edge_done = self.edge_done.take();
+        self.tasks.spawn(async move {
+            shutdown.signaled().await;
+            if let Some(edge_done) = edge_done {
+                // An error means the edge task ended without saying so
+                // (it failed); either way it serves nothing any more.
+                let _ = edge_done.await;
+            }
+            services_shutdown.trigger();
+            Ok(())
+        });
+        Mesh {
+            edge_address,
+            tenancy_address,
+            admin_address: self.admin_address,
+            bootstrap,
+            shutdown: self.shutdown,
+            services_shutdown: self.services_shutdown,
+            tasks: self.tasks,
+        }
+    }
+}

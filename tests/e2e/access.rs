@@ -1,0 +1,165 @@
+//! Who may see what: workspace isolation and the life of API keys.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::sandbox::Sandbox;
+
+/// The parts of an error a caller can compare: everything but its request id.
+fn without_request_id(mut error: serde_json::Value) -> serde_json::Value {
+    error.as_object_mut().unwrap().remove("request_id");
+    error
+}
+
+#[tokio::test]
+async fn another_workspace_looks_exactly_like_no_workspace() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+
+    let (status, created) = sandbox
+        .post("/v1/workspaces", Some(&owner), json!({"name": "Team B"}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let workspace_b = created["workspace"]["id"].as_str().unwrap().to_owned();
+    let key_b = created["ownerApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Key B sees workspace B.
+    let (status, _) = sandbox
+        .get(&format!("/v1/workspaces/{workspace_b}/members"), &key_b)
+        .await;
+    assert_eq!(status, 200);
+
+    // Key A asking for B's members, and for a workspace that never existed.
+    let (status_b, answer_b) = sandbox
+        .get(&format!("/v1/workspaces/{workspace_b}/members"), &owner)
+        .await;
+    let missing = uuid::Uuid::now_v7();
+    let (status_missing, answer_missing) = sandbox
+        .get(&format!("/v1/workspaces/{missing}/members"), &owner)
+        .await;
+    assert_eq!(status_b, 404, "{answer_b}");
+    assert_eq!(status_b, status_missing);
+    assert_eq!(
+        without_request_id(answer_b),
+        without_request_id(answer_missing)
+    );
+
+    // Nor can A act in B by naming it in a body-bearing call.
+    let (status, _) = sandbox
+        .post(
+            &format!("/v1/workspaces/{workspace_b}/invitations"),
+            Some(&owner),
+            json!({"email": "x@example.com", "role": "ROLE_VIEWER"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, pending) = sandbox
+        .get(&format!("/v1/workspaces/{workspace_b}/invitations"), &key_b)
+        .await;
+    assert_eq!(
+        pending["invitations"].as_array().map(Vec::len).unwrap_or(0),
+        0
+    );
+
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn expired_revoked_and_rotated_keys_get_401() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+    let keys_path = format!("/v1/workspaces/{}/api-keys", sandbox.workspace_id);
+
+    // An expiry in the past is refused; a near one is accepted and then lapses.
+    let past = (chrono::Utc::now() - chrono::Duration::minutes(1)).to_rfc3339();
+    let (status, refused) = sandbox
+        .post(
+            &keys_path,
+            Some(&owner),
+            json!({"name": "old", "expireTime": past}),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let (status, short) = sandbox
+        .post(
+            &keys_path,
+            Some(&owner),
+            json!({"name": "short", "expireTime": soon}),
+        )
+        .await;
+    assert_eq!(status, 200, "{short}");
+    let short_key = short["apiKey"]["secret"].as_str().unwrap().to_owned();
+    assert_eq!(sandbox.get("/v1/me", &short_key).await.0, 200);
+
+    // Revoke.
+    let (_, created) = sandbox
+        .post(&keys_path, Some(&owner), json!({"name": "to-revoke"}))
+        .await;
+    let revoked_key = created["apiKey"]["secret"].as_str().unwrap().to_owned();
+    let revoked_id = created["apiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sandbox.get("/v1/me", &revoked_key).await.0, 200);
+    let (status, _) = sandbox
+        .call(
+            Method::DELETE,
+            &format!("{keys_path}/{revoked_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, error) = sandbox.get("/v1/me", &revoked_key).await;
+    assert_eq!(status, 401, "{error}");
+    assert_eq!(error["code"], "UNAUTHENTICATED");
+
+    // Rotate: the old secret stops, the new one works.
+    let (_, created) = sandbox
+        .post(&keys_path, Some(&owner), json!({"name": "to-rotate"}))
+        .await;
+    let old_secret = created["apiKey"]["secret"].as_str().unwrap().to_owned();
+    let rotate_id = created["apiKey"]["apiKey"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(sandbox.get("/v1/me", &old_secret).await.0, 200);
+    let (status, rotated) = sandbox
+        .post(
+            &format!("{keys_path}/{rotate_id}:rotate"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["apiKey"]["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(sandbox.get("/v1/me", &old_secret).await.0, 401);
+    assert_eq!(sandbox.get("/v1/me", &new_secret).await.0, 200);
+
+    // Listed keys show prefixes, never secrets.
+    let (_, listed) = sandbox.get(&keys_path, &owner).await;
+    let text = listed.to_string();
+    assert!(!text.contains(&new_secret));
+    assert!(listed["apiKeys"].as_array().unwrap().iter().all(|key| {
+        key["prefix"]
+            .as_str()
+            .is_some_and(|prefix| new_secret.starts_with(prefix) || !prefix.is_empty())
+    }));
+
+    // Unknown and malformed keys.
+    assert_eq!(sandbox.get("/v1/me", "tyb_not_a_real_key").await.0, 401);
+    let (status, _) = sandbox.call(Method::GET, "/v1/me", None, None).await;
+    assert_eq!(status, 401);
+
+    // By now the short-lived key has expired.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (status, _) = sandbox.get("/v1/me", &short_key).await;
+    assert_eq!(status, 401);
+
+    sandbox.stop().await;
+}

@@ -1,0 +1,208 @@
+//! Native gRPC through the edge with an API key, and the operator's view of
+//! a service: health and reflection.
+
+use tonic::Code;
+use tyboo_proto::common::Role;
+use tyboo_proto::tenancy::auth_service_client::AuthServiceClient;
+use tyboo_proto::tenancy::tenancy_service_client::TenancyServiceClient;
+use tyboo_proto::tenancy::*;
+
+use crate::sandbox::{Sandbox, with_key};
+
+#[tokio::test]
+async fn member_lifecycle_over_native_grpc_through_the_edge() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+    let workspace_id = sandbox.workspace_id.clone();
+    let mut client = TenancyServiceClient::new(sandbox.edge_channel().await);
+
+    let invitation = client
+        .create_invitation(with_key(
+            CreateInvitationRequest {
+                workspace_id: workspace_id.clone(),
+                email: "lin@example.com".into(),
+                role: Role::Editor as i32,
+                ttl_seconds: 0,
+            },
+            &owner,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let accepted = client
+        .accept_invitation(tonic::Request::new(AcceptInvitationRequest {
+            token: invitation.token.clone(),
+            display_name: "Lin".into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let lin = accepted.member.unwrap();
+    let lin_key = accepted.api_key.unwrap().secret;
+
+    let members = client
+        .list_members(with_key(
+            ListMembersRequest {
+                workspace_id: workspace_id.clone(),
+            },
+            &lin_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner()
+        .members;
+    assert_eq!(members.len(), 2);
+
+    // An editor may not invite; nor raise anyone.
+    let denied = client
+        .create_invitation(with_key(
+            CreateInvitationRequest {
+                workspace_id: workspace_id.clone(),
+                email: "eve@example.com".into(),
+                role: Role::Viewer as i32,
+                ttl_seconds: 0,
+            },
+            &lin_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+
+    let promoted = client
+        .update_member_role(with_key(
+            UpdateMemberRoleRequest {
+                workspace_id: workspace_id.clone(),
+                user_id: lin.user_id.clone(),
+                role: Role::Admin as i32,
+            },
+            &owner,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(promoted.member.unwrap().role, Role::Admin as i32);
+
+    // An admin cannot change an owner, nor make someone an owner.
+    let refused = client
+        .update_member_role(with_key(
+            UpdateMemberRoleRequest {
+                workspace_id: workspace_id.clone(),
+                user_id: sandbox.owner_id.clone(),
+                role: Role::Viewer as i32,
+            },
+            &lin_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+    let refused = client
+        .update_member_role(with_key(
+            UpdateMemberRoleRequest {
+                workspace_id: workspace_id.clone(),
+                user_id: lin.user_id.clone(),
+                role: Role::Owner as i32,
+            },
+            &lin_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
+
+    client
+        .remove_member(with_key(
+            RemoveMemberRequest {
+                workspace_id: workspace_id.clone(),
+                user_id: lin.user_id.clone(),
+            },
+            &owner,
+        ))
+        .await
+        .unwrap();
+    let after = client
+        .list_members(with_key(ListMembersRequest { workspace_id }, &lin_key))
+        .await
+        .unwrap_err();
+    assert_eq!(after.code(), Code::Unauthenticated);
+
+    // Bad keys and internal services are refused at the edge.
+    let status = client
+        .get_current_principal(with_key(GetCurrentPrincipalRequest {}, "tyb_wrong"))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+    let mut auth_through_edge = AuthServiceClient::new(sandbox.edge_channel().await);
+    let status = auth_through_edge
+        .get_signing_keys(GetSigningKeysRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented);
+
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn services_answer_health_and_reject_raw_api_keys() {
+    let sandbox = Sandbox::start().await;
+    let channel = sandbox.tenancy_channel().await;
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    for service in [
+        "",
+        "tyboo.tenancy.v1.TenancyService",
+        "tyboo.tenancy.v1.AuthService",
+    ] {
+        let status = health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+
+    // Services take principal tokens, not API keys.
+    let mut tenancy = TenancyServiceClient::new(channel.clone());
+    let status = tenancy
+        .get_current_principal(with_key(GetCurrentPrincipalRequest {}, &sandbox.owner_key))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    let mut auth = AuthServiceClient::new(channel);
+    let authenticated = auth
+        .authenticate(AuthenticateRequest {
+            api_key: sandbox.owner_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let me = tenancy
+        .get_current_principal(with_key(
+            GetCurrentPrincipalRequest {},
+            &authenticated.token,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(me.principal.unwrap().workspace_id, sandbox.workspace_id);
+
+    // A token whose signature was altered is refused.
+    let mut forged = authenticated.token.clone();
+    forged.pop();
+    forged.push(if authenticated.token.ends_with('A') {
+        'B'
+    } else {
+        'A'
+    });
+    let status = tenancy
+        .get_current_principal(with_key(GetCurrentPrincipalRequest {}, &forged))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unauthenticated);
+
+    sandbox.stop().await;
+}

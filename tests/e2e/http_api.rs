@@ -1,0 +1,286 @@
+//! The public HTTP/JSON API through the edge, as curl users see it.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::sandbox::Sandbox;
+
+#[tokio::test]
+async fn member_lifecycle_over_json() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+    let workspace = sandbox.workspace_id.clone();
+    let members_path = format!("/v1/workspaces/{workspace}/members");
+
+    let (status, me) = sandbox.get("/v1/me", &owner).await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["principal"]["role"], "ROLE_OWNER");
+    assert_eq!(me["email"], "owner@example.com");
+
+    // Invite, list pending, accept with the token (no API key needed).
+    let (status, invitation) = sandbox
+        .post(
+            &format!("/v1/workspaces/{workspace}/invitations"),
+            Some(&owner),
+            json!({"email": "Ada@Example.com", "role": "ROLE_EDITOR"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{invitation}");
+    assert_eq!(
+        invitation["invitation"]["state"],
+        "INVITATION_STATE_PENDING"
+    );
+    assert_eq!(invitation["invitation"]["email"], "ada@example.com");
+    let token = invitation["token"].as_str().unwrap().to_owned();
+
+    let (status, pending) = sandbox
+        .get(&format!("/v1/workspaces/{workspace}/invitations"), &owner)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(pending["invitations"].as_array().unwrap().len(), 1);
+
+    let (status, accepted) = sandbox
+        .post(
+            "/v1/invitations:accept",
+            None,
+            json!({"token": token, "displayName": "Ada"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    let ada_id = accepted["member"]["userId"].as_str().unwrap().to_owned();
+    let ada_key = accepted["apiKey"]["secret"].as_str().unwrap().to_owned();
+    assert!(ada_key.starts_with("tyb_"));
+
+    // The token is single-use.
+    let (status, again) = sandbox
+        .post("/v1/invitations:accept", None, json!({"token": token}))
+        .await;
+    assert!(status == 400 || status == 404, "{status} {again}");
+
+    let (status, members) = sandbox.get(&members_path, &ada_key).await;
+    assert_eq!(status, 200, "{members}");
+    let listed = members["members"].as_array().unwrap();
+    assert_eq!(listed.len(), 2);
+    assert!(
+        listed
+            .iter()
+            .any(|member| member["userId"] == ada_id.as_str()
+                && member["role"] == "ROLE_EDITOR"
+                && member["displayName"] == "Ada")
+    );
+
+    // Promote, then demote.
+    let member_path = format!("{members_path}/{ada_id}");
+    let (status, promoted) = sandbox
+        .call(
+            Method::PATCH,
+            &member_path,
+            Some(&owner),
+            Some(json!({"role": "ROLE_ADMIN"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{promoted}");
+    assert_eq!(promoted["member"]["role"], "ROLE_ADMIN");
+    let (status, demoted) = sandbox
+        .call(
+            Method::PATCH,
+            &member_path,
+            Some(&owner),
+            Some(json!({"role": "ROLE_VIEWER"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{demoted}");
+    assert_eq!(demoted["member"]["role"], "ROLE_VIEWER");
+
+    // A viewer cannot invite.
+    let (status, denied) = sandbox
+        .post(
+            &format!("/v1/workspaces/{workspace}/invitations"),
+            Some(&ada_key),
+            json!({"email": "eve@example.com", "role": "ROLE_VIEWER"}),
+        )
+        .await;
+    assert_eq!(status, 403, "{denied}");
+    assert_eq!(denied["code"], "PERMISSION_DENIED");
+    assert!(
+        denied["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
+
+    // The last owner cannot be demoted.
+    let (status, refused) = sandbox
+        .call(
+            Method::PATCH,
+            &format!("{members_path}/{}", sandbox.owner_id),
+            Some(&owner),
+            Some(json!({"role": "ROLE_ADMIN"})),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert_eq!(refused["code"], "FAILED_PRECONDITION");
+
+    // Removing a member ends their keys.
+    let (status, _) = sandbox
+        .call(Method::DELETE, &member_path, Some(&owner), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, gone) = sandbox.get(&members_path, &ada_key).await;
+    assert_eq!(status, 401, "{gone}");
+    let (_, members) = sandbox.get(&members_path, &owner).await;
+    assert_eq!(members["members"].as_array().unwrap().len(), 1);
+
+    // Every change is in the audit log, and the chain holds.
+    let (status, audit) = sandbox
+        .get(
+            &format!("/v1/workspaces/{workspace}/audit-events?pageSize=100"),
+            &owner,
+        )
+        .await;
+    assert_eq!(status, 200, "{audit}");
+    let actions: Vec<&str> = audit["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|event| event["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "invitation.created",
+        "invitation.accepted",
+        "member.role_changed",
+        "member.removed",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let (status, verdict) = sandbox
+        .post(
+            &format!("/v1/workspaces/{workspace}/audit-events:verify"),
+            Some(&owner),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(verdict["intact"], true, "{verdict}");
+
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_400_naming_the_field_and_oversize_gets_413() {
+    let sandbox = Sandbox::start_with(|config| config.edge.max_body_bytes = 4096).await;
+    let owner = sandbox.owner_key.clone();
+    let invitations = sandbox.url(&format!(
+        "/v1/workspaces/{}/invitations",
+        sandbox.workspace_id
+    ));
+    let send_raw = |body: String| {
+        sandbox
+            .http
+            .post(&invitations)
+            .bearer_auth(&owner)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let response = send_raw("{\"email\": ".to_owned()).await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(error["code"], "INVALID_ARGUMENT");
+
+    let response = send_raw(json!({"email": "not-an-address", "role": "ROLE_VIEWER"}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("email"),
+        "{error}"
+    );
+
+    let response = send_raw(json!({"email": "a@example.com", "colour": "red"}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("colour"),
+        "{error}"
+    );
+
+    let response = send_raw(json!({"email": "a@example.com", "role": 17}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+
+    // At the limit passes parsing; one byte more is refused with 413.
+    let padding = |size: usize| {
+        let base =
+            json!({"email": "a@example.com", "role": "ROLE_VIEWER", "ttlSeconds": 60}).to_string();
+        let spaces = " ".repeat(size - base.len());
+        format!("{}{spaces}", base)
+    };
+    let response = send_raw(padding(4096)).await.unwrap();
+    assert_eq!(response.status(), 200, "{}", response.text().await.unwrap());
+    let response = send_raw(padding(4097)).await.unwrap();
+    assert_eq!(response.status(), 413);
+    let error: serde_json::Value = response.json().await.unwrap();
+    assert!(error["request_id"].is_string(), "{error}");
+
+    // Nothing stored was lost: exactly the one good invitation exists.
+    let (_, pending) = sandbox
+        .get(
+            &format!("/v1/workspaces/{}/invitations", sandbox.workspace_id),
+            &owner,
+        )
+        .await;
+    assert_eq!(pending["invitations"].as_array().unwrap().len(), 1);
+
+    let (status, _) = sandbox.get("/v1/no-such-route", &owner).await;
+    assert_eq!(status, 404);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn edge_serves_openapi_health_and_metrics() {
+    let sandbox = Sandbox::start().await;
+    let openapi: serde_json::Value = sandbox
+        .http
+        .get(sandbox.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = openapi["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/v1/workspaces/{workspace_id}/members"));
+    assert!(paths.contains_key("/v1/invitations:accept"));
+
+    let health = sandbox
+        .http
+        .get(sandbox.url("/healthz"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+
+    sandbox.get("/v1/me", &sandbox.owner_key.clone()).await;
+    let metrics = sandbox
+        .http
+        .get(sandbox.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("tyboo_grpc_server_requests_total"),
+        "{metrics}"
+    );
+    sandbox.stop().await;
+}

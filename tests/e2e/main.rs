@@ -1,0 +1,14 @@
+//! End-to-end tests of the whole mesh: each test starts its own mesh on
+//! ephemeral loopback ports, on SQLite or (with `TYBOO_TEST_BACKEND=postgres`)
+//! on a PostgreSQL database of its own, and drives it as users do: HTTP/JSON
+//! and native gRPC through the edge, and gRPC with reflection against the
+//! services.
+
+mod sandbox;
+
+mod access;
+mod audit;
+mod grpc_api;
+mod grpcurl;
+mod http_api;
+mod process;

@@ -1,0 +1,283 @@
+//! The `tyboo` binary as an operator runs it: first start, restart, config
+//! dump, and draining on SIGTERM.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio_stream::StreamExt;
+
+use crate::sandbox::TestStore;
+
+/// A `tyboo up` child process on ephemeral ports, configured through its own
+/// environment.
+struct Running {
+    child: Child,
+    _lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    edge: String,
+    tenancy: String,
+    api_key: Option<String>,
+    workspace_id: Option<String>,
+}
+
+fn tyboo(store: &TestStore) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_tyboo"));
+    command
+        .env("TYBOO_DATA_DIR", &store.data_dir)
+        .env("TYBOO_DATABASE_URL", &store.database_url)
+        .env("TYBOO_LISTEN__EDGE", "127.0.0.1:0")
+        .env("TYBOO_LISTEN__TENANCY", "127.0.0.1:0")
+        .env("TYBOO_LISTEN__ADMIN", "127.0.0.1:0")
+        .env("TYBOO_LOG__FORMAT", "json")
+        .env("TYBOO_GRPC__DRAIN_TIMEOUT_SECONDS", "10")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+async fn start(store: &TestStore) -> Running {
+    let mut child = tyboo(store).arg("up").spawn().expect("tyboo starts");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut edge, mut tenancy, mut api_key, mut workspace_id) = (None, None, None, None);
+    let read = async {
+        // The address block ends with the metrics line; on a first start a
+        // blank line and the bootstrap block follow at once.
+        while let Some(line) = lines.next_line().await.unwrap() {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            match words.as_slice() {
+                ["edge", address, ..] => {
+                    edge = Some(address.trim_start_matches("http://").to_owned())
+                }
+                ["tenancy", address, ..] => tenancy = Some(address.to_string()),
+                ["metrics", ..] => break,
+                _ => {}
+            }
+        }
+        let next = tokio::time::timeout(Duration::from_millis(500), lines.next_line()).await;
+        if let Ok(Ok(Some(blank))) = next {
+            assert!(blank.is_empty(), "unexpected line {blank}");
+            while let Some(line) = lines.next_line().await.unwrap() {
+                match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                    ["API", "key", key] => api_key = Some(key.to_string()),
+                    ["workspace", id] => workspace_id = Some(id.to_string()),
+                    _ => {}
+                }
+                if line.starts_with("The API key is shown") {
+                    break;
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), read)
+        .await
+        .expect("tyboo announces its addresses");
+    Running {
+        child,
+        _lines: lines,
+        edge: edge.expect("edge address printed"),
+        tenancy: tenancy.expect("tenancy address printed"),
+        api_key,
+        workspace_id,
+    }
+}
+
+fn send_sigterm(child: &Child) {
+    let pid = child.id().expect("child is running");
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn first_start_prints_a_working_key_once_and_restart_keeps_data() {
+    let store = TestStore::create().await;
+    let mut first = start(&store).await;
+    let key = first
+        .api_key
+        .clone()
+        .expect("first start prints an API key");
+    assert!(key.starts_with("tyb_"));
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/v1/me", first.edge))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    send_sigterm(&first.child);
+    assert!(first.child.wait().await.unwrap().success());
+
+    // A restart on the same data prints no new key, and the old key works.
+    let mut second = start(&store).await;
+    assert_eq!(second.api_key, None);
+    let response = reqwest::Client::new()
+        .get(format!("http://{}/v1/me", second.edge))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    send_sigterm(&second.child);
+    assert!(second.child.wait().await.unwrap().success());
+    store.remove().await;
+}
+
+#[tokio::test]
+async fn dump_config_prints_the_resolved_configuration() {
+    let store = TestStore::create().await;
+    let output = tyboo(&store)
+        .env("TYBOO_EDGE__MAX_BODY_BYTES", "12345")
+        .args(["--dump-config", "up"])
+        .output()
+        .await
+        .unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.contains("max_body_bytes = 12345"), "{text}");
+    assert!(text.contains("[listen]"), "{text}");
+
+    let output = tyboo(&store)
+        .env("TYBOO_EDGE__MAX_BODY_BYTES", "lots")
+        .args(["--dump-config", "up"])
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("max_body_bytes"));
+    store.remove().await;
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_reports_not_serving() {
+    let store = TestStore::create().await;
+    let mut running = start(&store).await;
+
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.tenancy))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    let mut watch = health
+        .watch(tonic_health::pb::HealthCheckRequest {
+            service: "tyboo.tenancy.v1.TenancyService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    let not_serving = tonic_health::pb::health_check_response::ServingStatus::NotServing as i32;
+    assert_eq!(watch.next().await.unwrap().unwrap().status, serving);
+
+    // A request whose body is still arriving when SIGTERM lands.
+    let body = r#"{"token": "no-such-invitation-token", "displayName": "Late"}"#;
+    let (head, tail) = body.split_at(20);
+    let mut connection = TcpStream::connect(&running.edge).await.unwrap();
+    connection
+        .write_all(
+            format!(
+                "POST /v1/invitations:accept HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{head}",
+                running.edge,
+                body.len()
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    send_sigterm(&running.child);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // New connections are no longer accepted by the edge...
+    assert!(
+        reqwest::Client::new()
+            .get(format!("http://{}/healthz", running.edge))
+            .timeout(Duration::from_secs(2))
+            .send()
+            .await
+            .is_err()
+    );
+    // ...but the request in flight completes, reaching tenancy behind it.
+    connection.write_all(tail.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        connection.read_to_end(&mut response),
+    )
+    .await
+    .expect("the in-flight request is answered")
+    .unwrap();
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 404"), "{response}");
+    assert!(response.contains("invitation"), "{response}");
+
+    // Then tenancy reports NOT_SERVING and the process exits cleanly.
+    let next = tokio::time::timeout(Duration::from_secs(10), watch.next())
+        .await
+        .expect("health changes");
+    assert_eq!(next.unwrap().unwrap().status, not_serving);
+    drop(watch);
+    let status = tokio::time::timeout(Duration::from_secs(20), running.child.wait())
+        .await
+        .expect("tyboo exits after draining")
+        .unwrap();
+    assert!(status.success(), "{status}");
+    store.remove().await;
+}
+
+/// The curl walk-through of README.md, run as written against `tyboo up`
+/// (only the key, workspace id and edge address pasted in).
+#[tokio::test]
+async fn readme_curl_walkthrough_works_as_written() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("<!-- walkthrough:curl -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /walkthrough:curl -->").next())
+        .expect("README has the curl walk-through");
+    let store = TestStore::create().await;
+    let mut running = start(&store).await;
+    let script: String = block
+        .lines()
+        .filter(|line| !line.starts_with("```"))
+        .filter(|line| !line.starts_with("export TYBOO_KEY=") && !line.starts_with("export WS="))
+        .map(|line| {
+            if line.starts_with("EDGE=") {
+                format!("EDGE=http://{}", running.edge)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("TYBOO_KEY", running.api_key.clone().unwrap())
+        .env("WS", running.workspace_id.clone().unwrap())
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(stdout.contains("\"ada@example.com\""), "{stdout}");
+    assert!(stdout.contains("\"ROLE_ADMIN\""), "{stdout}");
+    assert!(stdout.contains("PERMISSION_DENIED"), "{stdout}");
+    assert!(stdout.lines().any(|line| line == "401"), "{stdout}");
+    assert!(stdout.contains("\"intact\": true"), "{stdout}");
+    assert!(
+        stdout.contains("/v1/workspaces/{workspace_id}/members"),
+        "{stdout}"
+    );
+    send_sigterm(&running.child);
+    assert!(running.child.wait().await.unwrap().success());
+    store.remove().await;
+}

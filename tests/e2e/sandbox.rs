@@ -1,0 +1,264 @@
+//! A mesh of its own for one test: listeners on 127.0.0.1:0, a fresh data
+//! folder or PostgreSQL database, the bootstrap owner's key, and clients.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use serde_json::Value;
+use tyboo::config::TybooConfig;
+use tyboo::mesh::Mesh;
+
+/// Which database backend the suite runs against, from `TYBOO_TEST_BACKEND`
+/// (`sqlite`, the default, or `postgres`), with the server at
+/// `TYBOO_TEST_POSTGRES_URL` (default `postgres://root@127.0.0.1:5432/postgres`).
+#[derive(Clone, Debug)]
+pub enum Backend {
+    Sqlite,
+    Postgres { admin_url: String },
+}
+
+impl Backend {
+    pub fn from_env() -> Backend {
+        match std::env::var("TYBOO_TEST_BACKEND").as_deref() {
+            Ok("postgres") => Backend::Postgres {
+                admin_url: std::env::var("TYBOO_TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/postgres".to_owned()),
+            },
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("TYBOO_TEST_BACKEND={other}: expected sqlite or postgres"),
+        }
+    }
+}
+
+/// Where one test's data lives; removed when the test ends.
+pub struct TestStore {
+    pub data_dir: PathBuf,
+    pub database_url: String,
+    postgres: Option<(String, String)>,
+}
+
+impl TestStore {
+    pub async fn create() -> TestStore {
+        let unique = uuid::Uuid::now_v7().simple().to_string();
+        let data_dir = std::env::temp_dir().join(format!("tyboo-e2e-{unique}"));
+        std::fs::create_dir_all(&data_dir).unwrap();
+        match Backend::from_env() {
+            Backend::Sqlite => TestStore {
+                data_dir,
+                database_url: String::new(),
+                postgres: None,
+            },
+            Backend::Postgres { admin_url } => {
+                let name = format!("tyboo_e2e_{unique}");
+                let admin = Database::connect(&admin_url)
+                    .await
+                    .expect("PostgreSQL answers at TYBOO_TEST_POSTGRES_URL");
+                admin
+                    .execute_unprepared(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                admin.close().await.ok();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base.to_owned())
+                    .unwrap();
+                TestStore {
+                    data_dir,
+                    database_url: format!("{base}/{name}"),
+                    postgres: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+
+    /// A direct connection to the tenancy database, to do what no API
+    /// allows (tampering with the audit log).
+    pub async fn tenancy_database(&self) -> DatabaseConnection {
+        if self.database_url.is_empty() {
+            let path = self.data_dir.join("tenancy.db");
+            Database::connect(format!("sqlite://{}?mode=rw", path.display()))
+                .await
+                .unwrap()
+        } else {
+            let mut options = sea_orm::ConnectOptions::new(self.database_url.clone());
+            options.set_schema_search_path("tenancy");
+            Database::connect(options).await.unwrap()
+        }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.postgres.is_some()
+    }
+
+    pub async fn remove(self) {
+        std::fs::remove_dir_all(&self.data_dir).ok();
+        if let Some((admin_url, name)) = self.postgres {
+            let admin = Database::connect(&admin_url).await.unwrap();
+            admin
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await
+                .ok();
+        }
+    }
+}
+
+/// A configuration for a test mesh: every port ephemeral, data in `store`.
+pub fn test_config(store: &TestStore) -> TybooConfig {
+    let mut config = TybooConfig {
+        data_dir: store.data_dir.clone(),
+        database_url: store.database_url.clone(),
+        ..TybooConfig::default()
+    };
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.listen.edge = any_port;
+    config.listen.tenancy = any_port;
+    config.listen.admin = any_port;
+    config.bootstrap.owner_email = "owner@example.com".to_owned();
+    config.grpc.drain_timeout_seconds = 5;
+    config
+}
+
+pub struct Sandbox {
+    mesh: Option<Mesh>,
+    pub store: Option<TestStore>,
+    pub edge: SocketAddr,
+    pub tenancy: SocketAddr,
+    pub owner_key: String,
+    pub owner_id: String,
+    pub workspace_id: String,
+    pub http: reqwest::Client,
+}
+
+impl Sandbox {
+    pub async fn start() -> Sandbox {
+        Self::start_with(|_| {}).await
+    }
+
+    pub async fn start_with(adjust: impl FnOnce(&mut TybooConfig)) -> Sandbox {
+        let store = TestStore::create().await;
+        let mut config = test_config(&store);
+        adjust(&mut config);
+        let mesh = Mesh::start_embedded(config).await.expect("mesh starts");
+        let bootstrap = mesh.bootstrap.clone().expect("first start bootstraps");
+        Sandbox {
+            edge: mesh.edge_address.unwrap(),
+            tenancy: mesh.tenancy_address.unwrap(),
+            owner_key: bootstrap.api_key.clone(),
+            owner_id: bootstrap.user_id.to_string(),
+            workspace_id: bootstrap.workspace_id.to_string(),
+            mesh: Some(mesh),
+            store: Some(store),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.edge, path)
+    }
+
+    /// Sends a JSON request through the edge; returns status and body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(key) = key {
+            request = request.bearer_auth(key);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("edge answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, key: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, Some(key), None).await
+    }
+
+    pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, key, Some(body))
+            .await
+    }
+
+    /// Invites `email` with `role` and accepts; returns (user id, API key).
+    pub async fn add_member(&self, email: &str, role: &str) -> (String, String) {
+        let (status, invitation) = self
+            .post(
+                &format!("/v1/workspaces/{}/invitations", self.workspace_id),
+                Some(&self.owner_key),
+                serde_json::json!({"email": email, "role": role}),
+            )
+            .await;
+        assert_eq!(status, 200, "{invitation}");
+        let (status, accepted) = self
+            .post(
+                "/v1/invitations:accept",
+                None,
+                serde_json::json!({"token": invitation["token"], "displayName": email}),
+            )
+            .await;
+        assert_eq!(status, 200, "{accepted}");
+        (
+            accepted["member"]["userId"].as_str().unwrap().to_owned(),
+            accepted["apiKey"]["secret"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A gRPC channel to the edge's native gRPC port.
+    pub async fn edge_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.edge))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn tenancy_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.tenancy))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    /// Runs a statement on the tenancy database; returns the rows it changed.
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        let database = self.store.as_ref().unwrap().tenancy_database().await;
+        let backend = database.get_database_backend();
+        database
+            .execute_raw(Statement::from_string(backend, sql.to_owned()))
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+            .rows_affected()
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(mesh) = self.mesh.take() {
+            mesh.stop().await.expect("mesh stops cleanly");
+        }
+        if let Some(store) = self.store.take() {
+            store.remove().await;
+        }
+    }
+}
+
+/// Adds `authorization: Bearer <key>` to a gRPC request.
+pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request
+        .metadata_mut()
+        .insert("authorization", format!("Bearer {key}").parse().unwrap());
+    request
+}
