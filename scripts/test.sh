@@ -43,10 +43,16 @@ step "buf lint"
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+results="$CARGO_TARGET_DIR/test-results.log"
+: > "$results"
+
 step "tests on SQLite and in-process backends"
-TYBOO_TEST_BACKEND=sqlite cargo test --workspace --locked
+TYBOO_TEST_BACKEND=sqlite cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 step "tests on PostgreSQL"
 TYBOO_TEST_BACKEND=postgres \
 TYBOO_TEST_POSTGRES_URL="${TYBOO_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/postgres}" \
-  cargo test --workspace --locked
+  cargo test --workspace --locked 2>&1 | tee -a "$results"
+
+# One closing line for both passes together.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\nall backends: %d passed, %d failed\n", passed, failed }' "$results"

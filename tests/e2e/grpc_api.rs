@@ -206,3 +206,98 @@ async fn services_answer_health_and_reject_raw_api_keys() {
 
     sandbox.stop().await;
 }
+
+/// What every other service does: verify tokens against tenancy's published
+/// key set over gRPC, across a signing-key rotation, and use service tokens.
+#[tokio::test]
+async fn services_verify_tokens_from_the_published_key_set_across_rotation() {
+    use std::sync::Arc;
+    use tyboo_auth::{GrpcKeySource, Subject, TokenVerifier};
+
+    let sandbox = Sandbox::start_with(|config| {
+        config.tenancy.service_secret = "mesh-secret-for-tests".to_owned();
+    })
+    .await;
+    let channel = sandbox.tenancy_channel().await;
+    let mut auth = AuthServiceClient::new(channel.clone());
+    let verifier = TokenVerifier::new(Arc::new(GrpcKeySource::new(channel)));
+
+    // A service token for "executor", and the wrong secret refused.
+    let service_token = auth
+        .issue_service_token(IssueServiceTokenRequest {
+            service: "executor".into(),
+            secret: "mesh-secret-for-tests".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let service = verifier.verify(&service_token).await.unwrap();
+    assert_eq!(service.subject, Subject::Service("executor".into()));
+    let refused = auth
+        .issue_service_token(IssueServiceTokenRequest {
+            service: "executor".into(),
+            secret: "guess".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(refused.code(), Code::Unauthenticated | Code::PermissionDenied),
+        "{refused:?}"
+    );
+
+    let before = auth
+        .authenticate(AuthenticateRequest {
+            api_key: sandbox.owner_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let principal = verifier.verify(&before).await.unwrap();
+    assert_eq!(
+        principal.workspace_id.unwrap().to_string(),
+        sandbox.workspace_id
+    );
+
+    // Only a service may rotate; a user's token is refused.
+    let denied = auth
+        .rotate_signing_key(with_key(RotateSigningKeyRequest {}, &before))
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    let rotated = auth
+        .rotate_signing_key(with_key(RotateSigningKeyRequest {}, &service_token))
+        .await
+        .unwrap()
+        .into_inner()
+        .key
+        .unwrap();
+    let published = auth
+        .get_signing_keys(GetSigningKeysRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .keys;
+    assert!(published.len() >= 2, "old and new keys are both published");
+    assert!(published.iter().any(|key| key.kid == rotated.kid && key.active));
+
+    // A token signed with the new key verifies once the verifier refetches
+    // (it refetches on an unknown key id, at most every two seconds), and
+    // the token signed before the rotation still verifies.
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    let after = auth
+        .authenticate(AuthenticateRequest {
+            api_key: sandbox.owner_key.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .token;
+    let header = after.split('.').next().unwrap().to_owned();
+    assert_ne!(header, before.split('.').next().unwrap(), "new tokens name the new key");
+    verifier.verify(&after).await.unwrap();
+    verifier.verify(&before).await.unwrap();
+
+    sandbox.stop().await;
+}
