@@ -242,7 +242,10 @@ async fn services_verify_tokens_from_the_published_key_set_across_rotation() {
         .await
         .unwrap_err();
     assert!(
-        matches!(refused.code(), Code::Unauthenticated | Code::PermissionDenied),
+        matches!(
+            refused.code(),
+            Code::Unauthenticated | Code::PermissionDenied
+        ),
         "{refused:?}"
     );
 
@@ -280,7 +283,11 @@ async fn services_verify_tokens_from_the_published_key_set_across_rotation() {
         .into_inner()
         .keys;
     assert!(published.len() >= 2, "old and new keys are both published");
-    assert!(published.iter().any(|key| key.kid == rotated.kid && key.active));
+    assert!(
+        published
+            .iter()
+            .any(|key| key.kid == rotated.kid && key.active)
+    );
 
     // A token signed with the new key verifies once the verifier refetches
     // (it refetches on an unknown key id, at most every two seconds), and
@@ -295,7 +302,11 @@ async fn services_verify_tokens_from_the_published_key_set_across_rotation() {
         .into_inner()
         .token;
     let header = after.split('.').next().unwrap().to_owned();
-    assert_ne!(header, before.split('.').next().unwrap(), "new tokens name the new key");
+    assert_ne!(
+        header,
+        before.split('.').next().unwrap(),
+        "new tokens name the new key"
+    );
     verifier.verify(&after).await.unwrap();
     verifier.verify(&before).await.unwrap();
 
