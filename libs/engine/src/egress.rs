@@ -1,0 +1,409 @@
+//! Safe egress: outbound HTTP from nodes never reaches loopback, private, link-local,
+//! metadata or otherwise special addresses unless the operator allows a range.
+//!
+//! Three checks cover every way a request can reach an address:
+//! - IP-literal hosts are checked before the request (hyper connects to them without
+//!   asking the resolver). The `url` crate's WHATWG parser has already turned decimal
+//!   (`2130706433`), octal (`0177.0.0.1`) and hex IPv4 forms into the address they mean.
+//! - Names are resolved by [`SafeResolver`], which drops refused addresses, so the
+//!   connection goes only to an address that passed the check (no rebinding window).
+//! - Every redirect hop is checked again by the redirect policy, at most `max_redirects`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+use url::{Host, Url};
+
+use crate::error::{EngineError, EngineResult};
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EgressConfig {
+    /// CIDR ranges nodes may reach although they are refused by default, such as
+    /// `10.20.0.0/16` for an internal API, or `127.0.0.0/8` in tests.
+    pub allow_cidrs: Vec<String>,
+    pub max_redirects: u32,
+    pub connect_timeout_ms: u64,
+}
+
+impl Default for EgressConfig {
+    fn default() -> EgressConfig {
+        EgressConfig {
+            allow_cidrs: Vec::new(),
+            max_redirects: 5,
+            connect_timeout_ms: 10_000,
+        }
+    }
+}
+
+/// Raised (inside reqwest's error chain, or directly) when egress is refused, so callers
+/// can tell a refusal (permanent) from a network failure (transient).
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("egress refused: {0}")]
+pub struct EgressRefused(pub String);
+
+#[derive(Clone, Debug)]
+pub struct EgressPolicy {
+    allow: Vec<IpNet>,
+}
+
+impl EgressPolicy {
+    pub fn from_config(config: &EgressConfig) -> EngineResult<EgressPolicy> {
+        let allow = config
+            .allow_cidrs
+            .iter()
+            .map(|range| {
+                range
+                    .parse::<IpNet>()
+                    .map_err(|error| EngineError::InvalidAllowRange {
+                        range: range.clone(),
+                        reason: error.to_string(),
+                    })
+            })
+            .collect::<EngineResult<Vec<IpNet>>>()?;
+        Ok(EgressPolicy { allow })
+    }
+
+    /// Whether `address` may be connected to; the error says why not.
+    pub fn check_ip(&self, address: IpAddr) -> Result<(), EgressRefused> {
+        let canonical = canonicalize(address);
+        if self
+            .allow
+            .iter()
+            .any(|range| range.contains(&address) || range.contains(&canonical))
+        {
+            return Ok(());
+        }
+        match refusal_reason(canonical) {
+            Some(reason) => Err(EgressRefused(format!("{address} is a {reason} address"))),
+            None => Ok(()),
+        }
+    }
+
+    /// Checks the scheme and, for an IP-literal host, the address. Names are checked
+    /// when they resolve.
+    pub fn check_url(&self, url: &Url) -> Result<(), EgressRefused> {
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(EgressRefused(format!(
+                "scheme `{}` is not http or https",
+                url.scheme()
+            )));
+        }
+        match url.host() {
+            None => Err(EgressRefused("the URL has no host".to_owned())),
+            Some(Host::Ipv4(address)) => self.check_ip(IpAddr::V4(address)),
+            Some(Host::Ipv6(address)) => self.check_ip(IpAddr::V6(address)),
+            Some(Host::Domain(_)) => Ok(()),
+        }
+    }
+}
+
+/// IPv4 addresses carried inside IPv6 ones are judged as the IPv4 address they reach:
+/// mapped (`::ffff:a.b.c.d`), compatible (`::a.b.c.d`), NAT64 (`64:ff9b::/96`) and
+/// 6to4 (`2002:aabb:ccdd::/48`).
+pub fn canonicalize(address: IpAddr) -> IpAddr {
+    let IpAddr::V6(v6) = address else {
+        return address;
+    };
+    if let Some(v4) = v6.to_ipv4_mapped() {
+        return IpAddr::V4(v4);
+    }
+    let segments = v6.segments();
+    let embedded_low = || {
+        Ipv4Addr::new(
+            (segments[6] >> 8) as u8,
+            segments[6] as u8,
+            (segments[7] >> 8) as u8,
+            segments[7] as u8,
+        )
+    };
+    if segments[..6] == [0, 0, 0, 0, 0, 0] && !(v6.is_unspecified() || v6 == Ipv6Addr::LOCALHOST) {
+        return IpAddr::V4(embedded_low());
+    }
+    if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        return IpAddr::V4(embedded_low());
+    }
+    if segments[0] == 0x2002 {
+        return IpAddr::V4(Ipv4Addr::new(
+            (segments[1] >> 8) as u8,
+            segments[1] as u8,
+            (segments[2] >> 8) as u8,
+            segments[2] as u8,
+        ));
+    }
+    address
+}
+
+fn in_v4(address: Ipv4Addr, network: [u8; 4], prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - prefix)
+    };
+    (u32::from(address) & mask) == (u32::from(Ipv4Addr::from(network)) & mask)
+}
+
+fn in_v6(address: Ipv6Addr, network: Ipv6Addr, prefix: u8) -> bool {
+    let mask = if prefix == 0 {
+        0
+    } else {
+        u128::MAX << (128 - prefix)
+    };
+    (u128::from(address) & mask) == (u128::from(network) & mask)
+}
+
+/// Why an (already canonical) address is refused by default, if it is.
+fn refusal_reason(address: IpAddr) -> Option<&'static str> {
+    match address {
+        IpAddr::V4(v4) => {
+            let ranges: &[([u8; 4], u8, &'static str)] = &[
+                ([169, 254, 169, 254], 32, "cloud metadata"),
+                ([0, 0, 0, 0], 8, "unspecified (this-network)"),
+                ([127, 0, 0, 0], 8, "loopback"),
+                ([10, 0, 0, 0], 8, "private"),
+                ([172, 16, 0, 0], 12, "private"),
+                ([192, 168, 0, 0], 16, "private"),
+                ([169, 254, 0, 0], 16, "link-local"),
+                ([100, 64, 0, 0], 10, "carrier-grade NAT"),
+                ([192, 0, 0, 0], 24, "IETF protocol assignment"),
+                ([192, 0, 2, 0], 24, "documentation"),
+                ([198, 51, 100, 0], 24, "documentation"),
+                ([203, 0, 113, 0], 24, "documentation"),
+                ([198, 18, 0, 0], 15, "benchmarking"),
+                ([224, 0, 0, 0], 4, "multicast"),
+                ([255, 255, 255, 255], 32, "broadcast"),
+                ([240, 0, 0, 0], 4, "reserved"),
+            ];
+            ranges
+                .iter()
+                .find(|(network, prefix, _)| in_v4(v4, *network, *prefix))
+                .map(|(_, _, reason)| *reason)
+        }
+        IpAddr::V6(v6) => {
+            let ranges: &[(Ipv6Addr, u8, &'static str)] = &[
+                (
+                    Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
+                    128,
+                    "cloud metadata",
+                ),
+                (Ipv6Addr::UNSPECIFIED, 128, "unspecified"),
+                (Ipv6Addr::LOCALHOST, 128, "loopback"),
+                (
+                    Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+                    7,
+                    "unique local (private)",
+                ),
+                (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
+                (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local"),
+                (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
+                (
+                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
+                    32,
+                    "documentation",
+                ),
+                (
+                    Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
+                    20,
+                    "documentation",
+                ),
+                (
+                    Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
+                    64,
+                    "discard-only",
+                ),
+                (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32, "Teredo"),
+            ];
+            ranges
+                .iter()
+                .find(|(network, prefix, _)| in_v6(v6, *network, *prefix))
+                .map(|(_, _, reason)| *reason)
+        }
+    }
+}
+
+/// Resolves names with the system resolver and keeps only permitted addresses.
+#[derive(Clone, Debug)]
+pub struct SafeResolver {
+    policy: Arc<EgressPolicy>,
+}
+
+impl SafeResolver {
+    pub fn new(policy: Arc<EgressPolicy>) -> SafeResolver {
+        SafeResolver { policy }
+    }
+
+    /// Resolves `host` and returns only permitted addresses, or why none is.
+    pub async fn resolve_checked(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Result<Vec<SocketAddr>, EgressRefused> {
+        let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+            .await
+            .map_err(|error| EgressRefused(format!("cannot resolve `{host}`: {error}")))?
+            .collect();
+        let mut first_refusal = None;
+        let mut permitted = Vec::new();
+        for address in resolved {
+            match self.policy.check_ip(address.ip()) {
+                Ok(()) => permitted.push(address),
+                Err(refusal) => {
+                    first_refusal.get_or_insert(refusal);
+                }
+            }
+        }
+        match (permitted.is_empty(), first_refusal) {
+            (false, _) => Ok(permitted),
+            (true, Some(refusal)) => {
+                Err(EgressRefused(format!("`{host}` resolves to {}", refusal.0)))
+            }
+            (true, None) => Err(EgressRefused(format!("`{host}` has no addresses"))),
+        }
+    }
+}
+
+impl reqwest::dns::Resolve for SafeResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let resolver = self.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let addresses = resolver.resolve_checked(&host, 0).await?;
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// Whether a refusal is somewhere in an error's source chain.
+pub fn find_refusal<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e EgressRefused> {
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
+    while let Some(cause) = current {
+        if let Some(refusal) = cause.downcast_ref::<EgressRefused>() {
+            return Some(refusal);
+        }
+        current = cause.source();
+    }
+    None
+}
+
+/// Installs the process-wide rustls provider (ring) once; reqwest built with
+/// `rustls-no-provider` panics on its first TLS connection without one. Another part
+/// of the process may have installed the same provider first, which is fine.
+pub fn install_tls_provider() {
+    static INSTALLED: std::sync::Once = std::sync::Once::new();
+    INSTALLED.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
+/// The HTTP client every egress node uses.
+pub fn build_client(
+    config: &EgressConfig,
+    policy: Arc<EgressPolicy>,
+    user_agent: &str,
+) -> EngineResult<reqwest::Client> {
+    install_tls_provider();
+    let max_redirects = config.max_redirects as usize;
+    let redirect_policy = policy.clone();
+    let redirect = reqwest::redirect::Policy::custom(move |attempt| {
+        if attempt.previous().len() > max_redirects {
+            let refusal = EgressRefused(format!("more than {max_redirects} redirects"));
+            return attempt.error(refusal);
+        }
+        match redirect_policy.check_url(attempt.url()) {
+            Ok(()) => attempt.follow(),
+            Err(refusal) => {
+                let refusal =
+                    EgressRefused(format!("redirect to {}: {}", attempt.url(), refusal.0));
+                attempt.error(refusal)
+            }
+        }
+    });
+    reqwest::Client::builder()
+        .user_agent(user_agent)
+        .no_proxy()
+        .redirect(redirect)
+        // The executor's retry policy is the only retry: a hidden client retry would repeat
+        // side effects behind the node's back.
+        .retry(reqwest::retry::never())
+        .connect_timeout(Duration::from_millis(config.connect_timeout_ms))
+        .dns_resolver(Arc::new(SafeResolver::new(policy)))
+        .build()
+        .map_err(|error| EngineError::HttpClient(error.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn default_policy() -> EgressPolicy {
+        EgressPolicy::from_config(&EgressConfig::default()).expect("valid")
+    }
+
+    fn refused(policy: &EgressPolicy, url: &str) -> bool {
+        policy.check_url(&Url::parse(url).expect("parses")).is_err()
+    }
+
+    #[test]
+    fn special_addresses_are_refused_in_every_spelling() {
+        let policy = default_policy();
+        for url in [
+            "http://127.0.0.1/",
+            "http://[::1]/",
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[::ffff:127.0.0.1]/",
+            "http://[::ffff:7f00:1]/",
+            "http://2130706433/",
+            "http://0177.0.0.1/",
+            "http://0x7f.1/",
+            "http://10.0.0.1/",
+            "http://172.16.5.4/",
+            "http://192.168.1.1/",
+            "http://100.64.0.1/",
+            "http://0.0.0.0/",
+            "http://[fd00:ec2::254]/",
+            "http://[fe80::1]/",
+            "http://[fc00::1]/",
+            "http://[64:ff9b::7f00:1]/",
+            "http://[2002:7f00:1::]/",
+            "http://224.0.0.1/",
+            "http://255.255.255.255/",
+            "http://192.0.2.1/",
+            "file:///etc/passwd",
+        ] {
+            assert!(refused(&policy, url), "{url} must be refused");
+        }
+        assert!(!refused(&policy, "https://93.184.215.14/"));
+        assert!(!refused(&policy, "https://[2606:4700::1111]/"));
+        assert!(!refused(&policy, "https://example.com/"));
+    }
+
+    #[test]
+    fn allow_ranges_open_exactly_what_they_name() {
+        let policy = EgressPolicy::from_config(&EgressConfig {
+            allow_cidrs: vec!["127.0.0.1/32".to_owned(), "::1/128".to_owned()],
+            ..EgressConfig::default()
+        })
+        .expect("valid");
+        assert!(!refused(&policy, "http://127.0.0.1:8080/"));
+        assert!(!refused(&policy, "http://[::1]/"));
+        assert!(!refused(&policy, "http://[::ffff:127.0.0.1]/"));
+        assert!(refused(&policy, "http://127.0.0.2/"));
+        assert!(refused(&policy, "http://169.254.169.254/"));
+    }
+
+    #[test]
+    fn a_bad_allow_range_is_a_config_error() {
+        let config = EgressConfig {
+            allow_cidrs: vec!["10.0.0.0/33".to_owned()],
+            ..EgressConfig::default()
+        };
+        assert!(matches!(
+            EgressPolicy::from_config(&config),
+            Err(EngineError::InvalidAllowRange { .. })
+        ));
+    }
+}

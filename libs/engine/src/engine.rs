@@ -1,0 +1,448 @@
+//! Running one node: render its parameters, run it under its timeout and caps, and
+//! classify what went wrong.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::catalog::{Catalog, Category, NodeTypeInfo};
+use crate::egress::{self, EgressConfig, EgressPolicy};
+use crate::error::{EngineError, EngineResult, NodeError};
+use crate::expr::{self, ExpressionLimits};
+use crate::graph::{NodeSpec, RetryPolicy};
+use crate::nodes;
+use crate::schema::{self, SchemaMode};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EngineConfig {
+    pub egress: EgressConfig,
+    pub limits: RunLimits,
+    pub user_agent: String,
+    pub sql: SqlConfig,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            egress: EgressConfig::default(),
+            limits: RunLimits::default(),
+            user_agent: concat!("tyboo-studio/", env!("CARGO_PKG_VERSION")).to_owned(),
+            sql: SqlConfig::default(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunLimits {
+    pub default_node_timeout_ms: u64,
+    pub max_node_timeout_ms: u64,
+    /// Serialized size of one node's output.
+    pub node_output_bytes: usize,
+    /// Body of one HTTP response, counted while it streams in.
+    pub http_response_bytes: usize,
+    pub expression: ExpressionLimits,
+    pub sql_max_rows: usize,
+    pub delay_max_ms: u64,
+}
+
+impl Default for RunLimits {
+    fn default() -> RunLimits {
+        RunLimits {
+            default_node_timeout_ms: 30_000,
+            max_node_timeout_ms: 15 * 60 * 1000,
+            node_output_bytes: 1024 * 1024,
+            http_response_bytes: 5 * 1024 * 1024,
+            expression: ExpressionLimits::default(),
+            sql_max_rows: 10_000,
+            delay_max_ms: 7 * 24 * 60 * 60 * 1000,
+        }
+    }
+}
+
+/// Where `sql.query` may connect. SQLite opens files on the worker, so it is off unless
+/// the operator names a directory to confine databases to; PostgreSQL hosts go through
+/// the same egress policy as HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SqlConfig {
+    pub sqlite_dir: Option<PathBuf>,
+}
+
+/// Everything a node run may read: identifiers, the trigger data, the outputs of earlier
+/// nodes, the outputs that fired into this node, and its decrypted credential.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NodeContext {
+    pub execution_id: Uuid,
+    pub workflow_id: Uuid,
+    pub workflow_version: i64,
+    pub workspace_id: Uuid,
+    pub node_id: String,
+    pub attempt: u32,
+    /// `<execution>:<node>`, sent as `Idempotency-Key` on outbound HTTP.
+    pub idempotency_key: String,
+    pub trigger: Value,
+    pub nodes: serde_json::Map<String, Value>,
+    pub inputs: Vec<Value>,
+    pub credential: Option<Value>,
+}
+
+impl NodeContext {
+    /// The document expressions see.
+    pub fn expression_document(&self) -> Value {
+        serde_json::json!({
+            "trigger": self.trigger,
+            "nodes": self.nodes,
+            "input": self.inputs.first().cloned().unwrap_or(Value::Null),
+            "inputs": self.inputs,
+            "execution": {
+                "id": self.execution_id.to_string(),
+                "workflow_id": self.workflow_id.to_string(),
+                "workflow_version": self.workflow_version,
+                "workspace_id": self.workspace_id.to_string(),
+                "attempt": self.attempt,
+                "node_id": self.node_id,
+            },
+        })
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LlmUsage {
+    pub model: String,
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    pub total_tokens: u64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum NodeOutcome {
+    Completed {
+        port: String,
+        output: Value,
+        usage: Option<LlmUsage>,
+    },
+    /// Resume at `until` and then complete on the main port with `output` (delay).
+    Wait { until: DateTime<Utc>, output: Value },
+}
+
+/// A cheap, cloneable handle; one per worker process.
+#[derive(Clone)]
+pub struct Engine {
+    pub(crate) inner: Arc<EngineInner>,
+}
+
+pub(crate) struct EngineInner {
+    pub config: EngineConfig,
+    pub catalog: Catalog,
+    pub egress: Arc<EgressPolicy>,
+    pub http: reqwest::Client,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Engine")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(config: EngineConfig) -> EngineResult<Engine> {
+        if config.limits.default_node_timeout_ms == 0
+            || config.limits.default_node_timeout_ms > config.limits.max_node_timeout_ms
+        {
+            return Err(EngineError::InvalidConfig(
+                "limits.default_node_timeout_ms must be between 1 and limits.max_node_timeout_ms"
+                    .to_owned(),
+            ));
+        }
+        if config.limits.expression.max_concurrent_evaluations == 0 {
+            return Err(EngineError::InvalidConfig(
+                "limits.expression.max_concurrent_evaluations must be at least 1".to_owned(),
+            ));
+        }
+        let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
+        let http = egress::build_client(&config.egress, egress.clone(), &config.user_agent)?;
+        Ok(Engine {
+            inner: Arc::new(EngineInner {
+                config,
+                catalog: Catalog::standard(),
+                egress,
+                http,
+            }),
+        })
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.inner.catalog
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The timeout a node runs under: its own, else the default, never past the maximum.
+    pub fn node_timeout(&self, node: &NodeSpec) -> Duration {
+        let limits = &self.inner.config.limits;
+        let millis = node
+            .timeout_ms
+            .unwrap_or(limits.default_node_timeout_ms)
+            .min(limits.max_node_timeout_ms);
+        Duration::from_millis(millis)
+    }
+
+    /// Renders expressions, runs the node under its timeout (the run is dropped at the
+    /// deadline: `ErrorClass::Timeout`), and enforces the output cap. Trigger nodes are
+    /// not run here: the executor records the trigger data as their output.
+    pub async fn run_node(
+        &self,
+        node: &NodeSpec,
+        context: NodeContext,
+    ) -> Result<NodeOutcome, NodeError> {
+        let Some(info) = self.inner.catalog.get(&node.node_type) else {
+            return Err(NodeError::permanent(format!(
+                "node `{}`: unknown node type `{}`",
+                node.id, node.node_type
+            )));
+        };
+        if info.category == Category::Trigger {
+            return Err(NodeError::permanent(format!(
+                "node `{}`: trigger nodes are not run; their output is the trigger data",
+                node.id
+            )));
+        }
+        let timeout = self.node_timeout(node);
+        let secrets = secret_strings(context.credential.as_ref());
+        let outcome =
+            match tokio::time::timeout(timeout, self.run_unbounded(node, info, context)).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(NodeError::timeout(format!(
+                    "node `{}` timed out after {} ms",
+                    node.id,
+                    timeout.as_millis()
+                ))),
+            };
+        match outcome {
+            Ok(outcome) => self.check_output(node, redact_outcome(outcome, &secrets)),
+            Err(mut error) => {
+                error.message = redact_text(&error.message, &secrets);
+                Err(error)
+            }
+        }
+    }
+
+    async fn run_unbounded(
+        &self,
+        node: &NodeSpec,
+        info: &NodeTypeInfo,
+        context: NodeContext,
+    ) -> Result<NodeOutcome, NodeError> {
+        let document = Arc::new(context.expression_document());
+        let parameters = self.render(node, document.clone()).await?;
+        let mode = SchemaMode {
+            templates: false,
+            compile_programs: false,
+            max_program_bytes: self.inner.config.limits.expression.max_program_bytes,
+        };
+        schema::check_parameters(info, &parameters, mode).map_err(|violation| {
+            NodeError::permanent(format!(
+                "node `{}` parameter `{}`: {}",
+                node.id, violation.path, violation.message
+            ))
+            .with_parameter(violation.path)
+        })?;
+        let run = nodes::NodeRun {
+            engine: &self.inner,
+            node,
+            parameters,
+            context: &context,
+            document,
+        };
+        nodes::run(info.name, run).await
+    }
+
+    async fn render(&self, node: &NodeSpec, document: Arc<Value>) -> Result<Value, NodeError> {
+        if !expr::contains_template(&node.parameters) {
+            return Ok(node.parameters.clone());
+        }
+        let node = node.clone();
+        let limits = self.inner.config.limits.expression.clone();
+        tokio::task::spawn_blocking(move || expr::render_parameters(&node, &document, &limits))
+            .await
+            .map_err(|_| NodeError::permanent("expression rendering stopped unexpectedly"))?
+    }
+
+    fn check_output(
+        &self,
+        node: &NodeSpec,
+        outcome: NodeOutcome,
+    ) -> Result<NodeOutcome, NodeError> {
+        let output = match &outcome {
+            NodeOutcome::Completed { output, .. } | NodeOutcome::Wait { output, .. } => output,
+        };
+        let cap = self.inner.config.limits.node_output_bytes;
+        let size = serde_json::to_vec(output)
+            .map(|bytes| bytes.len())
+            .unwrap_or(usize::MAX);
+        if size > cap {
+            return Err(NodeError::permanent(format!(
+                "node `{}`: output of {size} bytes exceeds the {cap}-byte cap",
+                node.id
+            )));
+        }
+        Ok(outcome)
+    }
+}
+
+/// Credential strings worth redacting; very short ones would redact ordinary words.
+fn secret_strings(credential: Option<&Value>) -> Vec<String> {
+    fn collect(value: &Value, found: &mut Vec<String>) {
+        match value {
+            Value::String(text) if text.len() >= 6 => found.push(text.clone()),
+            Value::Array(items) => items.iter().for_each(|item| collect(item, found)),
+            Value::Object(fields) => fields.values().for_each(|field| collect(field, found)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    if let Some(credential) = credential {
+        collect(credential, &mut found);
+    }
+    // Longest first, so a secret that contains another is redacted whole.
+    found.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+    found
+}
+
+const REDACTED: &str = "[redacted]";
+
+fn redact_text(text: &str, secrets: &[String]) -> String {
+    let mut redacted = text.to_owned();
+    for secret in secrets {
+        if redacted.contains(secret.as_str()) {
+            redacted = redacted.replace(secret.as_str(), REDACTED);
+        }
+    }
+    redacted
+}
+
+fn redact_value(value: Value, secrets: &[String]) -> Value {
+    match value {
+        Value::String(text) => Value::String(redact_text(&text, secrets)),
+        Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .map(|item| redact_value(item, secrets))
+                .collect(),
+        ),
+        Value::Object(fields) => Value::Object(
+            fields
+                .into_iter()
+                .map(|(key, field)| (redact_text(&key, secrets), redact_value(field, secrets)))
+                .collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A live secret never leaves a node run in its output or error.
+fn redact_outcome(outcome: NodeOutcome, secrets: &[String]) -> NodeOutcome {
+    if secrets.is_empty() {
+        return outcome;
+    }
+    match outcome {
+        NodeOutcome::Completed {
+            port,
+            output,
+            usage,
+        } => NodeOutcome::Completed {
+            port,
+            output: redact_value(output, secrets),
+            usage,
+        },
+        NodeOutcome::Wait { until, output } => NodeOutcome::Wait {
+            until,
+            output: redact_value(output, secrets),
+        },
+    }
+}
+
+/// The wait before retry number `attempt` (1 after the first failure): exponential in
+/// the attempt with full jitter (uniform in zero..=ceiling, which spreads retries of many
+/// failing steps apart), capped at `max_backoff_ms`. A `Retry-After` from the upstream
+/// wins when longer, within the same cap.
+pub fn backoff(policy: &RetryPolicy, attempt: u32, retry_after: Option<Duration>) -> Duration {
+    let cap_ms = policy.max_backoff_ms as f64;
+    let exponent = attempt.saturating_sub(1).min(64) as i32;
+    let ceiling_ms =
+        (policy.initial_backoff_ms as f64 * policy.multiplier.max(1.0).powi(exponent)).min(cap_ms);
+    let fraction = (getrandom::u64().unwrap_or(u64::MAX / 2) >> 11) as f64 / (1u64 << 53) as f64;
+    let jittered = Duration::from_millis((ceiling_ms * fraction).round() as u64);
+    let chosen = match retry_after {
+        Some(requested) => jittered.max(requested),
+        None => jittered,
+    };
+    chosen.min(Duration::from_millis(policy.max_backoff_ms))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_stays_under_the_exponential_ceiling_and_the_cap() {
+        let policy = RetryPolicy::default();
+        for attempt in 1..=12 {
+            let ceiling = (500.0 * 2f64.powi(attempt as i32 - 1)).min(30_000.0);
+            for _ in 0..50 {
+                let wait = backoff(&policy, attempt, None);
+                assert!(
+                    wait.as_millis() as f64 <= ceiling,
+                    "attempt {attempt}: {wait:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn backoff_is_jittered() {
+        let policy = RetryPolicy::default();
+        let waits: std::collections::HashSet<Duration> =
+            (0..20).map(|_| backoff(&policy, 5, None)).collect();
+        assert!(waits.len() > 1);
+    }
+
+    #[test]
+    fn retry_after_wins_when_longer_but_stays_capped() {
+        let policy = RetryPolicy::default();
+        assert!(backoff(&policy, 1, Some(Duration::from_secs(7))) >= Duration::from_secs(7));
+        assert_eq!(
+            backoff(&policy, 1, Some(Duration::from_secs(600))),
+            Duration::from_millis(30_000)
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted_from_outputs() {
+        let secrets = secret_strings(Some(&serde_json::json!({"api_key": "sk-live-123456"})));
+        let outcome = redact_outcome(
+            NodeOutcome::Completed {
+                port: "main".to_owned(),
+                output: serde_json::json!({"echo": "key=sk-live-123456"}),
+                usage: None,
+            },
+            &secrets,
+        );
+        let NodeOutcome::Completed { output, .. } = outcome else {
+            panic!("completed")
+        };
+        assert_eq!(output, serde_json::json!({"echo": "key=[redacted]"}));
+    }
+}

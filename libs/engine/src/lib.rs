@@ -1,0 +1,39 @@
+//! The workflow engine: the graph model and its validation, the node catalog, jq
+//! expressions, safe outbound HTTP, and running one node. It holds no state between
+//! calls; the executor owns executions and calls in here for each step.
+#![forbid(unsafe_code)]
+
+mod catalog;
+mod egress;
+mod engine;
+mod error;
+mod expr;
+mod graph;
+mod nodes;
+mod progress;
+mod schedule;
+mod schema;
+mod validate;
+
+pub use catalog::{
+    Catalog, Category, NodeTypeInfo, PathSegment, SWITCH_DEFAULT_PORT, TRIGGER_PREFIX,
+};
+pub use egress::{
+    EgressConfig, EgressPolicy, EgressRefused, SafeResolver, canonicalize, install_tls_provider,
+};
+pub use engine::{
+    Engine, EngineConfig, LlmUsage, NodeContext, NodeOutcome, RunLimits, SqlConfig, backoff,
+};
+pub use error::{EngineError, EngineResult, ErrorClass, NodeError, ValidationError};
+pub use expr::{
+    ExpressionLimits, ProgramSource, check_program, check_template, evaluate_programs,
+    has_template, render_parameters,
+};
+pub use graph::{
+    EdgeSpec, MAIN_PORT, NodeSpec, Pool, RetryPolicy, WorkflowGraph, WorkflowSettings,
+};
+pub use progress::{
+    Decision, Terminal, advance, edge_fired, fired_sources, incoming, trigger_node,
+};
+pub use schedule::{next_fire, parse_cron, parse_timezone};
+pub use validate::{ValidationLimits, validate};

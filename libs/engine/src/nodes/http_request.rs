@@ -1,0 +1,170 @@
+//! `http.request`: call an HTTP API and return `{status, headers, body}`.
+
+use std::collections::BTreeMap;
+
+use reqwest::Method;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::http_client::{self, HttpResponse};
+use super::{NodeRun, completed};
+use crate::engine::NodeOutcome;
+use crate::error::NodeError;
+use crate::schema::parse_status_range;
+
+#[derive(Deserialize)]
+struct Parameters {
+    #[serde(default)]
+    method: Option<String>,
+    url: String,
+    #[serde(default)]
+    headers: BTreeMap<String, String>,
+    #[serde(default)]
+    query: BTreeMap<String, Value>,
+    #[serde(default)]
+    body_type: Option<String>,
+    #[serde(default)]
+    body: Option<Value>,
+    #[serde(default)]
+    response_type: Option<String>,
+    #[serde(default)]
+    fail_on_status: Option<bool>,
+    #[serde(default)]
+    expected_status: Option<Vec<String>>,
+}
+
+/// The `http` credential: extra headers, a bearer token, or basic authentication.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct HttpCredential {
+    headers: BTreeMap<String, String>,
+    bearer_token: Option<String>,
+    basic: Option<BasicCredential>,
+}
+
+#[derive(Deserialize)]
+struct BasicCredential {
+    username: String,
+    #[serde(default)]
+    password: Option<String>,
+}
+
+fn scalar_text(value: &Value) -> String {
+    match value {
+        Value::String(text) => text.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+    let parameters: Parameters = run.parameters()?;
+    let method_name = parameters.method.as_deref().unwrap_or("GET");
+    let method = Method::from_bytes(method_name.as_bytes())
+        .map_err(|_| run.fail_parameter("method", "unknown method"))?;
+
+    let mut url = http_client::checked_url(&run, "url", &parameters.url)?;
+    if !parameters.query.is_empty() {
+        let mut pairs = url.query_pairs_mut();
+        for (name, value) in &parameters.query {
+            pairs.append_pair(name, &scalar_text(value));
+        }
+    }
+
+    let mut request = run.engine.http.request(method.clone(), url);
+    for (name, value) in &parameters.headers {
+        let header_name = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|_| run.fail_parameter(&format!("headers.{name}"), "invalid header name"))?;
+        let header_value = HeaderValue::from_str(value)
+            .map_err(|_| run.fail_parameter(&format!("headers.{name}"), "invalid header value"))?;
+        request = request.header(header_name, header_value);
+    }
+    if let Some(credential) = &run.context.credential {
+        let credential: HttpCredential = serde_json::from_value(credential.clone())
+            .map_err(|_| run.fail("the attached credential is not an http credential (headers, bearer_token, basic)"))?;
+        for (name, value) in &credential.headers {
+            let header_name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| run.fail("credential has an invalid header name"))?;
+            let mut header_value = HeaderValue::from_str(value)
+                .map_err(|_| run.fail("credential has an invalid header value"))?;
+            header_value.set_sensitive(true);
+            request = request.header(header_name, header_value);
+        }
+        if let Some(token) = &credential.bearer_token {
+            let mut header_value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| run.fail("credential has an invalid bearer token"))?;
+            header_value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, header_value);
+        }
+        if let Some(basic) = &credential.basic {
+            request = request.basic_auth(&basic.username, basic.password.as_deref());
+        }
+    }
+
+    let body_type = match (parameters.body_type.as_deref(), &parameters.body) {
+        (Some(explicit), _) => explicit,
+        (None, Some(body)) if !body.is_null() => "json",
+        (None, _) => "none",
+    };
+    match (body_type, parameters.body) {
+        ("json", Some(body)) => request = request.json(&body),
+        ("text", Some(body)) => {
+            let has_content_type = parameters
+                .headers
+                .keys()
+                .any(|name| name.eq_ignore_ascii_case("content-type"));
+            if !has_content_type {
+                request = request.header(CONTENT_TYPE, "text/plain; charset=utf-8");
+            }
+            request = request.body(scalar_text(&body));
+        }
+        _ => {}
+    }
+
+    let response = http_client::send(&run, request).await?;
+    let fail_on_status = parameters.fail_on_status.unwrap_or(true);
+    if fail_on_status && !status_expected(response.status, parameters.expected_status.as_deref()) {
+        return Err(response.status_error(&run));
+    }
+    let body = decode_body(
+        &run,
+        &response,
+        parameters.response_type.as_deref(),
+        &method,
+    )?;
+    Ok(completed(serde_json::json!({
+        "status": response.status,
+        "headers": response.headers_json(),
+        "body": body,
+    })))
+}
+
+fn status_expected(status: u16, expected: Option<&[String]>) -> bool {
+    match expected {
+        None => (200..=299).contains(&status),
+        Some(ranges) => ranges
+            .iter()
+            .filter_map(|range| parse_status_range(range))
+            .any(|(low, high)| (low..=high).contains(&status)),
+    }
+}
+
+fn decode_body(
+    run: &NodeRun<'_>,
+    response: &HttpResponse,
+    response_type: Option<&str>,
+    method: &Method,
+) -> Result<Value, NodeError> {
+    if response.body.is_empty() || *method == Method::HEAD {
+        return Ok(Value::Null);
+    }
+    match response_type.unwrap_or("json") {
+        "text" => Ok(Value::String(String::from_utf8_lossy(&response.body).into_owned())),
+        _ => serde_json::from_slice(&response.body).map_err(|error| {
+            run.fail_parameter(
+                "response_type",
+                format!("the response is not valid JSON ({error}); set response_type to text to read it as text"),
+            )
+        }),
+    }
+}

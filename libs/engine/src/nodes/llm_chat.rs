@@ -1,0 +1,130 @@
+//! `llm.chat`: an OpenAI-compatible chat-completions call returning the text and the
+//! token usage the API reported.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::NodeRun;
+use super::http_client;
+use crate::engine::{LlmUsage, NodeOutcome};
+use crate::error::NodeError;
+use crate::graph::MAIN_PORT;
+
+const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
+
+#[derive(Deserialize, Serialize, Clone)]
+struct Message {
+    role: String,
+    content: String,
+}
+
+#[derive(Deserialize)]
+struct Parameters {
+    #[serde(default)]
+    base_url: Option<String>,
+    model: String,
+    messages: Vec<Message>,
+    #[serde(default)]
+    temperature: Option<f64>,
+    #[serde(default)]
+    max_tokens: Option<u64>,
+    #[serde(default)]
+    api_key: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Completion {
+    #[serde(default)]
+    model: Option<String>,
+    #[serde(default)]
+    choices: Vec<Choice>,
+    #[serde(default)]
+    usage: Option<Usage>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    message: ChoiceMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceMessage {
+    #[serde(default)]
+    content: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct Usage {
+    #[serde(default)]
+    prompt_tokens: u64,
+    #[serde(default)]
+    completion_tokens: u64,
+    #[serde(default)]
+    total_tokens: u64,
+}
+
+pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+    let parameters: Parameters = run.parameters()?;
+    let base_url = parameters.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+    let endpoint = format!("{}/chat/completions", base_url.trim_end_matches('/'));
+    let url = http_client::checked_url(&run, "base_url", &endpoint)?;
+
+    let mut body = serde_json::json!({
+        "model": parameters.model,
+        "messages": parameters.messages,
+    });
+    if let Some(temperature) = parameters.temperature {
+        body["temperature"] = Value::from(temperature);
+    }
+    if let Some(max_tokens) = parameters.max_tokens {
+        body["max_tokens"] = Value::from(max_tokens);
+    }
+
+    let mut request = run.engine.http.post(url).json(&body);
+    // A credential wins over the parameter: the parameter only bridges the time before
+    // a workspace stores its key in the vault.
+    if let Some(api_key) = run.credential_string("api_key").or(parameters.api_key) {
+        request = request.bearer_auth(api_key);
+    }
+    let response = http_client::send(&run, request).await?;
+    if !(200..=299).contains(&response.status) {
+        return Err(response.status_error(&run));
+    }
+    let completion: Completion = serde_json::from_slice(&response.body).map_err(|error| {
+        NodeError::transient(format!(
+            "node `{}`: malformed chat completion: {error}",
+            run.node.id
+        ))
+    })?;
+    let Some(choice) = completion.choices.into_iter().next() else {
+        return Err(NodeError::transient(format!(
+            "node `{}`: the chat completion has no choices",
+            run.node.id
+        )));
+    };
+    let model = completion.model.unwrap_or(parameters.model);
+    let usage = completion.usage.unwrap_or_default();
+    let text = choice.message.content.unwrap_or_default();
+    let output = serde_json::json!({
+        "text": text,
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.completion_tokens,
+            "total_tokens": usage.total_tokens,
+        },
+        "model": model,
+        "finish_reason": choice.finish_reason,
+    });
+    Ok(NodeOutcome::Completed {
+        port: MAIN_PORT.to_owned(),
+        output,
+        usage: Some(LlmUsage {
+            model,
+            prompt_tokens: usage.prompt_tokens,
+            completion_tokens: usage.completion_tokens,
+            total_tokens: usage.total_tokens,
+        }),
+    })
+}

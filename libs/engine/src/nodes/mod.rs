@@ -1,0 +1,93 @@
+//! Node implementations, one module per family. Each receives its rendered parameters,
+//! already checked against the type's schema.
+
+mod flow;
+mod http_client;
+mod http_request;
+mod llm_chat;
+mod slack_message;
+mod sql_query;
+mod sql_values;
+
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::engine::{EngineInner, NodeContext, NodeOutcome};
+use crate::error::NodeError;
+use crate::graph::{MAIN_PORT, NodeSpec};
+
+pub(crate) struct NodeRun<'r> {
+    pub engine: &'r EngineInner,
+    pub node: &'r NodeSpec,
+    pub parameters: Value,
+    pub context: &'r NodeContext,
+    pub document: Arc<Value>,
+}
+
+impl NodeRun<'_> {
+    /// Typed parameters. The schema check has passed, so a failure here means the
+    /// schema and the type disagree; it is reported, not hidden.
+    pub fn parameters<T: DeserializeOwned>(&self) -> Result<T, NodeError> {
+        serde_json::from_value(self.parameters.clone()).map_err(|error| {
+            NodeError::permanent(format!(
+                "node `{}`: invalid parameters: {error}",
+                self.node.id
+            ))
+        })
+    }
+
+    /// The first input, which flow nodes pass through.
+    pub fn input(&self) -> Value {
+        self.context.inputs.first().cloned().unwrap_or(Value::Null)
+    }
+
+    /// A string field of the credential, if one is attached.
+    pub fn credential_string(&self, field: &str) -> Option<String> {
+        self.context
+            .credential
+            .as_ref()
+            .and_then(|credential| credential.get(field))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    }
+
+    pub fn fail(&self, message: impl std::fmt::Display) -> NodeError {
+        NodeError::permanent(format!("node `{}`: {message}", self.node.id))
+    }
+
+    pub fn fail_parameter(&self, parameter: &str, message: impl std::fmt::Display) -> NodeError {
+        NodeError::permanent(format!(
+            "node `{}` parameter `{parameter}`: {message}",
+            self.node.id
+        ))
+        .with_parameter(parameter)
+    }
+}
+
+pub(crate) fn completed(output: Value) -> NodeOutcome {
+    NodeOutcome::Completed {
+        port: MAIN_PORT.to_owned(),
+        output,
+        usage: None,
+    }
+}
+
+pub(crate) async fn run(type_name: &str, run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+    match type_name {
+        "http.request" => http_request::run(run).await,
+        "llm.chat" => llm_chat::run(run).await,
+        "slack.message" => slack_message::run(run).await,
+        "sql.query" => sql_query::run(run).await,
+        "transform" => flow::transform(run).await,
+        "if" => flow::if_node(run).await,
+        "switch" => flow::switch(run).await,
+        "merge" => flow::merge(run),
+        "delay" => flow::delay(run),
+        "set" => flow::set(run),
+        other => Err(NodeError::permanent(format!(
+            "node type `{other}` cannot be run"
+        ))),
+    }
+}
