@@ -23,7 +23,13 @@ pub mod tyboo {
             tonic::include_proto!("tyboo.tenancy.v1");
         }
     }
+    pub mod executor {
+        pub mod v1 {
+            tonic::include_proto!("tyboo.executor.v1");
+        }
+    }
 }
 
 pub use tyboo::common::v1 as common;
+pub use tyboo::executor::v1 as executor;
 pub use tyboo::tenancy::v1 as tenancy;

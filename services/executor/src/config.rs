@@ -1,0 +1,202 @@
+//! The executor's settings. Every limit has a default here and a key of the
+//! same name in the `executor` section of the configuration.
+
+use serde::{Deserialize, Serialize};
+use tyboo_broker::BrokerConfig;
+use tyboo_engine::EngineConfig;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ExecutorConfig {
+    /// Largest trigger payload (request input, webhook body), in bytes.
+    pub max_trigger_payload_bytes: usize,
+    /// Largest sum of every node output of one execution, in bytes.
+    pub max_execution_data_bytes: usize,
+    /// A workflow's `max_duration_ms` when it sets none.
+    pub default_max_duration_ms: u64,
+    /// The longest `max_duration_ms` a workflow may ask for.
+    pub max_duration_cap_ms: u64,
+    /// How long a worker holds a step before another may take it over; the
+    /// holder renews it while the node runs.
+    pub lease_duration_ms: u64,
+    /// How often a running step's lease is renewed and the execution's
+    /// status checked (the cross-process half of cancellation).
+    pub heartbeat_interval_ms: u64,
+    pub reconcile_interval_ms: u64,
+    /// A ready step whose dispatch is older than this is dispatched again, in
+    /// case its message was lost.
+    pub redispatch_grace_ms: u64,
+    /// Rows the reconciler and the scheduler handle per pass.
+    pub reconcile_batch_size: u64,
+    pub scheduler_interval_ms: u64,
+    /// Steps one worker process runs at once, per `Workers::start`.
+    pub worker_concurrency: usize,
+    /// How long a worker waits for jobs per receive call.
+    pub worker_receive_wait_ms: u64,
+    /// How long a worker waits for held steps to finish on shutdown before
+    /// releasing them to the queue.
+    pub worker_shutdown_grace_ms: u64,
+    /// A sync webhook's `response_timeout_ms` when it sets none.
+    pub webhook_sync_default_wait_ms: u64,
+    /// The longest a sync webhook may wait for its execution.
+    pub webhook_sync_max_wait_ms: u64,
+    pub page_size_default: u32,
+    pub page_size_max: u32,
+    /// Dead letters handled per bulk replay or discard when the request sets
+    /// no limit, and the most it may ask for.
+    pub bulk_limit_default: u32,
+    pub bulk_limit_max: u32,
+    /// Longest workflow name, in characters.
+    pub max_name_length: usize,
+    pub max_description_length: usize,
+    pub database_max_connections: u32,
+    pub engine: EngineConfig,
+    pub broker: BrokerConfig,
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        Self {
+            max_trigger_payload_bytes: 1024 * 1024,
+            max_execution_data_bytes: 16 * 1024 * 1024,
+            default_max_duration_ms: 3_600_000,
+            max_duration_cap_ms: 24 * 3_600_000,
+            lease_duration_ms: 30_000,
+            heartbeat_interval_ms: 2_000,
+            reconcile_interval_ms: 5_000,
+            redispatch_grace_ms: 30_000,
+            reconcile_batch_size: 500,
+            scheduler_interval_ms: 1_000,
+            worker_concurrency: 8,
+            worker_receive_wait_ms: 1_000,
+            worker_shutdown_grace_ms: 10_000,
+            webhook_sync_default_wait_ms: 30_000,
+            webhook_sync_max_wait_ms: 120_000,
+            page_size_default: 50,
+            page_size_max: 500,
+            bulk_limit_default: 100,
+            bulk_limit_max: 1_000,
+            max_name_length: 200,
+            max_description_length: 2_000,
+            database_max_connections: 10,
+            engine: EngineConfig::default(),
+            broker: BrokerConfig::default(),
+        }
+    }
+}
+
+impl ExecutorConfig {
+    /// Rejects settings the service cannot run with; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        let positive: [(&str, u64); 16] = [
+            (
+                "max_trigger_payload_bytes",
+                self.max_trigger_payload_bytes as u64,
+            ),
+            (
+                "max_execution_data_bytes",
+                self.max_execution_data_bytes as u64,
+            ),
+            ("default_max_duration_ms", self.default_max_duration_ms),
+            ("max_duration_cap_ms", self.max_duration_cap_ms),
+            ("lease_duration_ms", self.lease_duration_ms),
+            ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("reconcile_interval_ms", self.reconcile_interval_ms),
+            ("reconcile_batch_size", self.reconcile_batch_size),
+            ("scheduler_interval_ms", self.scheduler_interval_ms),
+            ("worker_concurrency", self.worker_concurrency as u64),
+            ("worker_receive_wait_ms", self.worker_receive_wait_ms),
+            (
+                "webhook_sync_default_wait_ms",
+                self.webhook_sync_default_wait_ms,
+            ),
+            ("page_size_default", u64::from(self.page_size_default)),
+            ("bulk_limit_default", u64::from(self.bulk_limit_default)),
+            ("max_name_length", self.max_name_length as u64),
+            (
+                "database_max_connections",
+                u64::from(self.database_max_connections),
+            ),
+        ];
+        for (key, value) in positive {
+            if value == 0 {
+                return Err(format!("{key}: must be positive"));
+            }
+        }
+        if self.default_max_duration_ms > self.max_duration_cap_ms {
+            return Err("default_max_duration_ms: must not exceed max_duration_cap_ms".to_owned());
+        }
+        // A lease renewed less often than it lasts would lapse under a live
+        // worker and let a second one run the same step.
+        if self.heartbeat_interval_ms * 2 > self.lease_duration_ms {
+            return Err(
+                "heartbeat_interval_ms: must be at most half of lease_duration_ms".to_owned(),
+            );
+        }
+        if self.page_size_default > self.page_size_max {
+            return Err("page_size_default: must not exceed page_size_max".to_owned());
+        }
+        if self.bulk_limit_default > self.bulk_limit_max {
+            return Err("bulk_limit_default: must not exceed bulk_limit_max".to_owned());
+        }
+        if self.webhook_sync_default_wait_ms > self.webhook_sync_max_wait_ms {
+            return Err(
+                "webhook_sync_default_wait_ms: must not exceed webhook_sync_max_wait_ms".to_owned(),
+            );
+        }
+        if self.max_execution_data_bytes < self.max_trigger_payload_bytes {
+            return Err(
+                "max_execution_data_bytes: must be at least max_trigger_payload_bytes".to_owned(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let config = ExecutorConfig::default();
+        assert_eq!(config.validate(), Ok(()));
+        assert_eq!(config.max_trigger_payload_bytes, 1_048_576);
+        assert_eq!(config.webhook_sync_default_wait_ms, 30_000);
+        assert_eq!(config.lease_duration_ms, 30_000);
+    }
+
+    #[test]
+    fn partial_input_keeps_defaults_and_unknown_keys_are_rejected() {
+        let config: ExecutorConfig =
+            serde_json::from_str(r#"{"worker_concurrency":2,"page_size_max":80}"#).unwrap();
+        assert_eq!(config.worker_concurrency, 2);
+        assert_eq!(config.page_size_max, 80);
+        assert_eq!(config.page_size_default, 50);
+        assert!(serde_json::from_str::<ExecutorConfig>(r#"{"no_such_key":1}"#).is_err());
+    }
+
+    #[test]
+    fn invalid_settings_name_their_key() {
+        let config = ExecutorConfig {
+            heartbeat_interval_ms: 20_000,
+            ..ExecutorConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .starts_with("heartbeat_interval_ms")
+        );
+        let config = ExecutorConfig {
+            worker_concurrency: 0,
+            ..ExecutorConfig::default()
+        };
+        assert!(
+            config
+                .validate()
+                .unwrap_err()
+                .starts_with("worker_concurrency")
+        );
+    }
+}

@@ -1,0 +1,303 @@
+//! Admission of executions, and reading and cancelling them.
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use serde_json::Value;
+use tyboo_engine::WorkflowGraph;
+use uuid::Uuid;
+
+use super::pagination::{decode_id_token, next_token};
+use super::progress::{Aftermath, Stop};
+use super::{
+    Domain, ExecutionDetail, ExecutionStatus, StepState, TriggerType, WorkspaceScope, now,
+    to_json_text,
+};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::storage::entities::{execution, step};
+use crate::storage::{executions, node_runs, steps, workflows};
+
+/// Everything needed to admit one execution.
+pub(crate) struct Admission<'a> {
+    pub workspace_id: Uuid,
+    pub workflow_id: Uuid,
+    pub version: i64,
+    pub graph: &'a WorkflowGraph,
+    pub trigger_type: TriggerType,
+    pub input: Value,
+    pub dead_letter_id: Option<Uuid>,
+    /// Terminal steps of an earlier execution kept as they were: a replay
+    /// from the failed node starts where that execution stopped.
+    pub carried: Vec<step::Model>,
+}
+
+pub struct ListExecutions {
+    pub workflow_id: Option<Uuid>,
+    pub status: Option<ExecutionStatus>,
+    pub created_after: Option<DateTime<Utc>>,
+    pub created_before: Option<DateTime<Utc>>,
+    pub page_size: i32,
+    pub page_token: String,
+}
+
+impl Domain {
+    /// Starts an execution of the latest version, or of `version`.
+    pub async fn start_execution(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        version: Option<i64>,
+        input: Value,
+    ) -> ExecutorResult<execution::Model> {
+        self.check_payload("input", &input)?;
+        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let version = version.unwrap_or(workflow.latest_version);
+        let graph = self.graph(scope.workspace_id, workflow_id, version).await?;
+        let txn = self.store().begin_write().await?;
+        let (execution, aftermath) = self
+            .admit(
+                &txn,
+                Admission {
+                    workspace_id: scope.workspace_id,
+                    workflow_id,
+                    version,
+                    graph: &graph,
+                    trigger_type: TriggerType::Manual,
+                    input,
+                    dead_letter_id: None,
+                    carried: Vec::new(),
+                },
+            )
+            .await?;
+        txn.commit().await?;
+        self.after_commit(execution.id, aftermath).await;
+        Ok(execution)
+    }
+
+    /// Refuses a trigger payload over the cap, naming the cap.
+    pub(crate) fn check_payload(&self, field: &str, input: &Value) -> ExecutorResult<()> {
+        let cap = self.config().max_trigger_payload_bytes;
+        let size = to_json_text(input).len();
+        if size > cap {
+            return Err(ExecutorError::invalid(
+                field,
+                format!(
+                    "payload of {size} bytes exceeds the trigger payload cap of {cap} bytes \
+                     (max_trigger_payload_bytes)"
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes the execution and its first steps: the trigger's data is the
+    /// trigger node's output, and its successors become ready.
+    pub(crate) async fn admit<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        admission: Admission<'_>,
+    ) -> ExecutorResult<(execution::Model, Aftermath)> {
+        let now = now();
+        let graph = admission.graph;
+        let trigger = tyboo_engine::trigger_node(graph).ok_or_else(|| {
+            ExecutorError::FailedPrecondition("the workflow has no trigger node".to_owned())
+        })?;
+        let max_duration_ms = graph
+            .settings
+            .max_duration_ms
+            .unwrap_or(self.config().default_max_duration_ms)
+            .min(self.config().max_duration_cap_ms);
+        let input_text = to_json_text(&admission.input);
+        let execution = execution::Model {
+            id: Uuid::now_v7(),
+            workspace_id: admission.workspace_id,
+            workflow_id: admission.workflow_id,
+            workflow_version: admission.version,
+            status: ExecutionStatus::Queued.as_str().to_owned(),
+            trigger_type: admission.trigger_type.as_str().to_owned(),
+            input: input_text.clone(),
+            error: None,
+            error_class: None,
+            failed_node_id: None,
+            create_time: now,
+            start_time: None,
+            end_time: None,
+            deadline: now
+                + chrono::Duration::milliseconds(
+                    i64::try_from(max_duration_ms).unwrap_or(i64::MAX / 2),
+                ),
+            data_bytes: i64::try_from(input_text.len()).unwrap_or(i64::MAX),
+            dead_letter_id: admission.dead_letter_id,
+        };
+        executions::insert(db, &execution).await?;
+
+        let mut kept_trigger = false;
+        for carried in &admission.carried {
+            let Some(node) = graph.node(&carried.node_id) else {
+                continue;
+            };
+            kept_trigger |= node.id == trigger.id;
+            let row = step::Model {
+                id: Uuid::now_v7(),
+                workspace_id: execution.workspace_id,
+                execution_id: execution.id,
+                pool: self.pool_of(node).as_str().to_owned(),
+                fencing: 0,
+                lease_owner: None,
+                lease_expires_at: None,
+                dispatched_at: None,
+                ..carried.clone()
+            };
+            steps::insert(db, &row).await?;
+        }
+        if !kept_trigger {
+            let row = step::Model {
+                id: Uuid::now_v7(),
+                workspace_id: execution.workspace_id,
+                execution_id: execution.id,
+                node_id: trigger.id.clone(),
+                pool: self.pool_of(trigger).as_str().to_owned(),
+                state: StepState::Succeeded.as_str().to_owned(),
+                attempt: 1,
+                fencing: 0,
+                lease_owner: None,
+                lease_expires_at: None,
+                available_at: now,
+                dispatched_at: None,
+                output: Some(input_text),
+                port: Some(tyboo_engine::MAIN_PORT.to_owned()),
+                error: None,
+                error_class: None,
+                start_time: Some(now),
+                end_time: Some(now),
+            };
+            steps::insert(db, &row).await?;
+        }
+        let aftermath = self.advance_execution(db, &execution, graph, now).await?;
+        ::metrics::counter!(
+            crate::metrics::EXECUTIONS_STARTED_TOTAL,
+            "trigger" => admission.trigger_type.as_str()
+        )
+        .increment(1);
+        Ok((execution, aftermath))
+    }
+
+    pub async fn get_execution(
+        &self,
+        scope: &WorkspaceScope,
+        execution_id: Uuid,
+    ) -> ExecutorResult<ExecutionDetail> {
+        let execution = executions::find_in_workspace(self.db(), scope.workspace_id, execution_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("execution"))?;
+        self.execution_detail(execution).await
+    }
+
+    pub(crate) async fn execution_detail(
+        &self,
+        execution: execution::Model,
+    ) -> ExecutorResult<ExecutionDetail> {
+        let steps = steps::list_for_execution(self.db(), execution.id).await?;
+        let runs = node_runs::list_for_execution(self.db(), execution.id).await?;
+        Ok(ExecutionDetail {
+            execution,
+            steps,
+            runs,
+        })
+    }
+
+    /// Executions newest first, and the next page token.
+    pub async fn list_executions(
+        &self,
+        scope: &WorkspaceScope,
+        request: ListExecutions,
+    ) -> ExecutorResult<(Vec<execution::Model>, String)> {
+        let limit = self.page_size(request.page_size)?;
+        let filter = executions::ListFilter {
+            workflow_id: request.workflow_id,
+            status: request.status.map(ExecutionStatus::as_str),
+            created_after: request.created_after,
+            created_before: request.created_before,
+            before_id: decode_id_token(&request.page_token)?,
+        };
+        let rows = executions::list(self.db(), scope.workspace_id, &filter, limit).await?;
+        let next = next_token(&rows, limit, |row| row.id.to_string());
+        Ok((rows, next))
+    }
+
+    /// Cancels an active execution; a finished one is returned unchanged.
+    pub async fn cancel_execution(
+        &self,
+        scope: &WorkspaceScope,
+        execution_id: Uuid,
+    ) -> ExecutorResult<execution::Model> {
+        let txn = self.store().begin_write().await?;
+        let execution = executions::lock(&txn, execution_id)
+            .await?
+            .filter(|row| row.workspace_id == scope.workspace_id)
+            .ok_or(ExecutorError::NotFound("execution"))?;
+        let error = format!("cancelled by {}", scope.actor());
+        let stopped = self
+            .stop_execution(
+                &txn,
+                execution.id,
+                Stop {
+                    status: ExecutionStatus::Cancelled,
+                    error: &error,
+                    error_class: None,
+                    failed_node_id: None,
+                    now: now(),
+                },
+            )
+            .await?;
+        txn.commit().await?;
+        if stopped {
+            let aftermath = Aftermath {
+                jobs: Vec::new(),
+                finished: Some(ExecutionStatus::Cancelled),
+            };
+            self.after_commit(execution_id, aftermath).await;
+        }
+        executions::find(self.db(), execution_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("execution"))
+    }
+
+    /// Times out an execution past its deadline; false when it had already
+    /// finished or is not late.
+    pub(crate) async fn time_out_execution(&self, execution_id: Uuid) -> ExecutorResult<bool> {
+        let txn = self.store().begin_write().await?;
+        let Some(execution) = executions::lock(&txn, execution_id).await? else {
+            return Ok(false);
+        };
+        let now = now();
+        if execution.deadline > now {
+            return Ok(false);
+        }
+        let allowed = (execution.deadline - execution.create_time).num_milliseconds();
+        let error = format!("the execution exceeded its max_duration of {allowed} ms");
+        let stopped = self
+            .stop_execution(
+                &txn,
+                execution_id,
+                Stop {
+                    status: ExecutionStatus::TimedOut,
+                    error: &error,
+                    error_class: Some(tyboo_engine::ErrorClass::Timeout.as_str()),
+                    failed_node_id: None,
+                    now,
+                },
+            )
+            .await?;
+        txn.commit().await?;
+        if stopped {
+            let aftermath = Aftermath {
+                jobs: Vec::new(),
+                finished: Some(ExecutionStatus::TimedOut),
+            };
+            self.after_commit(execution_id, aftermath).await;
+        }
+        Ok(stopped)
+    }
+}

@@ -1,0 +1,182 @@
+//! Failed attempts: a retry when the error class and the node's policy
+//! allow one; otherwise the step fails, its execution stops (failed, or
+//! timed out for the timeout class) and the step lands in the dead-letter
+//! queue with the inputs it failed on.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DatabaseTransaction};
+use serde_json::Value;
+use tyboo_engine::{ErrorClass, NodeError};
+use uuid::Uuid;
+
+use super::progress::{Aftermath, Stop};
+use super::steps::{Claimed, Committed};
+use super::{
+    DeadLetterState, Domain, ExecutionStatus, NodeRunStatus, StepState, now, to_json_text,
+};
+use crate::error::ExecutorResult;
+use crate::storage::entities::dead_letter;
+use crate::storage::{dead_letters, node_runs, steps};
+
+impl Domain {
+    /// Commits a failed attempt: a retry when the error class and the policy
+    /// allow one, else the step fails, its execution stops and the step goes
+    /// to the dead-letter queue.
+    pub async fn commit_failure(
+        &self,
+        claimed: &Claimed,
+        error: NodeError,
+    ) -> ExecutorResult<Committed> {
+        let txn = self.store().begin_write().await?;
+        self.finish_failure(txn, claimed, error, now()).await
+    }
+
+    pub(crate) async fn finish_failure(
+        &self,
+        txn: DatabaseTransaction,
+        claimed: &Claimed,
+        error: NodeError,
+        now: DateTime<Utc>,
+    ) -> ExecutorResult<Committed> {
+        if self
+            .lock_active(&txn, claimed.execution.id)
+            .await?
+            .is_none()
+        {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        }
+        let Some(aftermath) = self.apply_failure(&txn, claimed, error, now).await? else {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        };
+        txn.commit().await?;
+        self.after_commit(claimed.execution.id, aftermath).await;
+        Ok(Committed::Applied)
+    }
+
+    /// The writes of a failed attempt; `None` when the step was no longer held.
+    pub(crate) async fn apply_failure<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        claimed: &Claimed,
+        error: NodeError,
+        now: DateTime<Utc>,
+    ) -> ExecutorResult<Option<Aftermath>> {
+        let policy = claimed.policy();
+        let attempt = claimed.attempt();
+        let run_status = match error.class {
+            ErrorClass::Timeout => NodeRunStatus::TimedOut,
+            ErrorClass::Transient | ErrorClass::Permanent => NodeRunStatus::Failed,
+        };
+        let class = error.class.as_str();
+        let message = error.to_string();
+        let retry = error.class.is_retryable() && attempt < policy.max_attempts;
+        let mut aftermath = Aftermath::default();
+        let transition = if retry {
+            let delay = tyboo_engine::backoff(&policy, attempt, error.retry_after);
+            let available_at = crate::storage::truncate(
+                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
+            );
+            let mut job = claimed.job();
+            job.attempt = attempt + 1;
+            aftermath.jobs.push((job, Some(available_at)));
+            steps::Transition {
+                state: StepState::Ready.as_str(),
+                attempt: claimed.step.attempt + 1,
+                available_at,
+                output: None,
+                port: None,
+                error: Some(&message),
+                error_class: Some(class),
+                end_time: None,
+                dispatched_at: Some(now),
+            }
+        } else {
+            let state = match error.class {
+                ErrorClass::Timeout => StepState::TimedOut,
+                ErrorClass::Transient | ErrorClass::Permanent => StepState::Failed,
+            };
+            steps::Transition {
+                state: state.as_str(),
+                attempt: claimed.step.attempt,
+                available_at: claimed.step.available_at,
+                output: None,
+                port: None,
+                error: Some(&message),
+                error_class: Some(class),
+                end_time: Some(now),
+                dispatched_at: claimed.step.dispatched_at,
+            }
+        };
+        if !steps::transition_held(db, claimed.step.id, claimed.step.fencing, transition).await? {
+            ::metrics::counter!(crate::metrics::STALE_COMMITS_TOTAL).increment(1);
+            return Ok(None);
+        }
+        node_runs::finish(
+            db,
+            claimed.execution.id,
+            &claimed.step.node_id,
+            claimed.step.attempt,
+            node_runs::RunEnd {
+                status: run_status.as_str(),
+                error: Some(&message),
+                error_class: Some(class),
+                end_time: Some(now),
+                ..node_runs::RunEnd::default()
+            },
+        )
+        .await?;
+        if retry {
+            return Ok(Some(aftermath));
+        }
+        let letter = dead_letter::Model {
+            id: Uuid::now_v7(),
+            workspace_id: claimed.execution.workspace_id,
+            execution_id: claimed.execution.id,
+            workflow_id: claimed.execution.workflow_id,
+            workflow_version: claimed.execution.workflow_version,
+            node_id: claimed.step.node_id.clone(),
+            inputs: to_json_text(&Value::Array(claimed.inputs.clone())),
+            error_class: class.to_owned(),
+            error: message.clone(),
+            attempts: claimed.step.attempt,
+            state: DeadLetterState::Pending.as_str().to_owned(),
+            create_time: now,
+            resolve_time: None,
+            replay_execution_id: None,
+        };
+        dead_letters::insert(db, &letter).await?;
+        ::metrics::counter!(
+            crate::metrics::DEAD_LETTERS_TOTAL,
+            "pool" => claimed.step.pool.clone(),
+            "error_class" => class
+        )
+        .increment(1);
+        let status = match error.class {
+            ErrorClass::Timeout => ExecutionStatus::TimedOut,
+            ErrorClass::Transient | ErrorClass::Permanent => ExecutionStatus::Failed,
+        };
+        let execution_error = format!(
+            "node {} failed after {} attempt(s): {message}",
+            claimed.step.node_id, claimed.step.attempt
+        );
+        let stopped = self
+            .stop_execution(
+                db,
+                claimed.execution.id,
+                Stop {
+                    status,
+                    error: &execution_error,
+                    error_class: Some(class),
+                    failed_node_id: Some(&claimed.step.node_id),
+                    now,
+                },
+            )
+            .await?;
+        if stopped {
+            aftermath.finished = Some(status);
+        }
+        Ok(Some(aftermath))
+    }
+}

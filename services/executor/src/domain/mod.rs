@@ -1,0 +1,193 @@
+//! The rules of the executor: workflows and their versions, admission of
+//! executions, the step state machine that workers drive, dead letters and
+//! triggers. Nothing here knows about gRPC.
+
+pub mod cancellation;
+pub mod dead_letters;
+pub mod executions;
+mod failures;
+pub mod model;
+pub mod pagination;
+pub mod progress;
+mod scope;
+pub mod steps;
+pub mod webhooks;
+pub mod workflows;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use sea_orm::DatabaseConnection;
+use tokio::sync::broadcast;
+use tyboo_auth::{KeySource, TokenVerifier};
+use tyboo_broker::{Dispatch, Job};
+use tyboo_engine::{Engine, WorkflowGraph};
+use uuid::Uuid;
+
+pub use model::*;
+pub use scope::WorkspaceScope;
+
+use crate::config::ExecutorConfig;
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::storage::{self, Store};
+use cancellation::CancellationRegistry;
+
+/// Parsed graphs kept per process; versions are immutable, so an entry never
+/// goes stale. Cleared wholesale past this many entries to bound memory.
+const GRAPH_CACHE_LIMIT: usize = 1024;
+
+/// The executor domain service: a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct Domain {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    config: ExecutorConfig,
+    engine: Engine,
+    dispatch: Arc<dyn Dispatch>,
+    verifier: TokenVerifier,
+    cancellations: CancellationRegistry,
+    /// Ids of executions that reached a terminal status in this process,
+    /// for sync webhooks waiting on them.
+    finished: broadcast::Sender<Uuid>,
+    graphs: Mutex<HashMap<(Uuid, i64), Arc<WorkflowGraph>>>,
+}
+
+impl std::fmt::Debug for Domain {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("Domain")
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Domain {
+    pub fn new(
+        store: Store,
+        config: ExecutorConfig,
+        engine: Engine,
+        key_source: Arc<dyn KeySource>,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> Domain {
+        Domain {
+            inner: Arc::new(Inner {
+                store,
+                config,
+                engine,
+                dispatch,
+                verifier: TokenVerifier::new(key_source),
+                cancellations: CancellationRegistry::default(),
+                finished: broadcast::channel(1024).0,
+                graphs: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.inner.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    pub fn dispatch(&self) -> &Arc<dyn Dispatch> {
+        &self.inner.dispatch
+    }
+
+    pub(crate) fn cancellations(&self) -> &CancellationRegistry {
+        &self.inner.cancellations
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        self.inner.store.connection()
+    }
+
+    /// Subscribes to "this execution finished" notices of this process.
+    pub(crate) fn subscribe_finished(&self) -> broadcast::Receiver<Uuid> {
+        self.inner.finished.subscribe()
+    }
+
+    pub(crate) fn announce_finished(&self, execution_id: Uuid) {
+        // No receiver is the common case and not an error.
+        let _ = self.inner.finished.send(execution_id);
+    }
+
+    /// The parsed graph of a workflow version.
+    pub(crate) async fn graph(
+        &self,
+        workspace_id: Uuid,
+        workflow_id: Uuid,
+        version: i64,
+    ) -> ExecutorResult<Arc<WorkflowGraph>> {
+        if let Some(graph) = self.cached_graph(workflow_id, version) {
+            return Ok(graph);
+        }
+        let row = storage::workflows::find_version(self.db(), workspace_id, workflow_id, version)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow version"))?;
+        let graph: WorkflowGraph = serde_json::from_str(&row.graph).map_err(|error| {
+            ExecutorError::Internal(format!(
+                "stored graph of workflow {workflow_id} version {version} does not parse: {error}"
+            ))
+        })?;
+        let graph = Arc::new(graph);
+        let mut cache = self
+            .inner
+            .graphs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= GRAPH_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert((workflow_id, version), graph.clone());
+        Ok(graph)
+    }
+
+    fn cached_graph(&self, workflow_id: Uuid, version: i64) -> Option<Arc<WorkflowGraph>> {
+        self.inner
+            .graphs
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&(workflow_id, version))
+            .cloned()
+    }
+
+    /// Sends jobs for steps whose rows have committed. A failure here loses
+    /// nothing: the reconciler dispatches steps whose message went missing.
+    pub(crate) async fn dispatch_jobs(
+        &self,
+        jobs: Vec<(Job, Option<chrono::DateTime<chrono::Utc>>)>,
+    ) {
+        if jobs.is_empty() {
+            return;
+        }
+        if let Err(error) = self.inner.dispatch.enqueue_many(jobs).await {
+            tracing::warn!(%error, "enqueueing steps failed; the reconciler will dispatch them");
+        }
+    }
+
+    /// The pool a node's jobs run on: its own override, else its type's.
+    pub(crate) fn pool_of(&self, node: &tyboo_engine::NodeSpec) -> tyboo_engine::Pool {
+        node.pool.unwrap_or_else(|| {
+            self.inner
+                .engine
+                .catalog()
+                .get(&node.node_type)
+                .map(|info| info.pool)
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// The current time as stored.
+pub(crate) fn now() -> chrono::DateTime<chrono::Utc> {
+    storage::now()
+}

@@ -1,0 +1,469 @@
+//! The step state machine workers drive: claim a step under a lease with a
+//! new fencing number, then commit its outcome only while still holding it.
+//! Each commit locks the execution row first (claims too), so the steps of
+//! one execution commit one at a time and every lock is taken in the same
+//! order.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use sea_orm::ConnectionTrait;
+use serde_json::{Map, Value};
+use tyboo_broker::Job;
+use tyboo_engine::{ErrorClass, LlmUsage, NodeError, NodeSpec, RetryPolicy, WorkflowGraph};
+use uuid::Uuid;
+
+use super::progress::terminal_map;
+use super::{Domain, ExecutionStatus, NodeRunStatus, StepState, json_column, now, to_json_text};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::storage::entities::{execution, node_run, step};
+use crate::storage::{executions, node_runs, steps};
+
+/// A step this worker holds.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    pub execution: execution::Model,
+    pub step: step::Model,
+    pub graph: Arc<WorkflowGraph>,
+    pub node: NodeSpec,
+    /// Outputs of the predecessors whose edges fired, in edge order.
+    pub inputs: Vec<Value>,
+    /// Outputs of every node that succeeded so far, by node id.
+    pub nodes: Map<String, Value>,
+    pub trigger: Value,
+    /// Set when the step was waiting and is now due: it completes with this
+    /// output without running again.
+    pub resume_output: Option<Value>,
+}
+
+impl Claimed {
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.step.attempt).unwrap_or(1)
+    }
+
+    pub fn policy(&self) -> RetryPolicy {
+        self.node.retry.clone().unwrap_or_default()
+    }
+
+    pub fn job(&self) -> Job {
+        Job {
+            pool: self.step.pool.clone(),
+            execution_id: self.execution.id,
+            node_id: self.step.node_id.clone(),
+            attempt: self.attempt(),
+            workspace_id: self.execution.workspace_id,
+        }
+    }
+}
+
+pub enum ClaimOutcome {
+    Claimed(Box<Claimed>),
+    /// Nothing to run for this message: acknowledge it.
+    Nothing,
+    /// Not runnable yet: deliver again at this time.
+    Later(DateTime<Utc>),
+}
+
+/// What became of a commit.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Committed {
+    Applied,
+    /// The worker no longer held the step (or the execution had stopped):
+    /// the result was discarded.
+    Refused,
+}
+
+impl Domain {
+    /// Takes the step a job names, if it can run now.
+    pub async fn claim_step(&self, job: &Job, owner: &str) -> ExecutorResult<ClaimOutcome> {
+        let now = now();
+        let Some(execution) = executions::find(self.db(), job.execution_id).await? else {
+            return Ok(ClaimOutcome::Nothing);
+        };
+        if ExecutionStatus::parse(&execution.status).is_none_or(ExecutionStatus::is_terminal) {
+            return Ok(ClaimOutcome::Nothing);
+        }
+        if execution.deadline <= now {
+            self.time_out_execution(execution.id).await?;
+            return Ok(ClaimOutcome::Nothing);
+        }
+        let Some(step) = steps::find(self.db(), job.execution_id, &job.node_id).await? else {
+            return Ok(ClaimOutcome::Nothing);
+        };
+        let state = StepState::parse(&step.state);
+        let lost = match state {
+            Some(StepState::Ready | StepState::Waiting) if step.available_at > now => {
+                return Ok(ClaimOutcome::Later(step.available_at));
+            }
+            Some(StepState::Ready | StepState::Waiting) => false,
+            // A running step whose lease ran out lost its worker.
+            Some(StepState::Running) if step.lease_expires_at.is_some_and(|at| at <= now) => true,
+            _ => return Ok(ClaimOutcome::Nothing),
+        };
+        let graph = self
+            .graph(
+                execution.workspace_id,
+                execution.workflow_id,
+                execution.workflow_version,
+            )
+            .await?;
+        let node = graph.node(&step.node_id).cloned().ok_or_else(|| {
+            ExecutorError::Internal(format!("step of unknown node {}", step.node_id))
+        })?;
+        let max_attempts =
+            i32::try_from(node.retry.clone().unwrap_or_default().max_attempts.max(1))
+                .unwrap_or(i32::MAX);
+        let attempt = if lost { step.attempt + 1 } else { step.attempt };
+        let exhausted = lost && attempt > max_attempts;
+
+        let rows = steps::list_for_execution(self.db(), execution.id).await?;
+        let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows);
+        let trigger = json_column(&execution.input);
+        let resume_output = (state == Some(StepState::Waiting)).then(|| {
+            step.output
+                .as_deref()
+                .map(json_column)
+                .unwrap_or(Value::Null)
+        });
+
+        let txn = self.store().begin_write().await?;
+        executions::lock(&txn, execution.id).await?;
+        let claimed = steps::claim(
+            &txn,
+            steps::Claim {
+                step_id: step.id,
+                expected_state: &step.state,
+                expected_fencing: step.fencing,
+                attempt,
+                lease_owner: owner,
+                lease_expires_at: now + self.lease_duration(),
+                now,
+            },
+        )
+        .await?;
+        if !claimed {
+            txn.rollback().await?;
+            return Ok(ClaimOutcome::Nothing);
+        }
+        if lost {
+            node_runs::finish(
+                &txn,
+                execution.id,
+                &step.node_id,
+                step.attempt,
+                node_runs::RunEnd {
+                    status: NodeRunStatus::Failed.as_str(),
+                    error: Some("the worker running this attempt stopped responding"),
+                    error_class: Some(ErrorClass::Transient.as_str()),
+                    end_time: Some(now),
+                    ..node_runs::RunEnd::default()
+                },
+            )
+            .await?;
+        }
+        executions::mark_running(&txn, execution.id, now).await?;
+        if resume_output.is_none() && !exhausted {
+            let run = node_run::Model {
+                id: Uuid::now_v7(),
+                workspace_id: execution.workspace_id,
+                execution_id: execution.id,
+                node_id: step.node_id.clone(),
+                attempt,
+                status: NodeRunStatus::Running.as_str().to_owned(),
+                input: to_json_text(&Value::Array(inputs.clone())),
+                output: None,
+                port: None,
+                error: None,
+                error_class: None,
+                start_time: now,
+                end_time: None,
+                resume_time: None,
+                llm_model: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                total_tokens: None,
+            };
+            node_runs::record_start(&txn, &run).await?;
+        }
+        let step = step::Model {
+            state: StepState::Running.as_str().to_owned(),
+            attempt,
+            fencing: step.fencing + 1,
+            lease_owner: Some(owner.to_owned()),
+            lease_expires_at: Some(now + self.lease_duration()),
+            start_time: Some(now),
+            ..step
+        };
+        let mut claimed = Claimed {
+            execution,
+            step,
+            graph,
+            node,
+            inputs,
+            nodes,
+            trigger,
+            resume_output,
+        };
+        // A worker lost more often than the policy allows is treated like an
+        // exhausted retry: a job that kills its worker every time must not
+        // hold the pool forever.
+        if exhausted {
+            let error = NodeError::transient(format!(
+                "the worker running this node was lost {} times",
+                attempt - 1
+            ));
+            claimed.step.attempt = attempt - 1;
+            let aftermath = self.apply_failure(&txn, &claimed, error, now).await?;
+            txn.commit().await?;
+            if let Some(aftermath) = aftermath {
+                self.after_commit(claimed.execution.id, aftermath).await;
+            }
+            return Ok(ClaimOutcome::Nothing);
+        }
+        txn.commit().await?;
+        Ok(ClaimOutcome::Claimed(Box::new(claimed)))
+    }
+
+    /// Extends the lease of a running step; false when the worker no longer
+    /// holds it or its execution stopped, so it must abandon the node.
+    pub async fn renew_lease(&self, claimed: &Claimed) -> ExecutorResult<bool> {
+        let expires = now() + self.lease_duration();
+        Ok(steps::renew_lease(self.db(), claimed.step.id, claimed.step.fencing, expires).await?)
+    }
+
+    /// Commits a node's output and moves the execution forward.
+    pub async fn commit_success(
+        &self,
+        claimed: &Claimed,
+        output: Value,
+        port: String,
+        usage: Option<LlmUsage>,
+    ) -> ExecutorResult<Committed> {
+        let now = now();
+        let txn = self.store().begin_write().await?;
+        let Some(execution) = self.lock_active(&txn, claimed.execution.id).await? else {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        };
+        let output_text = to_json_text(&output);
+        let data_bytes = execution
+            .data_bytes
+            .saturating_add(i64::try_from(output_text.len()).unwrap_or(i64::MAX));
+        let cap = self.config().max_execution_data_bytes;
+        if data_bytes > i64::try_from(cap).unwrap_or(i64::MAX) {
+            let error = NodeError::permanent(format!(
+                "the execution's data would reach {data_bytes} bytes, over the execution data \
+                 cap of {cap} bytes (max_execution_data_bytes)"
+            ));
+            return self.finish_failure(txn, claimed, error, now).await;
+        }
+        let moved = steps::transition_held(
+            &txn,
+            claimed.step.id,
+            claimed.step.fencing,
+            steps::Transition {
+                state: StepState::Succeeded.as_str(),
+                attempt: claimed.step.attempt,
+                available_at: claimed.step.available_at,
+                output: Some(&output_text),
+                port: Some(&port),
+                error: None,
+                error_class: None,
+                end_time: Some(now),
+                dispatched_at: claimed.step.dispatched_at,
+            },
+        )
+        .await?;
+        if !moved {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        }
+        let (llm_model, prompt_tokens, completion_tokens, total_tokens) = match &usage {
+            Some(usage) => (
+                Some(usage.model.as_str()),
+                Some(usage.prompt_tokens as i64),
+                Some(usage.completion_tokens as i64),
+                Some(usage.total_tokens as i64),
+            ),
+            None => (None, None, None, None),
+        };
+        node_runs::finish(
+            &txn,
+            execution.id,
+            &claimed.step.node_id,
+            claimed.step.attempt,
+            node_runs::RunEnd {
+                status: NodeRunStatus::Succeeded.as_str(),
+                output: Some(&output_text),
+                port: Some(&port),
+                end_time: Some(now),
+                llm_model,
+                prompt_tokens,
+                completion_tokens,
+                total_tokens,
+                ..node_runs::RunEnd::default()
+            },
+        )
+        .await?;
+        executions::set_data_bytes(&txn, execution.id, data_bytes).await?;
+        let aftermath = self
+            .advance_execution(&txn, &execution, &claimed.graph, now)
+            .await?;
+        txn.commit().await?;
+        self.after_commit(execution.id, aftermath).await;
+        Ok(Committed::Applied)
+    }
+
+    /// Parks a step until `until` (a `delay` node); it then completes with
+    /// `output` without running again.
+    pub async fn commit_wait(
+        &self,
+        claimed: &Claimed,
+        until: DateTime<Utc>,
+        output: Value,
+    ) -> ExecutorResult<Committed> {
+        let now = now();
+        let until = crate::storage::truncate(until.max(now));
+        let txn = self.store().begin_write().await?;
+        if self
+            .lock_active(&txn, claimed.execution.id)
+            .await?
+            .is_none()
+        {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        }
+        let output_text = to_json_text(&output);
+        let moved = steps::transition_held(
+            &txn,
+            claimed.step.id,
+            claimed.step.fencing,
+            steps::Transition {
+                state: StepState::Waiting.as_str(),
+                attempt: claimed.step.attempt,
+                available_at: until,
+                output: Some(&output_text),
+                port: Some(tyboo_engine::MAIN_PORT),
+                error: None,
+                error_class: None,
+                end_time: None,
+                dispatched_at: Some(now),
+            },
+        )
+        .await?;
+        if !moved {
+            txn.rollback().await?;
+            return Ok(self.refused());
+        }
+        node_runs::finish(
+            &txn,
+            claimed.execution.id,
+            &claimed.step.node_id,
+            claimed.step.attempt,
+            node_runs::RunEnd {
+                status: NodeRunStatus::Waiting.as_str(),
+                output: Some(&output_text),
+                port: Some(tyboo_engine::MAIN_PORT),
+                resume_time: Some(until),
+                ..node_runs::RunEnd::default()
+            },
+        )
+        .await?;
+        txn.commit().await?;
+        self.dispatch_jobs(vec![(claimed.job(), Some(until))]).await;
+        Ok(Committed::Applied)
+    }
+
+    /// Hands a held step back without spending an attempt, for a worker that
+    /// shuts down before its node finished; another worker takes it at once.
+    pub async fn release_step(&self, claimed: &Claimed) -> ExecutorResult<()> {
+        let now = now();
+        let txn = self.store().begin_write().await?;
+        executions::lock(&txn, claimed.execution.id).await?;
+        let moved = steps::transition_held(
+            &txn,
+            claimed.step.id,
+            claimed.step.fencing,
+            steps::Transition {
+                state: StepState::Ready.as_str(),
+                attempt: claimed.step.attempt,
+                available_at: now,
+                output: None,
+                port: None,
+                error: None,
+                error_class: None,
+                end_time: None,
+                dispatched_at: Some(now),
+            },
+        )
+        .await?;
+        if moved {
+            node_runs::finish(
+                &txn,
+                claimed.execution.id,
+                &claimed.step.node_id,
+                claimed.step.attempt,
+                node_runs::RunEnd {
+                    status: NodeRunStatus::Cancelled.as_str(),
+                    error: Some("the worker shut down; the step was handed back"),
+                    end_time: Some(now),
+                    ..node_runs::RunEnd::default()
+                },
+            )
+            .await?;
+        }
+        txn.commit().await?;
+        if moved {
+            self.dispatch_jobs(vec![(claimed.job(), None)]).await;
+        }
+        Ok(())
+    }
+
+    /// The execution, locked, if it can still change.
+    pub(crate) async fn lock_active<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        execution_id: Uuid,
+    ) -> ExecutorResult<Option<execution::Model>> {
+        Ok(executions::lock(db, execution_id).await?.filter(|row| {
+            ExecutionStatus::parse(&row.status).is_some_and(|status| !status.is_terminal())
+        }))
+    }
+
+    pub(crate) fn refused(&self) -> Committed {
+        ::metrics::counter!(crate::metrics::STALE_COMMITS_TOTAL).increment(1);
+        Committed::Refused
+    }
+
+    pub(crate) fn lease_duration(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(
+            i64::try_from(self.config().lease_duration_ms).unwrap_or(i64::MAX / 2),
+        )
+    }
+}
+
+/// The inputs of `node_id` (outputs of the predecessors whose edges fired, in
+/// edge order) and the outputs of every succeeded node, by id.
+pub fn inputs_of(
+    graph: &WorkflowGraph,
+    node_id: &str,
+    rows: &[step::Model],
+) -> (Vec<Value>, Map<String, Value>) {
+    let terminal = terminal_map(rows);
+    let mut nodes = Map::new();
+    for row in rows {
+        if row.state == StepState::Succeeded.as_str() {
+            let output = row
+                .output
+                .as_deref()
+                .map(json_column)
+                .unwrap_or(Value::Null);
+            nodes.insert(row.node_id.clone(), output);
+        }
+    }
+    let inputs = tyboo_engine::fired_sources(graph, node_id, &terminal)
+        .into_iter()
+        .map(|source| nodes.get(source).cloned().unwrap_or(Value::Null))
+        .collect();
+    (inputs, nodes)
+}

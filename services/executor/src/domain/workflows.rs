@@ -1,0 +1,427 @@
+//! Workflows: each save validates the graph, stores it as a new immutable
+//! version and rewrites the workflow's triggers (webhook routes, schedules)
+//! in the same transaction.
+
+use serde_json::Value;
+use tyboo_engine::{ValidationLimits, WorkflowGraph};
+use uuid::Uuid;
+
+use super::pagination::{decode_id_token, decode_version_token, next_token, page_size};
+use super::{Domain, WorkflowView, WorkspaceScope, now};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::storage::entities::{schedule, webhook_route, workflow, workflow_version};
+use crate::storage::{is_unique_violation, triggers, workflows};
+
+pub const WEBHOOK_TRIGGER: &str = "trigger.webhook";
+pub const SCHEDULE_TRIGGER: &str = "trigger.schedule";
+
+/// What a save writes.
+pub struct Draft {
+    pub name: String,
+    pub description: String,
+    pub graph: WorkflowGraph,
+}
+
+impl Domain {
+    pub async fn create_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        draft: Draft,
+    ) -> ExecutorResult<WorkflowView> {
+        self.check_draft(&draft)?;
+        let now = now();
+        let workflow = workflow::Model {
+            id: Uuid::now_v7(),
+            workspace_id: scope.workspace_id,
+            name: draft.name.trim().to_owned(),
+            description: draft.description.clone(),
+            latest_version: 1,
+            create_time: now,
+            update_time: now,
+            delete_time: None,
+        };
+        let txn = self.store().begin_write().await?;
+        workflows::insert_workflow(&txn, &workflow).await?;
+        let version = self
+            .write_version(&txn, scope, &workflow, 1, &draft, None)
+            .await?;
+        txn.commit().await?;
+        Ok(WorkflowView {
+            workflow,
+            version,
+            graph: draft.graph,
+        })
+    }
+
+    pub async fn update_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        draft: Draft,
+        expected_version: Option<i64>,
+    ) -> ExecutorResult<WorkflowView> {
+        self.check_draft(&draft)?;
+        self.save_new_version(scope, workflow_id, draft, expected_version, None)
+            .await
+    }
+
+    /// Saves a new version whose graph, name and description equal `version`'s.
+    pub async fn restore_workflow_version(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        version: i64,
+    ) -> ExecutorResult<WorkflowView> {
+        workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let old = workflows::find_version(self.db(), scope.workspace_id, workflow_id, version)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow version"))?;
+        let graph = self.graph(scope.workspace_id, workflow_id, version).await?;
+        let draft = Draft {
+            name: old.name,
+            description: old.description,
+            graph: (*graph).clone(),
+        };
+        // The old graph passed validation when saved, but node types and
+        // credentials may have changed since: check again.
+        self.check_draft(&draft)?;
+        self.save_new_version(scope, workflow_id, draft, None, Some(version))
+            .await
+    }
+
+    pub async fn get_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        version: Option<i64>,
+    ) -> ExecutorResult<WorkflowView> {
+        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let number = version.unwrap_or(workflow.latest_version);
+        let version = workflows::find_version(self.db(), scope.workspace_id, workflow_id, number)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow version"))?;
+        let graph = self.graph(scope.workspace_id, workflow_id, number).await?;
+        Ok(WorkflowView {
+            workflow,
+            version,
+            graph: (*graph).clone(),
+        })
+    }
+
+    /// Workflows at their latest version, newest first, and the next page token.
+    pub async fn list_workflows(
+        &self,
+        scope: &WorkspaceScope,
+        requested_page_size: i32,
+        page_token: &str,
+    ) -> ExecutorResult<(Vec<WorkflowView>, String)> {
+        let limit = self.page_size(requested_page_size)?;
+        let before_id = decode_id_token(page_token)?;
+        let rows = workflows::list_live(self.db(), scope.workspace_id, before_id, limit).await?;
+        let next = next_token(&rows, limit, |row| row.id.to_string());
+        let mut views = Vec::with_capacity(rows.len());
+        for workflow in rows {
+            let version = workflows::find_version(
+                self.db(),
+                scope.workspace_id,
+                workflow.id,
+                workflow.latest_version,
+            )
+            .await?
+            .ok_or_else(|| {
+                ExecutorError::Internal(format!("workflow {} lost its latest version", workflow.id))
+            })?;
+            let graph = self
+                .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+                .await?;
+            views.push(WorkflowView {
+                workflow,
+                version,
+                graph: (*graph).clone(),
+            });
+        }
+        Ok((views, next))
+    }
+
+    pub async fn list_workflow_versions(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        requested_page_size: i32,
+        page_token: &str,
+    ) -> ExecutorResult<(Vec<workflow_version::Model>, String)> {
+        workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let limit = self.page_size(requested_page_size)?;
+        let before = decode_version_token(page_token)?;
+        let rows =
+            workflows::list_versions(self.db(), scope.workspace_id, workflow_id, before, limit)
+                .await?;
+        let next = next_token(&rows, limit, |row| row.version.to_string());
+        Ok((rows, next))
+    }
+
+    /// Deletes a workflow and its triggers. Versions stay, so executions
+    /// that pinned one finish and remain readable.
+    pub async fn delete_workflow(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+    ) -> ExecutorResult<()> {
+        let txn = self.store().begin_write().await?;
+        if !workflows::mark_deleted(&txn, scope.workspace_id, workflow_id, now()).await? {
+            return Err(ExecutorError::NotFound("workflow"));
+        }
+        triggers::delete_for_workflow(&txn, workflow_id).await?;
+        txn.commit().await?;
+        Ok(())
+    }
+
+    pub(crate) fn page_size(&self, requested: i32) -> ExecutorResult<u64> {
+        page_size(
+            requested,
+            self.config().page_size_default,
+            self.config().page_size_max,
+        )
+    }
+
+    async fn save_new_version(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        draft: Draft,
+        expected_version: Option<i64>,
+        restored_from: Option<i64>,
+    ) -> ExecutorResult<WorkflowView> {
+        let txn = self.store().begin_write().await?;
+        let mut workflow = workflows::find_live(&txn, scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        if let Some(expected) = expected_version
+            && expected != workflow.latest_version
+        {
+            return Err(ExecutorError::Aborted(format!(
+                "expected_version: the latest version is {}, not {expected}",
+                workflow.latest_version
+            )));
+        }
+        let previous = workflow.latest_version;
+        let number = previous + 1;
+        let now = now();
+        let name = draft.name.trim().to_owned();
+        let moved = workflows::bump_version(
+            &txn,
+            workflow_id,
+            previous,
+            number,
+            &name,
+            &draft.description,
+            now,
+        )
+        .await?;
+        if !moved {
+            return Err(ExecutorError::Aborted(
+                "the workflow was saved concurrently; reload it and save again".to_owned(),
+            ));
+        }
+        workflow.latest_version = number;
+        workflow.name = name;
+        workflow.description = draft.description.clone();
+        workflow.update_time = now;
+        let version = self
+            .write_version(&txn, scope, &workflow, number, &draft, restored_from)
+            .await?;
+        txn.commit().await?;
+        Ok(WorkflowView {
+            workflow,
+            version,
+            graph: draft.graph,
+        })
+    }
+
+    async fn write_version<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        scope: &WorkspaceScope,
+        workflow: &workflow::Model,
+        number: i64,
+        draft: &Draft,
+        restored_from: Option<i64>,
+    ) -> ExecutorResult<workflow_version::Model> {
+        let graph_text = serde_json::to_string(&draft.graph)
+            .map_err(|error| ExecutorError::Internal(format!("encoding graph: {error}")))?;
+        let version = workflow_version::Model {
+            id: Uuid::now_v7(),
+            workspace_id: scope.workspace_id,
+            workflow_id: workflow.id,
+            version: number,
+            name: workflow.name.clone(),
+            description: workflow.description.clone(),
+            graph: graph_text,
+            created_by: scope.actor(),
+            create_time: workflow.update_time,
+            restored_from_version: restored_from,
+            node_count: i32::try_from(draft.graph.nodes.len()).unwrap_or(i32::MAX),
+        };
+        workflows::insert_version(db, &version).await?;
+        self.write_triggers(db, workflow, &draft.graph).await?;
+        Ok(version)
+    }
+
+    /// Replaces the workflow's webhook routes and schedules with the ones its
+    /// new graph declares.
+    async fn write_triggers<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        workflow: &workflow::Model,
+        graph: &WorkflowGraph,
+    ) -> ExecutorResult<()> {
+        triggers::delete_for_workflow(db, workflow.id).await?;
+        let now = now();
+        for node in &graph.nodes {
+            match node.node_type.as_str() {
+                WEBHOOK_TRIGGER => {
+                    let field = format!("nodes[{}].parameters.path", node.id);
+                    let path = normalize_hook_path(
+                        node.parameters
+                            .get("path")
+                            .and_then(Value::as_str)
+                            .unwrap_or(""),
+                    )
+                    .ok_or_else(|| ExecutorError::invalid(&field, "must be a non-empty path"))?;
+                    if let Some(existing) =
+                        triggers::find_route(db, workflow.workspace_id, &path).await?
+                        && existing.workflow_id != workflow.id
+                    {
+                        return Err(ExecutorError::invalid(
+                            field,
+                            format!(
+                                "`{path}` is already used by workflow {}",
+                                existing.workflow_id
+                            ),
+                        ));
+                    }
+                    let route = webhook_route::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id: workflow.workspace_id,
+                        path: path.clone(),
+                        workflow_id: workflow.id,
+                        node_id: node.id.clone(),
+                        create_time: now,
+                    };
+                    triggers::insert_route(db, &route).await.map_err(|error| {
+                        if is_unique_violation(&error) {
+                            ExecutorError::invalid(
+                                format!("nodes[{}].parameters.path", node.id),
+                                format!("`{path}` is already used by another workflow"),
+                            )
+                        } else {
+                            error.into()
+                        }
+                    })?;
+                }
+                SCHEDULE_TRIGGER => {
+                    let cron = node
+                        .parameters
+                        .get("cron")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default();
+                    let timezone = node
+                        .parameters
+                        .get("timezone")
+                        .and_then(Value::as_str)
+                        .unwrap_or("UTC");
+                    let next_fire_at =
+                        tyboo_engine::next_fire(cron, timezone, now).map_err(|message| {
+                            ExecutorError::invalid(
+                                format!("nodes[{}].parameters.cron", node.id),
+                                message,
+                            )
+                        })?;
+                    let schedule = schedule::Model {
+                        id: Uuid::now_v7(),
+                        workspace_id: workflow.workspace_id,
+                        workflow_id: workflow.id,
+                        node_id: node.id.clone(),
+                        cron: cron.to_owned(),
+                        timezone: timezone.to_owned(),
+                        next_fire_at: crate::storage::truncate(next_fire_at),
+                    };
+                    triggers::insert_schedule(db, &schedule).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks name, description and graph; the first fault names its path.
+    fn check_draft(&self, draft: &Draft) -> ExecutorResult<()> {
+        let config = self.config();
+        let name = draft.name.trim();
+        if name.is_empty() {
+            return Err(ExecutorError::invalid("name", "must be set"));
+        }
+        if name.chars().count() > config.max_name_length {
+            return Err(ExecutorError::invalid(
+                "name",
+                format!("must be at most {} characters", config.max_name_length),
+            ));
+        }
+        if draft.description.chars().count() > config.max_description_length {
+            return Err(ExecutorError::invalid(
+                "description",
+                format!(
+                    "must be at most {} characters",
+                    config.max_description_length
+                ),
+            ));
+        }
+        let limits = ValidationLimits {
+            max_workflow_duration_ms: config.max_duration_cap_ms,
+            ..ValidationLimits::default()
+        };
+        // No credential store is connected to the executor yet, so no
+        // credential reference can resolve; refusing them at save time beats
+        // failing every execution later.
+        let credential_exists = |_credential_id: &str| false;
+        tyboo_engine::validate(
+            &draft.graph,
+            self.engine().catalog(),
+            &limits,
+            &credential_exists,
+        )
+        .map_err(|error| {
+            let field = match &error.node_id {
+                Some(node_id) => format!("nodes[{node_id}].{}", error.field),
+                None => error.field.clone(),
+            };
+            ExecutorError::invalid(field, error.message)
+        })
+    }
+}
+
+/// A hook path without surrounding slashes; `None` when nothing is left.
+pub fn normalize_hook_path(path: &str) -> Option<String> {
+    let trimmed = path.trim().trim_matches('/');
+    (!trimmed.is_empty()).then(|| trimmed.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hook_paths_lose_their_slashes() {
+        assert_eq!(
+            normalize_hook_path("/orders/new/").as_deref(),
+            Some("orders/new")
+        );
+        assert_eq!(normalize_hook_path(" / "), None);
+    }
+}

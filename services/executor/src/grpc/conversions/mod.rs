@@ -1,0 +1,466 @@
+//! Proto ↔ domain conversions. Proto structs are destructured in full so a
+//! new field breaks the build until it is handled here.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use prost_types::value::Kind;
+use serde_json::{Map, Number, Value};
+use tyboo_engine::{
+    Category, EdgeSpec, ErrorClass, NodeSpec, NodeTypeInfo, Pool, RetryPolicy, WorkflowGraph,
+    WorkflowSettings,
+};
+use tyboo_proto::executor as pb;
+use uuid::Uuid;
+
+use crate::domain::{
+    DeadLetterState, ExecutionStatus, NodeRunStatus, ReplayMode, ReplayVersion, StepState,
+    TriggerType, WorkflowView, json_column,
+};
+use crate::error::{ExecutorError, ExecutorResult};
+use crate::storage::entities::workflow_version;
+
+mod records;
+pub use records::*;
+
+// ---- JSON ↔ google.protobuf.Value -------------------------------------
+
+pub fn value_to_json(value: prost_types::Value) -> Value {
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => Value::Null,
+        Some(Kind::BoolValue(flag)) => Value::Bool(flag),
+        Some(Kind::NumberValue(number)) => number_to_json(number),
+        Some(Kind::StringValue(text)) => Value::String(text),
+        Some(Kind::ListValue(list)) => {
+            Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(object)) => struct_to_json(object),
+    }
+}
+
+/// Protobuf numbers are doubles; whole ones become JSON integers so that
+/// parameters such as `timeout_ms: 5000` stay integers for schema checks.
+fn number_to_json(number: f64) -> Value {
+    const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+    if number.fract() == 0.0 && number.abs() < EXACT_INTEGER_LIMIT {
+        return Value::Number(Number::from(number as i64));
+    }
+    Number::from_f64(number).map_or(Value::Null, Value::Number)
+}
+
+pub fn struct_to_json(object: prost_types::Struct) -> Value {
+    Value::Object(
+        object
+            .fields
+            .into_iter()
+            .map(|(key, value)| (key, value_to_json(value)))
+            .collect::<Map<String, Value>>(),
+    )
+}
+
+pub fn json_to_value(value: &Value) -> prost_types::Value {
+    let kind = match value {
+        Value::Null => Kind::NullValue(0),
+        Value::Bool(flag) => Kind::BoolValue(*flag),
+        Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or_default()),
+        Value::String(text) => Kind::StringValue(text.clone()),
+        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
+            values: items.iter().map(json_to_value).collect(),
+        }),
+        Value::Object(_) => Kind::StructValue(json_to_struct(value)),
+    };
+    prost_types::Value { kind: Some(kind) }
+}
+
+/// An object as a Struct; anything else becomes an empty Struct.
+pub fn json_to_struct(value: &Value) -> prost_types::Struct {
+    let fields: BTreeMap<String, prost_types::Value> = match value {
+        Value::Object(object) => object
+            .iter()
+            .map(|(key, value)| (key.clone(), json_to_value(value)))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    prost_types::Struct { fields }
+}
+
+pub(super) fn optional_json(text: Option<&str>) -> Option<prost_types::Value> {
+    text.map(|text| json_to_value(&json_column(text)))
+}
+
+// ---- times and ids ------------------------------------------------------
+
+pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
+    prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
+    }
+}
+
+pub fn from_timestamp(
+    field: &str,
+    value: Option<prost_types::Timestamp>,
+) -> ExecutorResult<Option<DateTime<Utc>>> {
+    value
+        .map(|value| {
+            DateTime::from_timestamp(
+                value.seconds,
+                u32::try_from(value.nanos).unwrap_or_default(),
+            )
+            .ok_or_else(|| ExecutorError::invalid(field, "is not a valid time"))
+        })
+        .transpose()
+}
+
+/// An id from a request. A malformed id cannot name anything, so it answers
+/// like a missing one.
+pub fn parse_id(value: &str, what: &'static str) -> ExecutorResult<Uuid> {
+    Uuid::parse_str(value.trim()).map_err(|_| ExecutorError::NotFound(what))
+}
+
+pub fn optional_id(field: &str, value: &str) -> ExecutorResult<Option<Uuid>> {
+    if value.is_empty() {
+        return Ok(None);
+    }
+    Uuid::parse_str(value.trim())
+        .map(Some)
+        .map_err(|_| ExecutorError::invalid(field, "is not a valid id"))
+}
+
+// ---- enums ----------------------------------------------------------------
+
+pub fn pool_to_proto(pool: Pool) -> pb::NodePool {
+    match pool {
+        Pool::Default => pb::NodePool::Default,
+        Pool::Ai => pb::NodePool::Ai,
+        Pool::Data => pb::NodePool::Data,
+    }
+}
+
+fn pool_from_proto(field: &str, value: i32) -> ExecutorResult<Option<Pool>> {
+    match pb::NodePool::try_from(value) {
+        Ok(pb::NodePool::Unspecified) => Ok(None),
+        Ok(pb::NodePool::Default) => Ok(Some(Pool::Default)),
+        Ok(pb::NodePool::Ai) => Ok(Some(Pool::Ai)),
+        Ok(pb::NodePool::Data) => Ok(Some(Pool::Data)),
+        Err(_) => Err(ExecutorError::invalid(field, "is not a known pool")),
+    }
+}
+
+pub fn execution_status_to_proto(text: &str) -> pb::ExecutionStatus {
+    match ExecutionStatus::parse(text) {
+        Some(ExecutionStatus::Queued) => pb::ExecutionStatus::Queued,
+        Some(ExecutionStatus::Running) => pb::ExecutionStatus::Running,
+        Some(ExecutionStatus::Succeeded) => pb::ExecutionStatus::Succeeded,
+        Some(ExecutionStatus::Failed) => pb::ExecutionStatus::Failed,
+        Some(ExecutionStatus::Cancelled) => pb::ExecutionStatus::Cancelled,
+        Some(ExecutionStatus::TimedOut) => pb::ExecutionStatus::TimedOut,
+        None => pb::ExecutionStatus::Unspecified,
+    }
+}
+
+pub fn execution_status_from_proto(value: i32) -> ExecutorResult<Option<ExecutionStatus>> {
+    match pb::ExecutionStatus::try_from(value) {
+        Ok(pb::ExecutionStatus::Unspecified) => Ok(None),
+        Ok(pb::ExecutionStatus::Queued) => Ok(Some(ExecutionStatus::Queued)),
+        Ok(pb::ExecutionStatus::Running) => Ok(Some(ExecutionStatus::Running)),
+        Ok(pb::ExecutionStatus::Succeeded) => Ok(Some(ExecutionStatus::Succeeded)),
+        Ok(pb::ExecutionStatus::Failed) => Ok(Some(ExecutionStatus::Failed)),
+        Ok(pb::ExecutionStatus::Cancelled) => Ok(Some(ExecutionStatus::Cancelled)),
+        Ok(pb::ExecutionStatus::TimedOut) => Ok(Some(ExecutionStatus::TimedOut)),
+        Err(_) => Err(ExecutorError::invalid("status", "is not a known status")),
+    }
+}
+
+pub(super) fn node_run_status_to_proto(text: &str) -> pb::NodeRunStatus {
+    match NodeRunStatus::parse(text) {
+        Some(NodeRunStatus::Running) => pb::NodeRunStatus::Running,
+        Some(NodeRunStatus::Waiting) => pb::NodeRunStatus::Waiting,
+        Some(NodeRunStatus::Succeeded) => pb::NodeRunStatus::Succeeded,
+        Some(NodeRunStatus::Failed) => pb::NodeRunStatus::Failed,
+        Some(NodeRunStatus::TimedOut) => pb::NodeRunStatus::TimedOut,
+        Some(NodeRunStatus::Cancelled) => pb::NodeRunStatus::Cancelled,
+        Some(NodeRunStatus::Skipped) => pb::NodeRunStatus::Skipped,
+        None => pb::NodeRunStatus::Unspecified,
+    }
+}
+
+/// The run status a step without run rows shows.
+pub(super) fn step_status_to_proto(text: &str) -> pb::NodeRunStatus {
+    match StepState::parse(text) {
+        Some(StepState::Ready) => pb::NodeRunStatus::Queued,
+        Some(StepState::Running) => pb::NodeRunStatus::Running,
+        Some(StepState::Waiting) => pb::NodeRunStatus::Waiting,
+        Some(StepState::Succeeded) => pb::NodeRunStatus::Succeeded,
+        Some(StepState::Failed) => pb::NodeRunStatus::Failed,
+        Some(StepState::TimedOut) => pb::NodeRunStatus::TimedOut,
+        Some(StepState::Skipped) => pb::NodeRunStatus::Skipped,
+        Some(StepState::Cancelled) => pb::NodeRunStatus::Cancelled,
+        None => pb::NodeRunStatus::Unspecified,
+    }
+}
+
+pub fn error_class_to_proto(text: Option<&str>) -> pb::ErrorClass {
+    match text.and_then(ErrorClass::parse) {
+        Some(ErrorClass::Transient) => pb::ErrorClass::Transient,
+        Some(ErrorClass::Permanent) => pb::ErrorClass::Permanent,
+        Some(ErrorClass::Timeout) => pb::ErrorClass::Timeout,
+        None => pb::ErrorClass::Unspecified,
+    }
+}
+
+pub fn error_class_from_proto(field: &str, value: i32) -> ExecutorResult<Option<ErrorClass>> {
+    match pb::ErrorClass::try_from(value) {
+        Ok(pb::ErrorClass::Unspecified) => Ok(None),
+        Ok(pb::ErrorClass::Transient) => Ok(Some(ErrorClass::Transient)),
+        Ok(pb::ErrorClass::Permanent) => Ok(Some(ErrorClass::Permanent)),
+        Ok(pb::ErrorClass::Timeout) => Ok(Some(ErrorClass::Timeout)),
+        Err(_) => Err(ExecutorError::invalid(field, "is not a known error class")),
+    }
+}
+
+pub(super) fn trigger_type_to_proto(text: &str) -> pb::TriggerType {
+    match TriggerType::parse(text) {
+        Some(TriggerType::Manual) => pb::TriggerType::Manual,
+        Some(TriggerType::Webhook) => pb::TriggerType::Webhook,
+        Some(TriggerType::Schedule) => pb::TriggerType::Schedule,
+        Some(TriggerType::Replay) => pb::TriggerType::Replay,
+        None => pb::TriggerType::Unspecified,
+    }
+}
+
+pub fn dead_letter_state_from_proto(value: i32) -> ExecutorResult<Option<DeadLetterState>> {
+    match pb::DeadLetterState::try_from(value) {
+        Ok(pb::DeadLetterState::Unspecified) => Ok(None),
+        Ok(pb::DeadLetterState::Pending) => Ok(Some(DeadLetterState::Pending)),
+        Ok(pb::DeadLetterState::Replayed) => Ok(Some(DeadLetterState::Replayed)),
+        Ok(pb::DeadLetterState::Discarded) => Ok(Some(DeadLetterState::Discarded)),
+        Err(_) => Err(ExecutorError::invalid("state", "is not a known state")),
+    }
+}
+
+pub(super) fn dead_letter_state_to_proto(text: &str) -> pb::DeadLetterState {
+    match DeadLetterState::parse(text) {
+        Some(DeadLetterState::Pending) => pb::DeadLetterState::Pending,
+        Some(DeadLetterState::Replayed) => pb::DeadLetterState::Replayed,
+        Some(DeadLetterState::Discarded) => pb::DeadLetterState::Discarded,
+        None => pb::DeadLetterState::Unspecified,
+    }
+}
+
+pub fn replay_mode_from_proto(value: i32) -> ExecutorResult<ReplayMode> {
+    match pb::ReplayMode::try_from(value) {
+        Ok(pb::ReplayMode::Unspecified | pb::ReplayMode::FromFailedNode) => {
+            Ok(ReplayMode::FromFailedNode)
+        }
+        Ok(pb::ReplayMode::FromStart) => Ok(ReplayMode::FromStart),
+        Err(_) => Err(ExecutorError::invalid("mode", "is not a known replay mode")),
+    }
+}
+
+pub fn replay_version_from_proto(value: i32) -> ExecutorResult<ReplayVersion> {
+    match pb::ReplayVersion::try_from(value) {
+        Ok(pb::ReplayVersion::Unspecified | pb::ReplayVersion::Pinned) => Ok(ReplayVersion::Pinned),
+        Ok(pb::ReplayVersion::Latest) => Ok(ReplayVersion::Latest),
+        Err(_) => Err(ExecutorError::invalid(
+            "version",
+            "is not a known replay version",
+        )),
+    }
+}
+
+// ---- workflows ------------------------------------------------------------
+
+/// A graph from a request; faults name their path under `graph`.
+pub fn graph_from_proto(graph: Option<pb::WorkflowGraph>) -> ExecutorResult<WorkflowGraph> {
+    let pb::WorkflowGraph {
+        nodes,
+        edges,
+        settings,
+    } = graph.ok_or_else(|| ExecutorError::invalid("graph", "must be set"))?;
+    let nodes = nodes
+        .into_iter()
+        .enumerate()
+        .map(|(index, node)| node_from_proto(index, node))
+        .collect::<ExecutorResult<Vec<_>>>()?;
+    let edges = edges
+        .into_iter()
+        .map(|edge| {
+            let pb::Edge {
+                from,
+                from_port,
+                to,
+            } = edge;
+            EdgeSpec {
+                from,
+                from_port: if from_port.is_empty() {
+                    tyboo_engine::MAIN_PORT.to_owned()
+                } else {
+                    from_port
+                },
+                to,
+            }
+        })
+        .collect();
+    let settings = match settings {
+        Some(pb::WorkflowSettings { max_duration_ms }) => WorkflowSettings { max_duration_ms },
+        None => WorkflowSettings::default(),
+    };
+    Ok(WorkflowGraph {
+        nodes,
+        edges,
+        settings,
+    })
+}
+
+fn node_from_proto(index: usize, node: pb::Node) -> ExecutorResult<NodeSpec> {
+    let pb::Node {
+        id,
+        r#type,
+        name,
+        parameters,
+        timeout_ms,
+        retry,
+        pool,
+        credential_id,
+    } = node;
+    let label = if id.is_empty() {
+        index.to_string()
+    } else {
+        id.clone()
+    };
+    let retry = retry.map(|policy| {
+        let pb::RetryPolicy {
+            max_attempts,
+            initial_backoff_ms,
+            max_backoff_ms,
+            multiplier,
+        } = policy;
+        // Zero means "the default" for every field but the first wait, where
+        // zero (retry at once) is a meaningful choice.
+        let defaults = RetryPolicy::default();
+        RetryPolicy {
+            max_attempts: if max_attempts == 0 {
+                defaults.max_attempts
+            } else {
+                max_attempts
+            },
+            initial_backoff_ms,
+            max_backoff_ms: if max_backoff_ms == 0 {
+                defaults.max_backoff_ms
+            } else {
+                max_backoff_ms
+            },
+            multiplier: if multiplier == 0.0 {
+                defaults.multiplier
+            } else {
+                multiplier
+            },
+        }
+    });
+    Ok(NodeSpec {
+        id,
+        node_type: r#type,
+        name,
+        parameters: parameters.map_or_else(|| Value::Object(Map::new()), struct_to_json),
+        timeout_ms,
+        retry,
+        pool: pool_from_proto(&format!("nodes[{label}].pool"), pool)?,
+        credential_id: (!credential_id.is_empty()).then_some(credential_id),
+    })
+}
+
+pub fn graph_to_proto(graph: &WorkflowGraph) -> pb::WorkflowGraph {
+    let WorkflowGraph {
+        nodes,
+        edges,
+        settings,
+    } = graph;
+    pb::WorkflowGraph {
+        nodes: nodes.iter().map(node_to_proto).collect(),
+        edges: edges
+            .iter()
+            .map(|edge| pb::Edge {
+                from: edge.from.clone(),
+                from_port: edge.from_port.clone(),
+                to: edge.to.clone(),
+            })
+            .collect(),
+        settings: Some(pb::WorkflowSettings {
+            max_duration_ms: settings.max_duration_ms,
+        }),
+    }
+}
+
+fn node_to_proto(node: &NodeSpec) -> pb::Node {
+    let NodeSpec {
+        id,
+        node_type,
+        name,
+        parameters,
+        timeout_ms,
+        retry,
+        pool,
+        credential_id,
+    } = node;
+    pb::Node {
+        id: id.clone(),
+        r#type: node_type.clone(),
+        name: name.clone(),
+        parameters: Some(json_to_struct(parameters)),
+        timeout_ms: *timeout_ms,
+        retry: retry.as_ref().map(|policy| pb::RetryPolicy {
+            max_attempts: policy.max_attempts,
+            initial_backoff_ms: policy.initial_backoff_ms,
+            max_backoff_ms: policy.max_backoff_ms,
+            multiplier: policy.multiplier,
+        }),
+        pool: pool.map_or(pb::NodePool::Unspecified, pool_to_proto) as i32,
+        credential_id: credential_id.clone().unwrap_or_default(),
+    }
+}
+
+pub fn workflow_to_proto(view: &WorkflowView) -> pb::Workflow {
+    pb::Workflow {
+        id: view.workflow.id.to_string(),
+        workspace_id: view.workflow.workspace_id.to_string(),
+        name: view.version.name.clone(),
+        description: view.version.description.clone(),
+        version: view.version.version,
+        latest_version: view.workflow.latest_version,
+        graph: Some(graph_to_proto(&view.graph)),
+        create_time: Some(timestamp(view.workflow.create_time)),
+        update_time: Some(timestamp(view.version.create_time)),
+        updated_by: view.version.created_by.clone(),
+    }
+}
+
+pub fn version_to_proto(version: &workflow_version::Model) -> pb::WorkflowVersion {
+    pb::WorkflowVersion {
+        workflow_id: version.workflow_id.to_string(),
+        version: version.version,
+        name: version.name.clone(),
+        description: version.description.clone(),
+        create_time: Some(timestamp(version.create_time)),
+        created_by: version.created_by.clone(),
+        restored_from_version: version.restored_from_version,
+        node_count: version.node_count,
+    }
+}
+
+pub fn node_type_to_proto(info: &NodeTypeInfo) -> pb::NodeType {
+    let category = match info.category {
+        Category::Trigger => pb::NodeCategory::Trigger,
+        Category::Action => pb::NodeCategory::Action,
+        Category::Flow => pb::NodeCategory::Flow,
+    };
+    pb::NodeType {
+        name: info.name.to_string(),
+        title: info.title.to_string(),
+        description: info.description.to_string(),
+        category: category as i32,
+        pool: pool_to_proto(info.pool) as i32,
+        parameters_schema: Some(json_to_struct(&info.parameters_schema)),
+        credential_type: info.credential_type.map(str::to_owned).unwrap_or_default(),
+    }
+}

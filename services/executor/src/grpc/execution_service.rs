@@ -1,0 +1,108 @@
+//! `tyboo.executor.v1.ExecutionService`.
+
+use serde_json::Value;
+use tonic::{Request, Response, Status};
+use tyboo_auth::Permission;
+use tyboo_proto::executor::execution_service_server::ExecutionService;
+use tyboo_proto::executor::*;
+
+use super::conversions::{
+    execution_detail_to_proto, execution_status_from_proto, execution_to_proto, from_timestamp,
+    optional_id, parse_id, value_to_json,
+};
+use super::scope;
+use crate::domain::Domain;
+use crate::domain::executions::ListExecutions;
+
+#[derive(Clone, Debug)]
+pub struct ExecutionGrpc {
+    domain: Domain,
+}
+
+impl ExecutionGrpc {
+    pub fn new(domain: Domain) -> Self {
+        Self { domain }
+    }
+}
+
+#[tonic::async_trait]
+impl ExecutionService for ExecutionGrpc {
+    #[tracing::instrument(skip(self, request))]
+    async fn start_execution(
+        &self,
+        request: Request<StartExecutionRequest>,
+    ) -> Result<Response<StartExecutionResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::ExecutionsRun).await?;
+        let StartExecutionRequest {
+            workflow_id,
+            version,
+            input,
+        } = request.into_inner();
+        let workflow_id = parse_id(&workflow_id, "workflow")?;
+        let input = input.map_or(Value::Null, value_to_json);
+        let execution = self
+            .domain
+            .start_execution(&scope, workflow_id, version, input)
+            .await?;
+        Ok(Response::new(StartExecutionResponse {
+            execution: Some(execution_to_proto(&execution)),
+        }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn get_execution(
+        &self,
+        request: Request<GetExecutionRequest>,
+    ) -> Result<Response<GetExecutionResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::WorkflowsRead).await?;
+        let GetExecutionRequest { execution_id } = request.into_inner();
+        let execution_id = parse_id(&execution_id, "execution")?;
+        let detail = self.domain.get_execution(&scope, execution_id).await?;
+        Ok(Response::new(GetExecutionResponse {
+            execution: Some(execution_detail_to_proto(&detail)),
+        }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn list_executions(
+        &self,
+        request: Request<ListExecutionsRequest>,
+    ) -> Result<Response<ListExecutionsResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::WorkflowsRead).await?;
+        let ListExecutionsRequest {
+            workflow_id,
+            status,
+            create_time_after,
+            create_time_before,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let query = ListExecutions {
+            workflow_id: optional_id("workflow_id", &workflow_id)?,
+            status: execution_status_from_proto(status)?,
+            created_after: from_timestamp("create_time_after", create_time_after)?,
+            created_before: from_timestamp("create_time_before", create_time_before)?,
+            page_size,
+            page_token,
+        };
+        let (executions, next_page_token) = self.domain.list_executions(&scope, query).await?;
+        Ok(Response::new(ListExecutionsResponse {
+            executions: executions.iter().map(execution_to_proto).collect(),
+            next_page_token,
+        }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn cancel_execution(
+        &self,
+        request: Request<CancelExecutionRequest>,
+    ) -> Result<Response<CancelExecutionResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::ExecutionsRun).await?;
+        let CancelExecutionRequest { execution_id } = request.into_inner();
+        let execution_id = parse_id(&execution_id, "execution")?;
+        let execution = self.domain.cancel_execution(&scope, execution_id).await?;
+        Ok(Response::new(CancelExecutionResponse {
+            execution: Some(execution_to_proto(&execution)),
+        }))
+    }
+}

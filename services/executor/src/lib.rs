@@ -1,0 +1,117 @@
+//! The executor service: versioned workflows and their triggers (manual,
+//! webhook, schedule), executions and their node runs, the dead-letter
+//! queue, and the workers that run steps.
+//!
+//! `grpc` adapts requests to `domain`, which holds the rules and decides what
+//! commits together; `storage` holds the tables and queries; `work` holds the
+//! background tasks (workers, reconciler, scheduler). The database is the
+//! source of truth for every execution; the queue only dispatches.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod grpc;
+pub mod metrics;
+pub mod storage;
+pub mod work;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+pub use config::ExecutorConfig;
+pub use domain::Domain;
+pub use error::{ExecutorError, ExecutorResult};
+pub use grpc::{DeadLetterGrpc, ExecutionGrpc, WebhookGrpc, WorkflowGrpc};
+pub use work::{WorkerHandle, Workers};
+
+use storage::Store;
+use tokio::task::JoinHandle;
+use tyboo_auth::KeySource;
+use tyboo_broker::Dispatch;
+use tyboo_engine::Engine;
+use tyboo_proto::executor::dead_letter_service_server::DeadLetterServiceServer;
+use tyboo_proto::executor::execution_service_server::ExecutionServiceServer;
+use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
+use tyboo_proto::executor::workflow_service_server::WorkflowServiceServer;
+use tyboo_runtime::shutdown::Shutdown;
+
+/// The running service: a cheap `Clone` handle.
+#[derive(Clone, Debug)]
+pub struct Executor {
+    domain: Domain,
+}
+
+impl Executor {
+    /// Connects to `database_url` (`sqlite://path?mode=rwc` or
+    /// `postgres://…`; on PostgreSQL every table lives in the `executor`
+    /// schema). Tokens are verified with keys from `key_source`; steps are
+    /// dispatched through `dispatch`. Does not migrate.
+    pub async fn connect(
+        database_url: &str,
+        config: ExecutorConfig,
+        key_source: Arc<dyn KeySource>,
+        dispatch: Arc<dyn Dispatch>,
+    ) -> ExecutorResult<Executor> {
+        config.validate().map_err(ExecutorError::Config)?;
+        let engine = Engine::new(config.engine.clone())
+            .map_err(|error| ExecutorError::Config(format!("engine: {error}")))?;
+        let store = Store::connect(database_url, config.database_max_connections).await?;
+        Ok(Executor {
+            domain: Domain::new(store, config, engine, key_source, dispatch),
+        })
+    }
+
+    /// Applies pending migrations; safe to run on every start.
+    pub async fn migrate(&self) -> ExecutorResult<()> {
+        self.domain.store().migrate().await.map_err(Into::into)
+    }
+
+    /// The domain API, for the service's own handlers and for tests.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        self.domain.config()
+    }
+
+    pub fn workflow_grpc(&self) -> WorkflowServiceServer<WorkflowGrpc> {
+        WorkflowServiceServer::new(WorkflowGrpc::new(self.domain.clone()))
+    }
+
+    pub fn execution_grpc(&self) -> ExecutionServiceServer<ExecutionGrpc> {
+        ExecutionServiceServer::new(ExecutionGrpc::new(self.domain.clone()))
+    }
+
+    pub fn dead_letter_grpc(&self) -> DeadLetterServiceServer<DeadLetterGrpc> {
+        DeadLetterServiceServer::new(DeadLetterGrpc::new(self.domain.clone()))
+    }
+
+    /// Unauthenticated by design (the hook URL is the credential): serve it
+    /// only on the internal address the edge calls, never publicly.
+    pub fn webhook_grpc(&self) -> WebhookServiceServer<WebhookGrpc> {
+        WebhookServiceServer::new(WebhookGrpc::new(self.domain.clone()))
+    }
+
+    /// Starts the reconciler and the scheduler; both stop on `shutdown`.
+    /// Run them in every executor replica: their writes are compare-and-set.
+    pub fn start_background(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
+        vec![
+            work::reconciler::spawn(self.domain.clone(), shutdown.clone()),
+            work::scheduler::spawn(self.domain.clone(), shutdown),
+        ]
+    }
+
+    /// Closes the connection pool.
+    pub async fn close(self) -> ExecutorResult<()> {
+        self.domain
+            .store()
+            .clone()
+            .close()
+            .await
+            .map_err(Into::into)
+    }
+}

@@ -1,0 +1,63 @@
+//! Metric names, with their units, and their descriptions. Label values are
+//! bounded: pools, statuses and error classes, never ids.
+
+use metrics::{Unit, describe_counter, describe_histogram};
+
+/// Node runs finished, by `pool` and `status` (succeeded, failed, timed_out,
+/// retried, cancelled, waiting, lost).
+pub const STEPS_RUN_TOTAL: &str = "tyboo_executor_steps_run_total";
+/// Wall time of one node run, by `pool`.
+pub const STEP_DURATION_SECONDS: &str = "tyboo_executor_step_duration_seconds";
+/// Executions that reached a terminal status, by `status`.
+pub const EXECUTIONS_FINISHED_TOTAL: &str = "tyboo_executor_executions_finished_total";
+/// Executions admitted, by `trigger` (manual, webhook, schedule, replay).
+pub const EXECUTIONS_STARTED_TOTAL: &str = "tyboo_executor_executions_started_total";
+/// Steps that landed in the dead-letter queue, by `pool` and `error_class`.
+pub const DEAD_LETTERS_TOTAL: &str = "tyboo_executor_dead_letters_total";
+/// Steps the reconciler dispatched again, by `reason` (lost, lease_expired,
+/// startup).
+pub const REDISPATCHED_TOTAL: &str = "tyboo_executor_redispatched_total";
+/// Results refused because the worker no longer held the step's lease.
+pub const STALE_COMMITS_TOTAL: &str = "tyboo_executor_stale_commits_total";
+/// Schedule ticks fired.
+pub const SCHEDULE_FIRES_TOTAL: &str = "tyboo_executor_schedule_fires_total";
+
+/// Registers descriptions with the installed recorder; call once at start-up.
+pub fn describe() {
+    describe_counter!(
+        STEPS_RUN_TOTAL,
+        Unit::Count,
+        "Node runs finished, by pool and status"
+    );
+    describe_histogram!(
+        STEP_DURATION_SECONDS,
+        Unit::Seconds,
+        "Wall time of one node run, by pool"
+    );
+    describe_counter!(
+        EXECUTIONS_FINISHED_TOTAL,
+        Unit::Count,
+        "Executions that reached a terminal status, by status"
+    );
+    describe_counter!(
+        EXECUTIONS_STARTED_TOTAL,
+        Unit::Count,
+        "Executions admitted, by trigger type"
+    );
+    describe_counter!(
+        DEAD_LETTERS_TOTAL,
+        Unit::Count,
+        "Steps moved to the dead-letter queue, by pool and error class"
+    );
+    describe_counter!(
+        REDISPATCHED_TOTAL,
+        Unit::Count,
+        "Steps dispatched again by the reconciler, by reason"
+    );
+    describe_counter!(
+        STALE_COMMITS_TOTAL,
+        Unit::Count,
+        "Node results refused because the worker had lost the step's lease"
+    );
+    describe_counter!(SCHEDULE_FIRES_TOTAL, Unit::Count, "Schedule ticks fired");
+}

@@ -1,0 +1,32 @@
+use sea_orm::entity::prelude::*;
+
+/// One run of one pinned workflow version.
+#[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+#[sea_orm(table_name = "executions")]
+pub struct Model {
+    #[sea_orm(primary_key, auto_increment = false)]
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow_id: Uuid,
+    pub workflow_version: i64,
+    pub status: String,
+    pub trigger_type: String,
+    /// The trigger data as JSON.
+    pub input: String,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    pub failed_node_id: Option<String>,
+    pub create_time: DateTimeUtc,
+    pub start_time: Option<DateTimeUtc>,
+    pub end_time: Option<DateTimeUtc>,
+    pub deadline: DateTimeUtc,
+    /// Bytes of node output stored so far, against the execution data cap.
+    pub data_bytes: i64,
+    /// For a replay, the dead letter it came from.
+    pub dead_letter_id: Option<Uuid>,
+}
+
+#[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+pub enum Relation {}
+
+impl ActiveModelBehavior for ActiveModel {}

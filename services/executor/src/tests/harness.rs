@@ -1,0 +1,330 @@
+//! Databases, tokens, workers and local HTTP servers for the suite.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sea_orm::{ConnectionTrait, Database};
+use serde_json::{Value, json};
+use tyboo_auth::{
+    AuthError, KeySource, Permission, Principal, PublicKey, Role, Subject, TokenSigner,
+    generate_signing_key,
+};
+use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue};
+use tyboo_engine::{Pool, WorkflowGraph};
+use tyboo_runtime::shutdown::Shutdown;
+use uuid::Uuid;
+
+use crate::domain::workflows::Draft;
+use crate::domain::{ExecutionDetail, ExecutionStatus, WorkspaceScope};
+use crate::{Executor, ExecutorConfig, WorkerHandle, Workers};
+
+pub const POSTGRES_URL_VARIABLE: &str = "TYBOO_TEST_POSTGRES_URL";
+
+/// Keys that sign the suite's principal tokens.
+pub struct FixedKeys(pub Vec<PublicKey>);
+
+#[async_trait]
+impl KeySource for FixedKeys {
+    async fn public_keys(&self) -> Result<Vec<PublicKey>, AuthError> {
+        Ok(self.0.clone())
+    }
+}
+
+pub fn test_config() -> ExecutorConfig {
+    let mut config = ExecutorConfig {
+        reconcile_interval_ms: 200,
+        redispatch_grace_ms: 1_000,
+        lease_duration_ms: 2_000,
+        heartbeat_interval_ms: 400,
+        scheduler_interval_ms: 200,
+        worker_receive_wait_ms: 100,
+        worker_shutdown_grace_ms: 500,
+        ..ExecutorConfig::default()
+    };
+    // The suite's upstreams listen on loopback.
+    config.engine.egress.allow_cidrs = vec!["127.0.0.0/8".to_owned()];
+    config
+}
+
+/// One test's world: a database, an executor on it, signing keys and a
+/// workspace to act in.
+#[derive(Clone)]
+pub struct World {
+    pub url: String,
+    pub executor: Executor,
+    pub signer: TokenSigner,
+    pub keys: Arc<FixedKeys>,
+    pub workspace_id: Uuid,
+    pub config: ExecutorConfig,
+}
+
+impl World {
+    async fn open(url: String, config: ExecutorConfig) -> World {
+        let key = generate_signing_key();
+        let keys = Arc::new(FixedKeys(vec![PublicKey {
+            kid: key.kid.clone(),
+            public: key.public,
+        }]));
+        let signer = TokenSigner::new(key.kid, key.secret).unwrap();
+        let dispatch: Arc<dyn Dispatch> = Arc::new(InProcessQueue::new(&BrokerConfig::default()));
+        let executor = Executor::connect(&url, config.clone(), keys.clone(), dispatch)
+            .await
+            .unwrap();
+        executor.migrate().await.unwrap();
+        World {
+            url,
+            executor,
+            signer,
+            keys,
+            workspace_id: Uuid::now_v7(),
+            config,
+        }
+    }
+
+    /// A second executor on the same database and queue, as another replica
+    /// or a restarted process would be.
+    pub async fn reconnect(&self, dispatch: Arc<dyn Dispatch>) -> Executor {
+        Executor::connect(&self.url, self.config.clone(), self.keys.clone(), dispatch)
+            .await
+            .unwrap()
+    }
+
+    pub fn principal(&self, workspace_id: Uuid, role: Role) -> Principal {
+        Principal {
+            subject: Subject::User(Uuid::now_v7()),
+            workspace_id: Some(workspace_id),
+            organization_id: Some(Uuid::now_v7()),
+            role: Some(role),
+            api_key_id: None,
+            api_key_version: None,
+        }
+    }
+
+    pub fn token(&self, role: Role) -> String {
+        let principal = self.principal(self.workspace_id, role);
+        self.signer
+            .sign(&principal, Duration::from_secs(300))
+            .unwrap()
+            .0
+    }
+
+    pub fn scope(&self) -> WorkspaceScope {
+        WorkspaceScope::for_principal(
+            self.principal(self.workspace_id, Role::Owner),
+            Permission::WorkflowsWrite,
+        )
+        .unwrap()
+    }
+
+    pub fn other_scope(&self) -> WorkspaceScope {
+        WorkspaceScope::for_principal(
+            self.principal(Uuid::now_v7(), Role::Owner),
+            Permission::WorkflowsWrite,
+        )
+        .unwrap()
+    }
+
+    pub fn workers(&self, shutdown: &Shutdown) -> WorkerHandle {
+        Workers::start(&self.executor, &Pool::ALL, 4, shutdown.clone())
+    }
+
+    pub async fn create(&self, graph: Value) -> Uuid {
+        let graph: WorkflowGraph = serde_json::from_value(graph).unwrap();
+        self.executor
+            .domain()
+            .create_workflow(
+                &self.scope(),
+                Draft {
+                    name: "test".to_owned(),
+                    description: String::new(),
+                    graph,
+                },
+            )
+            .await
+            .unwrap()
+            .workflow
+            .id
+    }
+
+    pub async fn start(&self, workflow_id: Uuid, input: Value) -> Uuid {
+        self.executor
+            .domain()
+            .start_execution(&self.scope(), workflow_id, None, input)
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Waits until the execution is terminal, for at most `limit`.
+    pub async fn finished(&self, execution_id: Uuid, limit: Duration) -> ExecutionDetail {
+        let give_up = tokio::time::Instant::now() + limit;
+        loop {
+            let detail = self
+                .executor
+                .domain()
+                .get_execution(&self.scope(), execution_id)
+                .await
+                .unwrap();
+            let status = ExecutionStatus::parse(&detail.execution.status).unwrap();
+            if status.is_terminal() || tokio::time::Instant::now() >= give_up {
+                return detail;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// The output a node's step ended with.
+pub fn output_of(detail: &ExecutionDetail, node_id: &str) -> Value {
+    detail
+        .steps
+        .iter()
+        .find(|step| step.node_id == node_id)
+        .and_then(|step| step.output.as_deref())
+        .map(|text| serde_json::from_str(text).unwrap())
+        .unwrap_or(Value::Null)
+}
+
+pub fn state_of(detail: &ExecutionDetail, node_id: &str) -> String {
+    detail
+        .steps
+        .iter()
+        .find(|step| step.node_id == node_id)
+        .map(|step| step.state.clone())
+        .unwrap_or_default()
+}
+
+/// Runs `case` against a migrated SQLite database in a temporary file.
+pub async fn on_sqlite<F, Fut>(case: F)
+where
+    F: FnOnce(World) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let path = std::env::temp_dir().join(format!("tyboo-executor-{}.db", Uuid::now_v7().simple()));
+    let url = format!("sqlite://{}?mode=rwc", path.display());
+    let world = World::open(url, test_config()).await;
+    let outcome = tokio::spawn(case(world.clone())).await;
+    let _ = world.executor.close().await;
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+    }
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// Runs `case` against a fresh PostgreSQL database, dropped afterwards; does
+/// nothing when no server is configured.
+pub async fn on_postgres<F, Fut>(case: F)
+where
+    F: FnOnce(World) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
+        eprintln!("{POSTGRES_URL_VARIABLE} is not set; skipping the PostgreSQL run");
+        return;
+    };
+    let database = format!("tyboo_x_{}", Uuid::now_v7().simple());
+    let admin = Database::connect(admin_url.as_str()).await.unwrap();
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+        .await
+        .unwrap();
+    let world = World::open(with_database(&admin_url, &database), test_config()).await;
+    let outcome = tokio::spawn(case(world.clone())).await;
+    let _ = world.executor.close().await;
+    admin
+        .execute_unprepared(&format!(
+            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
+        ))
+        .await
+        .unwrap();
+    admin.close().await.unwrap();
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
+    }
+}
+
+/// `postgres://user@host:port/name?options` with the database name replaced.
+fn with_database(url: &str, database: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = base
+        .find("://")
+        .map(|scheme| scheme + 3)
+        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
+        .unwrap_or(base.len());
+    let mut replaced = format!("{}/{database}", &base[..authority_end]);
+    if let Some(query) = query {
+        replaced.push('?');
+        replaced.push_str(query);
+    }
+    replaced
+}
+
+/// A local HTTP upstream that counts calls per path and answers with the
+/// status the test sets, so tests see each side effect exactly.
+#[derive(Clone)]
+pub struct Sink {
+    pub url: String,
+    pub calls: Arc<AtomicUsize>,
+    /// Status to answer with; 200 when zero.
+    pub status: Arc<AtomicUsize>,
+    /// Milliseconds to wait before answering.
+    pub delay_ms: Arc<AtomicUsize>,
+}
+
+impl Sink {
+    pub async fn start() -> Sink {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let status = Arc::new(AtomicUsize::new(200));
+        let delay_ms = Arc::new(AtomicUsize::new(0));
+        let state = (calls.clone(), status.clone(), delay_ms.clone());
+        let app = axum::Router::new()
+            .fallback(
+                |axum::extract::State((calls, status, delay_ms)): axum::extract::State<(
+                    Arc<AtomicUsize>,
+                    Arc<AtomicUsize>,
+                    Arc<AtomicUsize>,
+                )>| async move {
+                    let delay = delay_ms.load(Ordering::SeqCst) as u64;
+                    if delay > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
+                    let count = calls.fetch_add(1, Ordering::SeqCst) + 1;
+                    let code = http::StatusCode::from_u16(status.load(Ordering::SeqCst) as u16)
+                        .unwrap_or(http::StatusCode::OK);
+                    (code, axum::Json(json!({"count": count})))
+                },
+            )
+            .with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Sink {
+            url,
+            calls,
+            status,
+            delay_ms,
+        }
+    }
+
+    pub fn count(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+#[test]
+fn database_names_are_replaced_in_urls() {
+    assert_eq!(
+        with_database("postgres://root@127.0.0.1:5432/postgres", "t1"),
+        "postgres://root@127.0.0.1:5432/t1"
+    );
+}

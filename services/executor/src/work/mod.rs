@@ -1,0 +1,10 @@
+//! The background work of the executor: workers that run steps, the
+//! reconciler that repairs lost dispatches and late executions, and the
+//! scheduler that fires cron triggers.
+
+pub mod reconciler;
+mod runner;
+pub mod scheduler;
+mod workers;
+
+pub use workers::{WorkerHandle, Workers};
