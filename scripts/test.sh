@@ -49,9 +49,10 @@ results="$CARGO_TARGET_DIR/test-results.log"
 step "tests on SQLite and in-process backends"
 TYBOO_TEST_BACKEND=sqlite cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-step "tests on PostgreSQL"
+step "tests on PostgreSQL and Redis"
 TYBOO_TEST_BACKEND=postgres \
 TYBOO_TEST_POSTGRES_URL="${TYBOO_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/postgres}" \
+TYBOO_TEST_REDIS_URL="${TYBOO_TEST_REDIS_URL:-redis://127.0.0.1:6379}" \
   cargo test --workspace --locked 2>&1 | tee -a "$results"
 
 # One closing line for both passes together.

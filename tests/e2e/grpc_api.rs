@@ -164,6 +164,27 @@ async fn services_answer_health_and_reject_raw_api_keys() {
         );
     }
 
+    let mut executor_health =
+        tonic_health::pb::health_client::HealthClient::new(sandbox.executor_channel().await);
+    for service in [
+        "tyboo.executor.v1.WorkflowService",
+        "tyboo.executor.v1.ExecutionService",
+        "tyboo.executor.v1.DeadLetterService",
+    ] {
+        let status = executor_health
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status;
+        assert_eq!(
+            status,
+            tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+        );
+    }
+
     // Services take principal tokens, not API keys.
     let mut tenancy = TenancyServiceClient::new(channel.clone());
     let status = tenancy

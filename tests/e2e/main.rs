@@ -12,3 +12,5 @@ mod grpc_api;
 mod grpcurl;
 mod http_api;
 mod process;
+mod upstreams;
+mod workflows;

@@ -30,6 +30,7 @@ fn tyboo(store: &TestStore) -> Command {
         .env("TYBOO_LISTEN__EDGE", "127.0.0.1:0")
         .env("TYBOO_LISTEN__TENANCY", "127.0.0.1:0")
         .env("TYBOO_LISTEN__ADMIN", "127.0.0.1:0")
+        .env("TYBOO_LISTEN__EXECUTOR", "127.0.0.1:0")
         .env("TYBOO_LOG__FORMAT", "json")
         .env("TYBOO_GRPC__DRAIN_TIMEOUT_SECONDS", "10")
         .stdout(Stdio::piped())
@@ -39,7 +40,13 @@ fn tyboo(store: &TestStore) -> Command {
 }
 
 async fn start(store: &TestStore) -> Running {
-    let mut child = tyboo(store).arg("up").spawn().expect("tyboo starts");
+    start_with(store, |_| {}).await
+}
+
+async fn start_with(store: &TestStore, configure: impl Fn(&mut Command)) -> Running {
+    let mut command = tyboo(store);
+    configure(&mut command);
+    let mut child = command.arg("up").spawn().expect("tyboo starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut edge, mut tenancy, mut api_key, mut workspace_id) = (None, None, None, None);
     let read = async {
@@ -102,7 +109,7 @@ async fn first_start_prints_a_working_key_once_and_restart_keeps_data() {
         .clone()
         .expect("first start prints an API key");
     assert!(key.starts_with("tyb_"));
-    let response = reqwest::Client::new()
+    let response = crate::sandbox::http_client()
         .get(format!("http://{}/v1/me", first.edge))
         .bearer_auth(&key)
         .send()
@@ -115,7 +122,7 @@ async fn first_start_prints_a_working_key_once_and_restart_keeps_data() {
     // A restart on the same data prints no new key, and the old key works.
     let mut second = start(&store).await;
     assert_eq!(second.api_key, None);
-    let response = reqwest::Client::new()
+    let response = crate::sandbox::http_client()
         .get(format!("http://{}/v1/me", second.edge))
         .bearer_auth(&key)
         .send()
@@ -195,7 +202,7 @@ async fn sigterm_drains_in_flight_requests_then_reports_not_serving() {
 
     // New connections are no longer accepted by the edge...
     assert!(
-        reqwest::Client::new()
+        crate::sandbox::http_client()
             .get(format!("http://{}/healthz", running.edge))
             .timeout(Duration::from_secs(2))
             .send()
@@ -279,5 +286,128 @@ async fn readme_curl_walkthrough_works_as_written() {
     );
     send_sigterm(&running.child);
     assert!(running.child.wait().await.unwrap().success());
+    store.remove().await;
+}
+
+/// A `tyboo up` killed with SIGKILL in the middle of an execution finishes
+/// it after a restart, and no node that had completed runs again: the sink
+/// counts each side effect by its idempotency key.
+#[tokio::test]
+async fn a_killed_process_resumes_its_executions_without_repeating_nodes() {
+    let upstreams = crate::upstreams::Upstreams::start().await;
+    let store = TestStore::create().await;
+    let configure = |command: &mut Command| {
+        command
+            .env(
+                "TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS",
+                "[127.0.0.0/8]",
+            )
+            .env("TYBOO_EXECUTOR__LEASE_DURATION_MS", "1500")
+            .env("TYBOO_EXECUTOR__HEARTBEAT_INTERVAL_MS", "300")
+            .env("TYBOO_EXECUTOR__RECONCILE_INTERVAL_MS", "300")
+            .env("TYBOO_EXECUTOR__REDISPATCH_GRACE_MS", "500");
+    };
+    let mut first = start_with(&store, configure).await;
+    let key = first.api_key.clone().unwrap();
+    let edge = format!("http://{}", first.edge);
+    let http = crate::sandbox::http_client();
+    let graph = serde_json::json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual"},
+            {"id": "first_effect", "type": "http.request",
+             "parameters": {"method": "POST", "url": upstreams.url("/sink"), "body": {"step": 1}}},
+            {"id": "wait", "type": "http.request",
+             "parameters": {"method": "GET", "url": upstreams.url("/slow/2500")}},
+            {"id": "second_effect", "type": "http.request",
+             "parameters": {"method": "POST", "url": upstreams.url("/sink"), "body": {"step": 2}}}
+        ],
+        "edges": [
+            {"from": "start", "to": "first_effect"},
+            {"from": "first_effect", "to": "wait"},
+            {"from": "wait", "to": "second_effect"}
+        ]
+    });
+    let created: serde_json::Value = http
+        .post(format!("{edge}/v1/workflows"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"name": "Two effects", "graph": graph}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let workflow_id = created["workflow"]["id"]
+        .as_str()
+        .expect("workflow created")
+        .to_owned();
+    let started: serde_json::Value = http
+        .post(format!("{edge}/v1/workflows/{workflow_id}/executions"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"input": {}}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let execution_id = started["execution"]["id"].as_str().unwrap().to_owned();
+
+    // Kill it while the slow node runs, after the first side effect.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while upstreams.seen.sink_keys.lock().await.is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the first node never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    first.child.start_kill().unwrap();
+    first.child.wait().await.unwrap();
+    assert_eq!(upstreams.seen.sink_keys.lock().await.len(), 1);
+
+    let mut second = start_with(&store, configure).await;
+    let edge = format!("http://{}", second.edge);
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let execution = loop {
+        let body: serde_json::Value = http
+            .get(format!("{edge}/v1/executions/{execution_id}"))
+            .bearer_auth(&key)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let status = body["execution"]["status"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if crate::sandbox::TERMINAL_STATUSES.contains(&status.as_str()) {
+            break body["execution"].clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "not finished: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let keys = upstreams.seen.sink_keys.lock().await.clone();
+    assert_eq!(
+        keys,
+        vec![
+            format!("{execution_id}:first_effect"),
+            format!("{execution_id}:second_effect")
+        ],
+        "each side effect exactly once"
+    );
+    assert_eq!(
+        crate::sandbox::node_runs(&execution, "first_effect").len(),
+        1
+    );
+    send_sigterm(&second.child);
+    assert!(second.child.wait().await.unwrap().success());
     store.remove().await;
 }

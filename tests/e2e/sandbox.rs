@@ -114,6 +114,10 @@ pub fn test_config(store: &TestStore) -> TybooConfig {
     config.listen.edge = any_port;
     config.listen.tenancy = any_port;
     config.listen.admin = any_port;
+    config.listen.executor = any_port;
+    // The tests' upstreams are local servers; production refuses loopback.
+    config.executor.engine.egress.allow_cidrs =
+        vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
     config.bootstrap.owner_email = "owner@example.com".to_owned();
     config.grpc.drain_timeout_seconds = 5;
     config
@@ -124,6 +128,7 @@ pub struct Sandbox {
     pub store: Option<TestStore>,
     pub edge: SocketAddr,
     pub tenancy: SocketAddr,
+    pub executor: SocketAddr,
     pub owner_key: String,
     pub owner_id: String,
     pub workspace_id: String,
@@ -144,12 +149,13 @@ impl Sandbox {
         Sandbox {
             edge: mesh.edge_address.unwrap(),
             tenancy: mesh.tenancy_address.unwrap(),
+            executor: mesh.executor_address.unwrap(),
             owner_key: bootstrap.api_key.clone(),
             owner_id: bootstrap.user_id.to_string(),
             workspace_id: bootstrap.workspace_id.to_string(),
             mesh: Some(mesh),
             store: Some(store),
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 
@@ -225,6 +231,14 @@ impl Sandbox {
             .unwrap()
     }
 
+    pub async fn executor_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.executor))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
     pub async fn tenancy_channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.tenancy))
             .unwrap()
@@ -261,4 +275,76 @@ pub fn with_key<T>(message: T, key: &str) -> tonic::Request<T> {
         .metadata_mut()
         .insert("authorization", format!("Bearer {key}").parse().unwrap());
     request
+}
+
+/// Execution statuses after which nothing more happens.
+pub const TERMINAL_STATUSES: [&str; 4] = [
+    "EXECUTION_STATUS_SUCCEEDED",
+    "EXECUTION_STATUS_FAILED",
+    "EXECUTION_STATUS_CANCELLED",
+    "EXECUTION_STATUS_TIMED_OUT",
+];
+
+impl Sandbox {
+    /// Saves a workflow through the edge; returns its id.
+    pub async fn create_workflow(&self, name: &str, graph: Value) -> String {
+        let (status, created) = self
+            .post(
+                "/v1/workflows",
+                Some(&self.owner_key),
+                serde_json::json!({"name": name, "graph": graph}),
+            )
+            .await;
+        assert_eq!(status, 200, "{created}");
+        created["workflow"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls an execution until it reaches a terminal status.
+    pub async fn wait_for_execution(&self, execution_id: &str) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let (status, body) = self
+                .get(&format!("/v1/executions/{execution_id}"), &self.owner_key)
+                .await;
+            assert_eq!(status, 200, "{body}");
+            let execution = body["execution"].clone();
+            let current = execution["status"].as_str().unwrap_or_default().to_owned();
+            if TERMINAL_STATUSES.contains(&current.as_str()) {
+                return execution;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "execution {execution_id} still {current}: {execution}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Starts a workflow over the API with `input`; returns the execution id.
+    pub async fn start_execution(&self, workflow_id: &str, input: Value) -> String {
+        let (status, started) = self
+            .post(
+                &format!("/v1/workflows/{workflow_id}/executions"),
+                Some(&self.owner_key),
+                serde_json::json!({"input": input}),
+            )
+            .await;
+        assert_eq!(status, 200, "{started}");
+        started["execution"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The node runs of an execution for `node_id`, in attempt order.
+pub fn node_runs<'a>(execution: &'a Value, node_id: &str) -> Vec<&'a Value> {
+    execution["nodeRuns"]
+        .as_array()
+        .map(|runs| runs.iter().filter(|run| run["nodeId"] == node_id).collect())
+        .unwrap_or_default()
+}
+
+/// An HTTP client for tests. reqwest here shares the engine's TLS stack,
+/// which needs its provider installed before the first client is built.
+pub fn http_client() -> reqwest::Client {
+    tyboo_engine::install_tls_provider();
+    reqwest::Client::new()
 }

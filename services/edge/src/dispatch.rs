@@ -152,7 +152,7 @@ async fn transcoded_call(
     }
 }
 
-async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
     // The body limit layer already caps the body; the cap here keeps the
     // handler safe on its own.
     axum::body::to_bytes(body, limit).await.map_err(|error| {

@@ -44,6 +44,8 @@ pub(crate) struct Shared {
     /// Keyed by `/service/Method` for every method of a public service.
     pub(crate) grpc_targets: HashMap<String, GrpcTarget>,
     pub(crate) authenticator: Authenticator,
+    /// The executor's internal `WebhookService`, when webhooks are served.
+    pub(crate) webhooks: std::sync::OnceLock<Channel>,
     pub(crate) serialize_options: SerializeOptions,
     openapi: Bytes,
     serving: AtomicBool,
@@ -122,11 +124,21 @@ impl Edge {
                 channels,
                 grpc_targets,
                 authenticator,
+                webhooks: std::sync::OnceLock::new(),
                 serialize_options,
                 openapi,
                 serving: AtomicBool::new(true),
             }),
         })
+    }
+
+    /// Serves `/hooks/{workspace_id}/{path}` by handing each request to the
+    /// executor's internal `WebhookService` on `channel`. Call before the
+    /// router is built.
+    pub fn with_webhooks(self, channel: Channel) -> Edge {
+        // Set once, before serving; a second call keeps the first channel.
+        let _ = self.shared.webhooks.set(channel);
+        self
     }
 
     /// Every route of the edge, wrapped in its middleware stack.
@@ -135,6 +147,10 @@ impl Edge {
             .route("/healthz", get(healthz))
             .route("/metrics", get(metrics_text))
             .route("/openapi.json", get(openapi_json))
+            .route(
+                "/hooks/{workspace_id}/{*path}",
+                axum::routing::any(crate::webhooks::deliver),
+            )
             .fallback(dispatch::dispatch)
             .with_state(Arc::clone(&self.shared));
         layers::apply(router, &self.shared.config)

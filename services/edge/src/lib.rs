@@ -27,6 +27,7 @@ mod path_template;
 mod routes;
 mod transcode;
 mod upstream;
+mod webhooks;
 
 pub use config::EdgeConfig;
 pub use edge::{Edge, Upstream};

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 use tyboo_edge::EdgeConfig;
+use tyboo_executor::ExecutorConfig;
 use tyboo_runtime::server::GrpcConfig;
 use tyboo_runtime::telemetry::LogConfig;
 use tyboo_tenancy::TenancyConfig;
@@ -18,12 +19,16 @@ pub struct TybooConfig {
     /// `postgres://…` to run on PostgreSQL (each service in its own schema);
     /// empty for SQLite files under `data_dir`.
     pub database_url: String,
+    /// `redis://…` to dispatch steps through Redis Streams; empty for the
+    /// in-process queue (one process only).
+    pub queue_url: String,
     pub log: LogConfig,
     pub grpc: GrpcConfig,
     pub listen: ListenConfig,
     pub endpoints: EndpointsConfig,
     pub edge: EdgeConfig,
     pub tenancy: TenancyConfig,
+    pub executor: ExecutorConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -32,12 +37,14 @@ impl Default for TybooConfig {
         Self {
             data_dir: PathBuf::from("./tyboo-data"),
             database_url: String::new(),
+            queue_url: String::new(),
             log: LogConfig::default(),
             grpc: GrpcConfig::default(),
             listen: ListenConfig::default(),
             endpoints: EndpointsConfig::default(),
             edge: EdgeConfig::default(),
             tenancy: TenancyConfig::default(),
+            executor: ExecutorConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -80,6 +87,8 @@ impl Default for ListenConfig {
 pub struct EndpointsConfig {
     /// For example `http://tyboo-tenancy:50051`.
     pub tenancy: String,
+    /// For example `http://tyboo-executor:50053`.
+    pub executor: String,
 }
 
 /// What the first start of an empty platform creates.
@@ -124,6 +133,12 @@ impl TybooConfig {
         {
             return Err("database_url: must be a postgres:// or sqlite: URL".to_owned());
         }
+        if !self.queue_url.is_empty()
+            && !self.queue_url.starts_with("redis://")
+            && !self.queue_url.starts_with("rediss://")
+        {
+            return Err("queue_url: must be a redis:// URL or empty".to_owned());
+        }
         if self.grpc.max_message_bytes < 1024 {
             return Err("grpc.max_message_bytes: must be at least 1024".to_owned());
         }
@@ -139,13 +154,22 @@ impl TybooConfig {
         if !shown.tenancy.service_secret.is_empty() {
             shown.tenancy.service_secret = "********".to_owned();
         }
-        if let Some(at) = shown.database_url.find('@')
-            && let Some(scheme_end) = shown.database_url.find("://")
-            && let Some(colon) = shown.database_url[scheme_end + 3..at].find(':')
-        {
-            let start = scheme_end + 3 + colon + 1;
-            shown.database_url.replace_range(start..at, "********");
-        }
+        shown.queue_url = mask_password(&shown.queue_url);
+        shown.database_url = mask_password(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|error| format!("# cannot render: {error}"))
     }
+}
+
+/// `scheme://user:secret@host` → `scheme://user:********@host`.
+fn mask_password(url: &str) -> String {
+    let mut shown = url.to_owned();
+    if let Some(at) = shown.find('@')
+        && let Some(scheme_end) = shown.find("://")
+        && scheme_end + 3 <= at
+        && let Some(colon) = shown[scheme_end + 3..at].find(':')
+    {
+        let start = scheme_end + 3 + colon + 1;
+        shown.replace_range(start..at, "********");
+    }
+    shown
 }

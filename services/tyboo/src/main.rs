@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use tyboo::config::TybooConfig;
 use tyboo::mesh::{self, Mesh, ServiceName};
+use tyboo_engine::Pool;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -41,8 +42,18 @@ enum Command {
         #[arg(value_enum)]
         service: ServiceName,
     },
+    /// Run workers: the nodes of the given pools (all pools by default).
+    Worker {
+        /// `default`, `ai` or `data`; repeat for several.
+        #[arg(long = "pool", value_parser = parse_pool)]
+        pools: Vec<Pool>,
+    },
     /// Apply every service's database migrations and exit.
     Migrate,
+}
+
+fn parse_pool(text: &str) -> Result<Pool, String> {
+    Pool::parse(text).ok_or_else(|| format!("unknown pool `{text}`: use default, ai or data"))
 }
 
 /// The flags that override configuration keys; unset flags leave them be.
@@ -67,6 +78,8 @@ fn main() -> anyhow::Result<()> {
         return Ok(());
     }
     tyboo_runtime::telemetry::init_logging(&config.log);
+    // Every outbound HTTP client shares one TLS stack (ring), installed once.
+    tyboo_engine::install_tls_provider();
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -83,6 +96,14 @@ async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
         }
         Command::Up => Mesh::start_embedded(config).await?,
         Command::Serve { service } => Mesh::start_one(config, service).await?,
+        Command::Worker { pools } => {
+            let pools = if pools.is_empty() {
+                Pool::ALL.to_vec()
+            } else {
+                pools
+            };
+            Mesh::start_workers(config, &pools).await?
+        }
     };
     announce(&mesh);
     mesh.shutdown().listen_for_signals();
@@ -99,6 +120,9 @@ fn announce(mesh: &Mesh) {
     }
     if let Some(address) = mesh.tenancy_address {
         println!("  tenancy   {address}  (gRPC, reflection on)");
+    }
+    if let Some(address) = mesh.executor_address {
+        println!("  executor  {address}  (gRPC, reflection on)");
     }
     println!("  metrics   http://{}/metrics", mesh.admin_address);
     if let Some(bootstrap) = &mesh.bootstrap {

@@ -9,7 +9,14 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
+use tyboo_auth::GrpcKeySource;
 use tyboo_edge::{Edge, Upstream};
+use tyboo_engine::Pool;
+use tyboo_executor::{Executor, Workers};
+use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETTER_SERVICE;
+use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
+use tyboo_proto::executor::webhook_service_server::SERVICE_NAME as WEBHOOK_SERVICE;
+use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
 use tyboo_proto::tenancy::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
 use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
 use tyboo_runtime::server::GrpcServer;
@@ -22,6 +29,7 @@ use crate::config::TybooConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServiceName {
     Tenancy,
+    Executor,
     Edge,
 }
 
@@ -29,6 +37,7 @@ pub enum ServiceName {
 pub struct Mesh {
     pub edge_address: Option<SocketAddr>,
     pub tenancy_address: Option<SocketAddr>,
+    pub executor_address: Option<SocketAddr>,
     pub admin_address: SocketAddr,
     /// What the first start created, when this start was the first.
     pub bootstrap: Option<Bootstrap>,
@@ -57,8 +66,27 @@ impl Mesh {
         };
         let tenancy_address = starter.serve_tenancy(&config, tenancy).await?;
         let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
-        let edge_address = starter.serve_edge(&config, tenancy_channel).await?;
-        Ok(starter.finish(Some(edge_address), Some(tenancy_address), bootstrap))
+        let executor = open_executor(&config, tenancy_channel.clone()).await?;
+        let executor_address = starter.serve_executor(&config, &executor).await?;
+        starter.run_workers(&config, &executor, &Pool::ALL);
+        let executor_channel = lazy_channel(&format!("http://{executor_address}"))?;
+        let edge_address = starter
+            .serve_edge(&config, tenancy_channel, Some(executor_channel))
+            .await?;
+        let mut mesh = starter.finish(Some(edge_address), Some(tenancy_address), bootstrap);
+        mesh.executor_address = Some(executor_address);
+        Ok(mesh)
+    }
+
+    /// `tyboo worker --pool …`: runs the nodes of `pools` and serves nothing
+    /// but the admin port.
+    pub async fn start_workers(config: TybooConfig, pools: &[Pool]) -> anyhow::Result<Mesh> {
+        let mut starter = Starter::new(&config).await?;
+        let tenancy_channel =
+            lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+        let executor = open_executor(&config, tenancy_channel).await?;
+        starter.run_workers(&config, &executor, pools);
+        Ok(starter.finish(None, None, None))
     }
 
     /// `tyboo serve <service>`: one service of a distributed deployment.
@@ -81,12 +109,21 @@ impl Mesh {
                 let address = starter.serve_tenancy(&config, tenancy).await?;
                 Ok(starter.finish(None, Some(address), bootstrap))
             }
+            ServiceName::Executor => {
+                let tenancy_channel =
+                    lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+                let executor = open_executor(&config, tenancy_channel).await?;
+                let address = starter.serve_executor(&config, &executor).await?;
+                let mut mesh = starter.finish(None, None, None);
+                mesh.executor_address = Some(address);
+                Ok(mesh)
+            }
             ServiceName::Edge => {
-                if config.endpoints.tenancy.is_empty() {
-                    bail!("endpoints.tenancy: must be set to serve the edge alone");
-                }
-                let channel = lazy_channel(&config.endpoints.tenancy)?;
-                let address = starter.serve_edge(&config, channel).await?;
+                let tenancy =
+                    lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+                let executor =
+                    lazy_channel(&required_endpoint(&config.endpoints.executor, "executor")?)?;
+                let address = starter.serve_edge(&config, tenancy, Some(executor)).await?;
                 Ok(starter.finish(Some(address), None, None))
             }
         }
@@ -125,7 +162,39 @@ impl Mesh {
 /// Applies every service's migrations (`tyboo migrate`).
 pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
     open_tenancy(config).await?;
+    // Migrating needs no verification keys; the channel is never dialled.
+    open_executor(config, lazy_channel("http://127.0.0.1:1")?).await?;
     Ok(())
+}
+
+fn required_endpoint(endpoint: &str, service: &str) -> anyhow::Result<String> {
+    if endpoint.is_empty() {
+        bail!("endpoints.{service}: must be set when {service} runs in another process");
+    }
+    Ok(endpoint.to_owned())
+}
+
+/// Connects the executor to its database and the step queue, verifying
+/// tokens with the keys tenancy publishes at `tenancy`.
+async fn open_executor(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Executor> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    }
+    let queue_url = (!config.queue_url.is_empty()).then_some(config.queue_url.as_str());
+    let dispatch = tyboo_broker::connect(queue_url, &config.executor.broker)
+        .await
+        .context("connecting to the step queue")?;
+    let executor = Executor::connect(
+        &config.database_url_for("executor"),
+        config.executor.clone(),
+        std::sync::Arc::new(GrpcKeySource::new(tenancy)),
+        dispatch,
+    )
+    .await
+    .context("connecting the executor to its database")?;
+    executor.migrate().await.context("migrating the executor")?;
+    Ok(executor)
 }
 
 async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
@@ -225,22 +294,105 @@ impl Starter {
         Ok(address)
     }
 
+    async fn serve_executor(
+        &mut self,
+        config: &TybooConfig,
+        executor: &Executor,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = bind(config.listen.executor, "executor").await?;
+        let address = listener.local_addr()?;
+        let limit = config.grpc.max_message_bytes;
+        let routes = Routes::new(
+            executor
+                .workflow_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            executor
+                .execution_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            executor
+                .dead_letter_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            executor
+                .webhook_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        );
+        let server = GrpcServer::new(
+            routes,
+            vec![
+                WORKFLOW_SERVICE,
+                EXECUTION_SERVICE,
+                DEAD_LETTER_SERVICE,
+                WEBHOOK_SERVICE,
+            ],
+        );
+        let grpc_config = config.grpc.clone();
+        let shutdown = self.services_shutdown.clone();
+        for background in executor.start_background(self.services_shutdown.clone()) {
+            self.tasks.spawn(async move {
+                background
+                    .await
+                    .context("an executor background task panicked")
+            });
+        }
+        self.tasks.spawn(async move {
+            server
+                .serve(listener, &grpc_config, shutdown)
+                .await
+                .context("executor server")
+        });
+        tracing::info!(%address, "executor serving");
+        Ok(address)
+    }
+
+    /// Workers for `pools`; they drain with the services.
+    fn run_workers(&mut self, config: &TybooConfig, executor: &Executor, pools: &[Pool]) {
+        let handle = Workers::start(
+            executor,
+            pools,
+            config.executor.worker_concurrency,
+            self.services_shutdown.clone(),
+        );
+        self.tasks.spawn(async move {
+            handle.join().await;
+            Ok(())
+        });
+    }
+
     async fn serve_edge(
         &mut self,
         config: &TybooConfig,
         tenancy: Channel,
+        executor: Option<Channel>,
     ) -> anyhow::Result<SocketAddr> {
         let listener = bind(config.listen.edge, "edge").await?;
         let address = listener.local_addr()?;
-        let edge = Edge::new(
-            config.edge.clone(),
-            vec![Upstream {
-                service: TENANCY_SERVICE.to_owned(),
-                channel: tenancy.clone(),
-            }],
-            tenancy,
-        )
-        .context("building the edge's routes")?;
+        let mut public = vec![Upstream {
+            service: TENANCY_SERVICE.to_owned(),
+            channel: tenancy.clone(),
+        }];
+        if let Some(executor) = &executor {
+            for service in [WORKFLOW_SERVICE, EXECUTION_SERVICE, DEAD_LETTER_SERVICE] {
+                public.push(Upstream {
+                    service: service.to_owned(),
+                    channel: executor.clone(),
+                });
+            }
+        }
+        let mut edge = Edge::new(config.edge.clone(), public, tenancy)
+            .context("building the edge's routes")?;
+        if let Some(executor) = executor {
+            edge = edge.with_webhooks(executor);
+        }
         let router = edge.router();
         let shutdown = self.shutdown.clone();
         let drain_timeout = Duration::from_secs(config.grpc.drain_timeout_seconds);
@@ -297,6 +449,7 @@ impl Starter {
         Mesh {
             edge_address,
             tenancy_address,
+            executor_address: None,
             admin_address: self.admin_address,
             bootstrap,
             shutdown: self.shutdown,

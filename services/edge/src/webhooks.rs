@@ -1,0 +1,233 @@
+//! `/hooks/{workspace_id}/{path}`: public webhook URLs. The URL itself is the
+//! credential (third parties call it without an API key); the edge hands
+//! the request to the executor's internal `WebhookService` and answers 202
+//! with the execution id (async triggers) or with the chosen node's output
+//! (sync triggers).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::response::{IntoResponse, Response};
+use http::{HeaderMap, StatusCode};
+use serde_json::json;
+use tonic::transport::Channel;
+use tyboo_proto::executor::webhook_service_client::WebhookServiceClient;
+use tyboo_proto::executor::{DeliverWebhookRequest, DeliverWebhookResponse, WebhookMode};
+
+use crate::dispatch::{call_context, read_body};
+use crate::edge::Shared;
+use crate::errors::ApiError;
+use crate::layers::metrics::with_route_label;
+use crate::upstream::sanitize;
+
+/// The metric label of every webhook call (paths are user-chosen, so the
+/// label never carries them).
+pub(crate) const WEBHOOK_ROUTE: &str = "/hooks/{workspace_id}/{path}";
+
+/// Headers that describe one hop of the connection, not the request; they
+/// are not part of what the workflow receives.
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+];
+
+/// Headers the edge reads a delivery id from, first match wins.
+const DELIVERY_ID_HEADERS: [&str; 2] = ["idempotency-key", "x-tyboo-delivery-id"];
+
+pub(crate) async fn deliver(
+    State(shared): State<Arc<Shared>>,
+    Path((workspace_id, path)): Path<(String, String)>,
+    request: Request,
+) -> Response {
+    let context = call_context(&request, &shared);
+    let response = match forward(&shared, workspace_id, path, request, &context).await {
+        Ok(reply) => answer(reply),
+        Err(error) => error.into_json_response(&context.request_id),
+    };
+    with_route_label(response, Arc::from(WEBHOOK_ROUTE))
+}
+
+async fn forward(
+    shared: &Shared,
+    workspace_id: String,
+    path: String,
+    request: Request,
+    context: &crate::upstream::CallContext,
+) -> Result<DeliverWebhookResponse, ApiError> {
+    let channel: Channel = shared
+        .webhooks
+        .get()
+        .cloned()
+        .ok_or_else(|| ApiError::route_not_found(request.uri().path()))?;
+    let (parts, body) = request.into_parts();
+    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let delivery_id = DELIVERY_ID_HEADERS
+        .iter()
+        .find_map(|name| parts.headers.get(*name)?.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let message = DeliverWebhookRequest {
+        workspace_id,
+        path,
+        method: parts.method.as_str().to_owned(),
+        headers: header_map(&parts.headers),
+        query: parts
+            .uri
+            .query()
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect::<HashMap<_, _>>()
+            })
+            .unwrap_or_default(),
+        body: body.to_vec(),
+        delivery_id,
+    };
+    let mut grpc_request = tonic::Request::new(message);
+    context.apply(&mut grpc_request, None);
+    WebhookServiceClient::new(channel)
+        .max_decoding_message_size(shared.config.max_grpc_message_bytes)
+        .max_encoding_message_size(shared.config.max_grpc_message_bytes)
+        .deliver_webhook(grpc_request)
+        .await
+        .map(tonic::Response::into_inner)
+        .map_err(|status| {
+            ApiError::from_status(&sanitize(
+                status,
+                "/tyboo.executor.v1.WebhookService/DeliverWebhook",
+            ))
+        })
+}
+
+/// Lower-case names; repeated headers joined with ", " as HTTP allows.
+fn header_map(headers: &HeaderMap) -> HashMap<String, String> {
+    let mut map: HashMap<String, String> = HashMap::new();
+    for (name, value) in headers {
+        if HOP_BY_HOP.contains(&name.as_str()) {
+            continue;
+        }
+        let Ok(value) = value.to_str() else {
+            continue;
+        };
+        map.entry(name.as_str().to_owned())
+            .and_modify(|joined| {
+                joined.push_str(", ");
+                joined.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
+    map
+}
+
+fn answer(reply: DeliverWebhookResponse) -> Response {
+    let mode = WebhookMode::try_from(reply.mode).unwrap_or(WebhookMode::Async);
+    if mode != WebhookMode::Sync {
+        let body = json!({
+            "executionId": reply.execution_id,
+            "duplicate": reply.duplicate,
+        });
+        return (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    }
+    let status = u16::try_from(reply.status_code)
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .unwrap_or(StatusCode::OK);
+    let body = reply
+        .response_body
+        .map(value_to_json)
+        .unwrap_or(serde_json::Value::Null);
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Ok(value) = http::HeaderValue::from_str(&reply.execution_id) {
+        response.headers_mut().insert("x-tyboo-execution-id", value);
+    }
+    response
+}
+
+/// `google.protobuf.Value` to JSON, as the canonical mapping defines it.
+fn value_to_json(value: prost_types::Value) -> serde_json::Value {
+    use prost_types::value::Kind;
+    match value.kind {
+        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
+        Some(Kind::BoolValue(flag)) => serde_json::Value::Bool(flag),
+        Some(Kind::NumberValue(number)) => serde_json::Number::from_f64(number)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        Some(Kind::StringValue(text)) => serde_json::Value::String(text),
+        Some(Kind::ListValue(list)) => {
+            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
+        }
+        Some(Kind::StructValue(object)) => serde_json::Value::Object(
+            object
+                .fields
+                .into_iter()
+                .map(|(key, value)| (key, value_to_json(value)))
+                .collect(),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_headers_are_joined_and_hop_headers_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.append("x-tag", "a".parse().unwrap());
+        headers.append("x-tag", "b".parse().unwrap());
+        headers.insert("connection", "keep-alive".parse().unwrap());
+        headers.insert("content-type", "application/json".parse().unwrap());
+        let map = header_map(&headers);
+        assert_eq!(map["x-tag"], "a, b");
+        assert_eq!(map["content-type"], "application/json");
+        assert!(!map.contains_key("connection"));
+    }
+
+    #[test]
+    fn protobuf_values_become_json() {
+        use prost_types::value::Kind;
+        let value = prost_types::Value {
+            kind: Some(Kind::ListValue(prost_types::ListValue {
+                values: vec![
+                    prost_types::Value {
+                        kind: Some(Kind::NumberValue(2.5)),
+                    },
+                    prost_types::Value {
+                        kind: Some(Kind::StringValue("x".into())),
+                    },
+                ],
+            })),
+        };
+        assert_eq!(value_to_json(value), json!([2.5, "x"]));
+    }
+
+    #[test]
+    fn async_answers_are_202_with_the_execution_id() {
+        let response = answer(DeliverWebhookResponse {
+            execution_id: "e1".into(),
+            mode: WebhookMode::Async as i32,
+            ..DeliverWebhookResponse::default()
+        });
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+
+    #[test]
+    fn sync_answers_carry_the_executor_status() {
+        let response = answer(DeliverWebhookResponse {
+            execution_id: "e1".into(),
+            mode: WebhookMode::Sync as i32,
+            status_code: 504,
+            timed_out: true,
+            ..DeliverWebhookResponse::default()
+        });
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        assert_eq!(response.headers()["x-tyboo-execution-id"], "e1");
+    }
+}

@@ -1,0 +1,561 @@
+//! Workflows end to end through the edge: webhooks, node types against
+//! local servers speaking real wire formats, retries and the dead-letter
+//! queue, timeouts, cancellation, caps and safe egress.
+
+use std::sync::atomic::Ordering;
+
+use serde_json::{Value, json};
+
+use crate::sandbox::{Sandbox, node_runs};
+use crate::upstreams::Upstreams;
+
+fn orders_graph(upstreams: &Upstreams, mode: &str) -> Value {
+    json!({
+        "nodes": [
+            {"id": "hook", "type": "trigger.webhook",
+             "parameters": {"path": "orders", "method": "POST", "mode": mode, "respond_node": "shape"}},
+            {"id": "fetch", "type": "http.request",
+             "parameters": {"method": "GET",
+                            "url": format!("{}/orders/{{{{ .trigger.body.order_id }}}}", upstreams.url(""))}},
+            {"id": "shape", "type": "transform",
+             "parameters": {"program": "{order: .input.body.id, total: .input.body.total, customer: .input.body.customer}"}},
+            {"id": "big", "type": "if", "parameters": {"condition": ".input.total > 100"}},
+            {"id": "notify", "type": "slack.message",
+             "parameters": {"webhook_url": upstreams.url("/services/T000/B000/XXXX"),
+                            "text": "Big order {{ .input.order }} from {{ .input.customer }}: {{ .input.total }} EUR"}}
+        ],
+        "edges": [
+            {"from": "hook", "to": "fetch"},
+            {"from": "fetch", "to": "shape"},
+            {"from": "shape", "to": "big"},
+            {"from": "big", "fromPort": "true", "to": "notify"}
+        ]
+    })
+}
+
+#[tokio::test]
+async fn webhook_to_http_transform_if_and_slack() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    sandbox
+        .create_workflow("Big orders to Slack", orders_graph(&upstreams, "async"))
+        .await;
+    let hook = sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id));
+
+    // A big order goes all the way to Slack.
+    let response = sandbox
+        .http
+        .post(&hook)
+        .header("idempotency-key", "delivery-1")
+        .json(&json!({"order_id": "big-7"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 202);
+    let accepted: Value = response.json().await.unwrap();
+    let execution_id = accepted["executionId"].as_str().unwrap().to_owned();
+    let execution = sandbox.wait_for_execution(&execution_id).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    assert_eq!(execution["triggerType"], "TRIGGER_TYPE_WEBHOOK");
+    for node in ["fetch", "shape", "big", "notify"] {
+        let runs = node_runs(&execution, node);
+        assert_eq!(runs.len(), 1, "{node}: {execution}");
+        assert_eq!(runs[0]["status"], "NODE_RUN_STATUS_SUCCEEDED", "{node}");
+    }
+    assert_eq!(node_runs(&execution, "shape")[0]["output"]["total"], 1250.0);
+    assert_eq!(node_runs(&execution, "big")[0]["outputPort"], "true");
+    let messages = upstreams.seen.slack_messages.lock().await.clone();
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0]["text"], "Big order big-7 from Ada: 1250 EUR");
+
+    // The same delivery again starts nothing new.
+    let again: Value = sandbox
+        .http
+        .post(&hook)
+        .header("idempotency-key", "delivery-1")
+        .json(&json!({"order_id": "big-7"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(again["executionId"], execution_id.as_str());
+    assert_eq!(again["duplicate"], true);
+
+    // A small order takes the false branch: Slack is skipped.
+    let small: Value = sandbox
+        .http
+        .post(&hook)
+        .json(&json!({"order_id": "small-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let execution = sandbox
+        .wait_for_execution(small["executionId"].as_str().unwrap())
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let notify = node_runs(&execution, "notify");
+    assert!(
+        notify.is_empty() || notify[0]["status"] == "NODE_RUN_STATUS_SKIPPED",
+        "{execution}"
+    );
+    assert_eq!(upstreams.seen.slack_messages.lock().await.len(), 1);
+    assert_eq!(upstreams.seen.orders_hits.load(Ordering::SeqCst), 2);
+
+    // Unknown hooks answer 404.
+    let missing = sandbox
+        .http
+        .post(sandbox.url(&format!("/hooks/{}/nope", sandbox.workspace_id)))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn synchronous_webhook_answers_with_the_chosen_node_output() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    sandbox
+        .create_workflow("Order lookup", orders_graph(&upstreams, "sync"))
+        .await;
+    let response = sandbox
+        .http
+        .post(sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id)))
+        .json(&json!({"order_id": "small-3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().contains_key("x-tyboo-execution-id"));
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body,
+        json!({"order": "small-3", "total": 12.0, "customer": "Ada"})
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn llm_chat_against_an_openai_compatible_api_records_usage() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    let workflow = sandbox
+        .create_workflow(
+            "Summarize",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "ask", "type": "llm.chat",
+                     "parameters": {"base_url": upstreams.url("/v1"), "model": "tiny-1",
+                                    "api_key": "sk-test-local",
+                                    "temperature": 0.2,
+                                    "messages": [
+                                        {"role": "system", "content": "Be brief."},
+                                        {"role": "user", "content": "{{ .trigger.text }}"}]}}
+                ],
+                "edges": [{"from": "start", "to": "ask"}]
+            }),
+        )
+        .await;
+    let execution_id = sandbox
+        .start_execution(&workflow, json!({"text": "three apples and a pear"}))
+        .await;
+    let execution = sandbox.wait_for_execution(&execution_id).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let ask = node_runs(&execution, "ask")[0];
+    assert_eq!(ask["output"]["text"], "Summary: three apples and a pear");
+    assert_eq!(ask["usage"]["totalTokens"], "28", "{ask}");
+    assert_eq!(ask["usage"]["promptTokens"], "21");
+    assert_eq!(ask["usage"]["model"], "tiny-1");
+    let requests = upstreams.seen.chat_requests.lock().await.clone();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0]["messages"][1]["content"],
+        "three apples and a pear"
+    );
+    sandbox.stop().await;
+}
+
+fn one_call_graph(url: String, retry: Value, timeout_ms: Option<u64>) -> Value {
+    let mut call = json!({"id": "call", "type": "http.request",
+                          "parameters": {"method": "GET", "url": url},
+                          "retry": retry});
+    if let Some(timeout) = timeout_ms {
+        call["timeoutMs"] = json!(timeout);
+    }
+    json!({
+        "nodes": [{"id": "start", "type": "trigger.manual"}, call],
+        "edges": [{"from": "start", "to": "call"}]
+    })
+}
+
+#[tokio::test]
+async fn transient_failures_are_retried_and_permanent_ones_dead_lettered_then_replayed() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    let retry =
+        json!({"maxAttempts": 4, "initialBackoffMs": 20, "maxBackoffMs": 100, "multiplier": 2.0});
+
+    // Two 503s, then success: three attempts, one execution.
+    upstreams
+        .seen
+        .flaky_failures_left
+        .store(2, Ordering::SeqCst);
+    let flaky = sandbox
+        .create_workflow(
+            "Flaky",
+            one_call_graph(upstreams.url("/flaky"), retry.clone(), None),
+        )
+        .await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&flaky, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let runs = node_runs(&execution, "call");
+    assert_eq!(runs.len(), 3, "{execution}");
+    assert_eq!(runs[0]["errorClass"], "ERROR_CLASS_TRANSIENT");
+    assert_eq!(upstreams.seen.flaky_hits.load(Ordering::SeqCst), 3);
+
+    // A 400 is permanent: one attempt, execution failed, a dead letter.
+    upstreams.seen.broken_status.store(400, Ordering::SeqCst);
+    let broken = sandbox
+        .create_workflow(
+            "Broken",
+            one_call_graph(upstreams.url("/broken"), retry, None),
+        )
+        .await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&broken, json!({"n": 1})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_FAILED",
+        "{execution}"
+    );
+    assert_eq!(node_runs(&execution, "call").len(), 1);
+    assert_eq!(execution["failedNodeId"], "call");
+    let (status, letters) = sandbox
+        .get(
+            &format!("/v1/dead-letters?workflowId={broken}"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(status, 200, "{letters}");
+    let letter = letters["deadLetters"][0].clone();
+    assert_eq!(letter["nodeId"], "call", "{letters}");
+    assert_eq!(letter["errorClass"], "ERROR_CLASS_PERMANENT");
+
+    // Fixed upstream: replaying from the failed node succeeds.
+    upstreams.seen.broken_status.store(0, Ordering::SeqCst);
+    let letter_id = letter["id"].as_str().unwrap();
+    let (status, replayed) = sandbox
+        .post(
+            &format!("/v1/dead-letters/{letter_id}:replay"),
+            Some(&sandbox.owner_key),
+            json!({"mode": "REPLAY_MODE_FROM_FAILED_NODE"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{replayed}");
+    let replay_id = replayed["execution"]["id"]
+        .as_str()
+        .or_else(|| replayed["executionId"].as_str())
+        .expect("replay names its execution")
+        .to_owned();
+    let execution = sandbox.wait_for_execution(&replay_id).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    assert_eq!(
+        node_runs(&execution, "call")[0]["output"]["body"]["fixed"],
+        true
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn node_and_workflow_timeouts_and_cancel() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    let no_retry =
+        json!({"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 10, "multiplier": 1.0});
+
+    let slow_node = sandbox
+        .create_workflow(
+            "Slow node",
+            one_call_graph(upstreams.url("/slow/3000"), no_retry.clone(), Some(200)),
+        )
+        .await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&slow_node, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_TIMED_OUT",
+        "{execution}"
+    );
+    assert_eq!(
+        node_runs(&execution, "call")[0]["status"],
+        "NODE_RUN_STATUS_TIMED_OUT"
+    );
+
+    let mut graph = one_call_graph(upstreams.url("/slow/3000"), no_retry.clone(), Some(10_000));
+    graph["settings"] = json!({"maxDurationMs": 300});
+    let slow_workflow = sandbox.create_workflow("Slow workflow", graph).await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&slow_workflow, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_TIMED_OUT",
+        "{execution}"
+    );
+
+    let cancellable = sandbox
+        .create_workflow(
+            "Cancellable",
+            one_call_graph(upstreams.url("/slow/5000"), no_retry, Some(10_000)),
+        )
+        .await;
+    let execution_id = sandbox.start_execution(&cancellable, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (status, cancelled) = sandbox
+        .post(
+            &format!("/v1/executions/{execution_id}:cancel"),
+            Some(&sandbox.owner_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{cancelled}");
+    let started = std::time::Instant::now();
+    let execution = sandbox.wait_for_execution(&execution_id).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_CANCELLED",
+        "{execution}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(4),
+        "cancel did not interrupt"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn payload_caps_and_validation_errors_name_what_is_wrong() {
+    let sandbox = Sandbox::start_with(|config| {
+        config.executor.max_trigger_payload_bytes = 2048;
+    })
+    .await;
+    let upstreams = Upstreams::start().await;
+    sandbox
+        .create_workflow("Orders", orders_graph(&upstreams, "async"))
+        .await;
+    let hook = sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id));
+    let big = json!({"order_id": "x", "pad": "y".repeat(4096)});
+    let response = sandbox.http.post(&hook).json(&big).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json().await.unwrap();
+    assert!(
+        error["message"].as_str().unwrap().contains("cap"),
+        "{error}"
+    );
+
+    // Validation names the node and field at fault.
+    let (status, error) = sandbox
+        .post(
+            "/v1/workflows",
+            Some(&sandbox.owner_key),
+            json!({"name": "bad", "graph": {
+                "nodes": [{"id": "start", "type": "trigger.manual"},
+                          {"id": "fetch", "type": "http.request", "parameters": {"url": 42}}],
+                "edges": [{"from": "start", "to": "fetch"}]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    let message = error["message"].as_str().unwrap();
+    assert!(
+        message.contains("fetch") && message.contains("url"),
+        "{message}"
+    );
+
+    let (status, error) = sandbox
+        .post(
+            "/v1/workflows",
+            Some(&sandbox.owner_key),
+            json!({"name": "cycle", "graph": {
+                "nodes": [{"id": "start", "type": "trigger.manual"},
+                          {"id": "a", "type": "set", "parameters": {"values": {}}},
+                          {"id": "b", "type": "set", "parameters": {"values": {}}}],
+                "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "a"}]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("cycle"),
+        "{error}"
+    );
+
+    let (status, error) = sandbox
+        .post(
+            "/v1/workflows",
+            Some(&sandbox.owner_key),
+            json!({"name": "unknown", "graph": {
+                "nodes": [{"id": "start", "type": "trigger.manual"},
+                          {"id": "x", "type": "teleport"}],
+                "edges": [{"from": "start", "to": "x"}]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"].as_str().unwrap().contains("teleport"),
+        "{error}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn private_and_metadata_addresses_are_refused_by_default() {
+    // No allow list: the production default.
+    let sandbox = Sandbox::start_with(|config| {
+        config.executor.engine.egress.allow_cidrs = Vec::new();
+    })
+    .await;
+    let targets = [
+        "http://127.0.0.1:9/",
+        "http://[::1]:9/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::ffff:127.0.0.1]:9/",
+        "http://2130706433:9/",
+        "http://0177.0.0.1:9/",
+        "http://10.0.0.1/",
+        "http://192.168.1.1/",
+    ];
+    let no_retry =
+        json!({"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 10, "multiplier": 1.0});
+    for target in targets {
+        let workflow = sandbox
+            .create_workflow(
+                target,
+                one_call_graph(target.to_owned(), no_retry.clone(), None),
+            )
+            .await;
+        let execution = sandbox
+            .wait_for_execution(&sandbox.start_execution(&workflow, json!({})).await)
+            .await;
+        assert_eq!(
+            execution["status"], "EXECUTION_STATUS_FAILED",
+            "{target}: {execution}"
+        );
+        let run = node_runs(&execution, "call")[0];
+        assert_eq!(
+            run["errorClass"], "ERROR_CLASS_PERMANENT",
+            "{target}: {run}"
+        );
+    }
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn a_redirect_to_loopback_is_refused() {
+    let upstreams = Upstreams::start().await;
+    // Allow exactly the test server's address, then redirect elsewhere on
+    // loopback: the hop must be checked again and refused.
+    let redirector = {
+        let target = "http://127.0.0.2:9/secret".to_owned();
+        let router = axum::Router::new().route(
+            "/go",
+            axum::routing::get(move || {
+                let target = target.clone();
+                async move { axum::response::Redirect::temporary(&target) }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+        address
+    };
+    drop(upstreams);
+    let sandbox = Sandbox::start_with(|config| {
+        config.executor.engine.egress.allow_cidrs = vec!["127.0.0.1/32".to_owned()];
+    })
+    .await;
+    let no_retry =
+        json!({"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 10, "multiplier": 1.0});
+    let workflow = sandbox
+        .create_workflow(
+            "Redirect",
+            one_call_graph(format!("http://{redirector}/go"), no_retry, None),
+        )
+        .await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&workflow, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_FAILED",
+        "{execution}"
+    );
+    let run = node_runs(&execution, "call")[0];
+    assert!(
+        run["error"].as_str().unwrap().contains("127.0.0.2"),
+        "{run}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn a_schedule_fires_its_workflow_every_tick() {
+    let sandbox = Sandbox::start_with(|config| {
+        config.executor.scheduler_interval_ms = 100;
+    })
+    .await;
+    let workflow = sandbox
+        .create_workflow(
+            "Every second",
+            json!({
+                "nodes": [
+                    {"id": "tick", "type": "trigger.schedule",
+                     "parameters": {"cron": "* * * * * *", "timezone": "Europe/Paris"}},
+                    {"id": "note", "type": "set", "parameters": {"values": {"ok": true}}}
+                ],
+                "edges": [{"from": "tick", "to": "note"}]
+            }),
+        )
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let (status, listed) = sandbox
+        .get(
+            &format!("/v1/executions?workflowId={workflow}&pageSize=100"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    let executions = listed["executions"].as_array().cloned().unwrap_or_default();
+    // Three or four ticks in 3.5 s, each fired once.
+    assert!(
+        (2..=5).contains(&executions.len()),
+        "{} executions: {listed}",
+        executions.len()
+    );
+    assert!(
+        executions
+            .iter()
+            .all(|execution| execution["triggerType"] == "TRIGGER_TYPE_SCHEDULE")
+    );
+    sandbox.stop().await;
+}
