@@ -242,11 +242,17 @@ async fn sigterm_drains_in_flight_requests_then_reports_not_serving() {
 #[tokio::test]
 async fn readme_curl_walkthrough_works_as_written() {
     let readme = include_str!("../../README.md");
-    let block = readme
-        .split("<!-- walkthrough:curl -->")
-        .nth(1)
-        .and_then(|rest| rest.split("<!-- /walkthrough:curl -->").next())
-        .expect("README has the curl walk-through");
+    let block: String = ["curl", "workflow"]
+        .iter()
+        .map(|name| {
+            readme
+                .split(&format!("<!-- walkthrough:{name} -->"))
+                .nth(1)
+                .and_then(|rest| rest.split(&format!("<!-- /walkthrough:{name} -->")).next())
+                .unwrap_or_else(|| panic!("README has the {name} walk-through"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
     let store = TestStore::create().await;
     let mut running = start(&store).await;
     let script: String = block
