@@ -278,6 +278,7 @@ async fn edge_serves_openapi_health_and_metrics() {
         .text()
         .await
         .unwrap();
+    assert!(metrics.contains("tyboo_broker_queue_depth"), "{metrics}");
     assert!(
         metrics.contains("tyboo_grpc_server_requests_total"),
         "{metrics}"

@@ -118,6 +118,9 @@ pub fn test_config(store: &TestStore) -> TybooConfig {
     // The tests' upstreams are local servers; production refuses loopback.
     config.executor.engine.egress.allow_cidrs =
         vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
+    // jq evaluates in real sandbox processes of the binary under test.
+    config.executor.engine.limits.expression.evaluator_command =
+        Some(PathBuf::from(env!("CARGO_BIN_EXE_tyboo")));
     config.bootstrap.owner_email = "owner@example.com".to_owned();
     config.grpc.drain_timeout_seconds = 5;
     config

@@ -429,6 +429,75 @@ async fn payload_caps_and_validation_errors_name_what_is_wrong() {
     sandbox.stop().await;
 }
 
+/// A manual trigger into one transform running `program`, tried once.
+fn transform_graph(program: &str) -> Value {
+    json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual"},
+            {"id": "compute", "type": "transform", "parameters": {"program": program},
+             "retry": {"maxAttempts": 1, "initialBackoffMs": 10, "maxBackoffMs": 10, "multiplier": 1.0}}
+        ],
+        "edges": [{"from": "start", "to": "compute"}]
+    })
+}
+
+#[tokio::test]
+async fn a_jq_program_past_its_memory_cap_fails_its_node_and_the_worker_lives_on() {
+    let cap = 64 * 1024 * 1024;
+    let sandbox = Sandbox::start_with(|config| {
+        let expression = &mut config.executor.engine.limits.expression;
+        expression.memory_cap_bytes = cap;
+        // Time enough that only the memory cap can stop these programs, even on a
+        // loaded machine.
+        expression.timeout_ms = 20_000;
+    })
+    .await;
+    // Each of these asks the allocator for more than the cap in one operation; in
+    // the worker's own process the failed allocation would abort it.
+    let hungry_programs = [
+        r#""x" * 1000000000000"#,
+        "reduce range(40) as $i ([1]; . + .) | length",
+        "[1] | until(length > 1e12; . + .) | length",
+    ];
+    for program in hungry_programs {
+        let workflow = sandbox
+            .create_workflow("Hungry", transform_graph(program))
+            .await;
+        let execution = sandbox
+            .wait_for_execution(&sandbox.start_execution(&workflow, json!({})).await)
+            .await;
+        assert_eq!(
+            execution["status"], "EXECUTION_STATUS_FAILED",
+            "{program}: {execution}"
+        );
+        let run = node_runs(&execution, "compute")[0];
+        assert_eq!(
+            run["errorClass"], "ERROR_CLASS_PERMANENT",
+            "{program}: {run}"
+        );
+        let error = run["error"].as_str().unwrap();
+        assert!(
+            error.contains(&format!("exceeded its memory cap of {cap} bytes")),
+            "{program}: {error}"
+        );
+
+        // The same worker runs the next workflow.
+        let healthy = sandbox
+            .create_workflow("Healthy", transform_graph("{doubled: (.trigger.n * 2)}"))
+            .await;
+        let execution = sandbox
+            .wait_for_execution(&sandbox.start_execution(&healthy, json!({"n": 21})).await)
+            .await;
+        assert_eq!(
+            execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+            "{execution}"
+        );
+        let output = &node_runs(&execution, "compute")[0]["output"];
+        assert_eq!(output["doubled"].as_f64(), Some(42.0), "{output}");
+    }
+    sandbox.stop().await;
+}
+
 #[tokio::test]
 async fn private_and_metadata_addresses_are_refused_by_default() {
     // No allow list: the production default.

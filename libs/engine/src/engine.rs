@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
 use crate::egress::{self, EgressConfig, EgressPolicy};
 use crate::error::{EngineError, EngineResult, NodeError};
-use crate::expr::{self, ExpressionLimits};
+use crate::expr::{self, Evaluator, ExpressionLimits};
 use crate::graph::{NodeSpec, RetryPolicy};
 use crate::nodes;
 use crate::schema::{self, SchemaMode};
@@ -143,6 +143,7 @@ pub(crate) struct EngineInner {
     pub catalog: Catalog,
     pub egress: Arc<EgressPolicy>,
     pub http: reqwest::Client,
+    pub evaluator: Evaluator,
 }
 
 impl std::fmt::Debug for Engine {
@@ -164,15 +165,13 @@ impl Engine {
                     .to_owned(),
             ));
         }
-        if config.limits.expression.max_concurrent_evaluations == 0 {
-            return Err(EngineError::InvalidConfig(
-                "limits.expression.max_concurrent_evaluations must be at least 1".to_owned(),
-            ));
-        }
+        config.limits.expression.validate()?;
         let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
         let http = egress::build_client(&config.egress, egress.clone(), &config.user_agent)?;
+        let evaluator = Evaluator::from_limits(&config.limits.expression);
         Ok(Engine {
             inner: Arc::new(EngineInner {
+                evaluator,
                 config,
                 catalog: Catalog::standard(),
                 egress,
@@ -275,7 +274,8 @@ impl Engine {
         }
         let node = node.clone();
         let limits = self.inner.config.limits.expression.clone();
-        tokio::task::spawn_blocking(move || expr::render_parameters(&node, &document, &limits))
+        let evaluator = self.inner.evaluator.clone();
+        tokio::task::spawn_blocking(move || evaluator.render(&node, &document, &limits))
             .await
             .map_err(|_| NodeError::permanent("expression rendering stopped unexpectedly"))?
     }

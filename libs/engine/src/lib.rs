@@ -26,8 +26,8 @@ pub use engine::{
 };
 pub use error::{EngineError, EngineResult, ErrorClass, NodeError, ValidationError};
 pub use expr::{
-    ExpressionLimits, ProgramSource, check_program, check_template, evaluate_programs,
-    has_template, render_parameters,
+    ExpressionLimits, ExpressionSandbox, ProgramSource, check_program, check_template,
+    evaluate_programs, has_template, render_parameters, serve_expression_sandbox,
 };
 pub use graph::{
     EdgeSpec, MAIN_PORT, NodeSpec, Pool, RetryPolicy, WorkflowGraph, WorkflowSettings,

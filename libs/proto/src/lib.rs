@@ -28,8 +28,14 @@ pub mod tyboo {
             tonic::include_proto!("tyboo.executor.v1");
         }
     }
+    pub mod vault {
+        pub mod v1 {
+            tonic::include_proto!("tyboo.vault.v1");
+        }
+    }
 }
 
 pub use tyboo::common::v1 as common;
 pub use tyboo::executor::v1 as executor;
 pub use tyboo::tenancy::v1 as tenancy;
+pub use tyboo::vault::v1 as vault;

@@ -60,10 +60,10 @@ impl ExecutorError {
                 BrokerError::Unavailable(_) => tonic::Code::Unavailable,
                 BrokerError::Invalid(_) => tonic::Code::Internal,
             },
-            ExecutorError::Database(error) => match error {
-                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => tonic::Code::Unavailable,
-                _ => tonic::Code::Internal,
-            },
+            ExecutorError::Database(error) if tyboo_store::is_unavailable(error) => {
+                tonic::Code::Unavailable
+            }
+            ExecutorError::Database(_) => tonic::Code::Internal,
         }
     }
 }
@@ -122,6 +122,12 @@ mod tests {
         )));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert_eq!(status.message(), "internal error");
+
+        let status = tonic::Status::from(ExecutorError::Database(DbErr::ConnectionAcquire(
+            sea_orm::ConnAcquireErr::Timeout,
+        )));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "backend unavailable, retry later");
 
         let status = tonic::Status::from(ExecutorError::Queue(BrokerError::Unavailable(
             "redis down".to_owned(),

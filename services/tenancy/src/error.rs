@@ -51,10 +51,10 @@ impl TenancyError {
             TenancyError::AlreadyExists(_) => tonic::Code::AlreadyExists,
             TenancyError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
             TenancyError::Config(_) | TenancyError::Internal(_) => tonic::Code::Internal,
-            TenancyError::Database(error) => match error {
-                DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => tonic::Code::Unavailable,
-                _ => tonic::Code::Internal,
-            },
+            TenancyError::Database(error) if tyboo_store::is_unavailable(error) => {
+                tonic::Code::Unavailable
+            }
+            TenancyError::Database(_) => tonic::Code::Internal,
         }
     }
 }
@@ -110,6 +110,12 @@ mod tests {
         )));
         assert_eq!(status.code(), tonic::Code::Internal);
         assert_eq!(status.message(), "internal error");
+
+        let status = tonic::Status::from(TenancyError::Database(DbErr::ConnectionAcquire(
+            sea_orm::ConnAcquireErr::Timeout,
+        )));
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+        assert_eq!(status.message(), "database unavailable, retry later");
     }
 
     #[test]

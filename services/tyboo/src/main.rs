@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 use serde::Serialize;
 use tyboo::config::TybooConfig;
 use tyboo::mesh::{self, Mesh, ServiceName};
-use tyboo_engine::Pool;
+use tyboo_engine::{ExpressionSandbox, Pool};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -50,6 +50,17 @@ enum Command {
     },
     /// Apply every service's database migrations and exit.
     Migrate,
+    /// Evaluate jq for a worker under a memory cap, over stdin and stdout. Workers start
+    /// it themselves (`executor.engine.limits.expression.sandbox = "process"`).
+    #[command(hide = true)]
+    ExpressionSandbox {
+        /// Memory the process may take on top of what it holds when idle.
+        #[arg(long)]
+        memory_cap_bytes: u64,
+        /// Stack of the evaluation thread.
+        #[arg(long)]
+        stack_bytes: usize,
+    },
 }
 
 fn parse_pool(text: &str) -> Result<Pool, String> {
@@ -67,12 +78,28 @@ struct Flags {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::ExpressionSandbox {
+        memory_cap_bytes,
+        stack_bytes,
+    } = cli.command
+    {
+        // Before any configuration, logging or runtime: the process stays small so
+        // that its memory cap measures the program, and stdout carries only frames.
+        return tyboo_engine::serve_expression_sandbox(memory_cap_bytes, stack_bytes)
+            .context("serving the expression sandbox");
+    }
     let flags = Flags {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
     };
-    let config: TybooConfig = tyboo_runtime::config::load(cli.config.as_deref(), &flags)?;
+    let mut config: TybooConfig = tyboo_runtime::config::load(cli.config.as_deref(), &flags)?;
     config.validate().map_err(anyhow::Error::msg)?;
+    let expression = &mut config.executor.engine.limits.expression;
+    if expression.sandbox == ExpressionSandbox::Process && expression.evaluator_command.is_none() {
+        // This binary serves `expression-sandbox` itself.
+        expression.evaluator_command =
+            Some(std::env::current_exe().context("locating the tyboo binary")?);
+    }
     if cli.dump_config {
         print!("{}", config.to_redacted_toml());
         return Ok(());
@@ -89,6 +116,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
     let mesh = match command {
+        Command::ExpressionSandbox { .. } => {
+            anyhow::bail!("the expression sandbox runs without the async runtime")
+        }
         Command::Migrate => {
             mesh::migrate(&config).await?;
             println!("migrations applied");

@@ -337,6 +337,22 @@ impl Starter {
         );
         let grpc_config = config.grpc.clone();
         let shutdown = self.services_shutdown.clone();
+        // Queue depth and oldest-message age per pool, refreshed even when no
+        // worker asks, so an autoscaler can scale worker pools on them.
+        let refresher = tyboo_broker::spawn_stats_refresh(
+            executor.domain().dispatch().clone(),
+            Pool::ALL
+                .iter()
+                .map(|pool| pool.as_str().to_owned())
+                .collect(),
+            Duration::from_secs(5),
+        );
+        let refresher_shutdown = self.services_shutdown.clone();
+        self.tasks.spawn(async move {
+            refresher_shutdown.signaled().await;
+            refresher.abort();
+            Ok(())
+        });
         for background in executor.start_background(self.services_shutdown.clone()) {
             self.tasks.spawn(async move {
                 background

@@ -18,9 +18,10 @@
 //!
 //! What fuel cannot see is memory growth inside one core operation: a program that
 //! doubles a string or array forty times, or repeats a string (`"x" * 1e12`), allocates
-//! before it spends much fuel, and a failed allocation aborts the process. In-process
-//! evaluation cannot bound that; workers run with a memory limit so such a process is
-//! restarted, and the executor's lease re-dispatches the node until its attempts run out.
+//! before it spends much fuel, and a failed allocation aborts the process. So workers
+//! evaluate in sandbox processes with an address-space limit (see `pool` and `child`),
+//! where such an abort ends only that process; the runner here is what both the sandbox
+//! process and in-process evaluation (`sandbox = "thread"`) use.
 
 use std::cell::Cell;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
@@ -34,6 +35,7 @@ use jaq_core::load::{Arena, File, Loader};
 use jaq_core::native::{Fun, v};
 use jaq_core::{Compiler, Ctx, Exn, Lut, Vars};
 use jaq_json::Val;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::ExpressionLimits;
@@ -71,7 +73,8 @@ impl<'a> HasLut<'a, Fuelled> for FuelledData<'a> {
 pub(crate) type Program = jaq_core::Filter<Fuelled>;
 
 /// Why an evaluation was stopped.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum Exhausted {
     Fuel,
     Time,
@@ -402,14 +405,46 @@ pub(crate) fn to_val(document: &Value) -> Val {
 #[derive(Debug)]
 pub(crate) enum SandboxFailure {
     Exhausted(Exhausted),
-    /// Too many evaluator threads are still running; retrying later can succeed.
+    /// The evaluation outgrew the memory cap of its sandbox process, which died of it.
+    MemoryCap,
+    /// Too many evaluations are running or waiting; retrying later can succeed.
     Busy,
+    /// No sandbox process could be started or spoken to; retrying later can succeed.
+    Unavailable,
     Crashed,
 }
 
 /// Stack one evaluation step may need in the worst case: a step can nest a value one
 /// level deeper, and dropping a nested value takes a few frames per level.
 const STACK_BYTES_PER_STEP: usize = 256;
+
+/// Stack of the thread that evaluates under `limits`.
+pub(crate) fn evaluator_stack_bytes(limits: &ExpressionLimits) -> usize {
+    limits.stack_bytes.max(
+        usize::try_from(limits.fuel)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(STACK_BYTES_PER_STEP),
+    )
+}
+
+/// Runs `job` on the current thread with a fresh meter. The thread must have
+/// [`evaluator_stack_bytes`] of stack.
+pub(crate) fn metered<R>(
+    limits: &ExpressionLimits,
+    job: impl FnOnce(&Meter) -> R,
+) -> Result<R, SandboxFailure> {
+    let meter = Meter::new(
+        limits.fuel,
+        Instant::now() + Duration::from_millis(limits.timeout_ms),
+    );
+    match catch_unwind(AssertUnwindSafe(|| job(&meter))) {
+        Ok(result) => Ok(result),
+        Err(payload) => match payload.downcast::<Exhausted>() {
+            Ok(exhausted) => Err(SandboxFailure::Exhausted(*exhausted)),
+            Err(_) => Err(SandboxFailure::Crashed),
+        },
+    }
+}
 
 static RUNNING_EVALUATORS: AtomicUsize = AtomicUsize::new(0);
 
@@ -421,9 +456,9 @@ impl Drop for RunningGuard {
     }
 }
 
-/// Runs `job` on its own evaluator thread with a meter, and waits at most the time
+/// Runs `job` on its own evaluator thread in this process, and waits at most the time
 /// budget (plus a grace period for the meter to notice) for its result.
-pub(crate) fn sandbox<R, F>(limits: &ExpressionLimits, job: F) -> Result<R, SandboxFailure>
+pub(crate) fn on_thread<R, F>(limits: &ExpressionLimits, job: F) -> Result<R, SandboxFailure>
 where
     R: Send + 'static,
     F: FnOnce(&Meter) -> R + Send + 'static,
@@ -434,32 +469,20 @@ where
     }
     let guard = RunningGuard;
     let budget = Duration::from_millis(limits.timeout_ms);
-    let fuel = limits.fuel;
+    let job_limits = limits.clone();
     let (sender, receiver) = mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new()
         .name("tyboo-jq".to_owned())
-        .stack_size(
-            limits.stack_bytes.max(
-                usize::try_from(fuel)
-                    .unwrap_or(usize::MAX)
-                    .saturating_mul(STACK_BYTES_PER_STEP),
-            ),
-        )
+        .stack_size(evaluator_stack_bytes(limits))
         .spawn(move || {
             let _guard = guard;
-            let meter = Meter::new(fuel, Instant::now() + budget);
-            let outcome = catch_unwind(AssertUnwindSafe(|| job(&meter)));
-            let _ = sender.send(outcome);
+            let _ = sender.send(metered(&job_limits, job));
         });
     if spawned.is_err() {
         return Err(SandboxFailure::Busy);
     }
     match receiver.recv_timeout(budget + Duration::from_millis(250)) {
-        Ok(Ok(result)) => Ok(result),
-        Ok(Err(payload)) => match payload.downcast::<Exhausted>() {
-            Ok(exhausted) => Err(SandboxFailure::Exhausted(*exhausted)),
-            Err(_) => Err(SandboxFailure::Crashed),
-        },
+        Ok(outcome) => outcome,
         Err(mpsc::RecvTimeoutError::Timeout) => Err(SandboxFailure::Exhausted(Exhausted::Time)),
         Err(mpsc::RecvTimeoutError::Disconnected) => Err(SandboxFailure::Crashed),
     }

@@ -2,18 +2,40 @@
 //! `transform`, `if` and `switch`, all evaluated over one input document:
 //! `{"trigger", "nodes": {id: output}, "input", "inputs", "execution"}`.
 
+mod child;
 mod jq;
+mod pool;
+mod wire;
 
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::catalog::{Catalog, PathSegment, format_path};
-use crate::error::NodeError;
+use crate::error::{EngineError, EngineResult, NodeError};
 use crate::graph::NodeSpec;
 
-use jq::{Exhausted, SandboxFailure};
+use jq::{Exhausted, Meter, SandboxFailure};
+use pool::{Launcher, SandboxPool};
+use wire::{Reply, Request};
+
+pub use child::serve_expression_sandbox;
+
+/// Where jq evaluates.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExpressionSandbox {
+    /// In a pool of sandbox processes (`evaluator_command expression-sandbox`), each
+    /// under an address-space limit, so a program that allocates without bound ends
+    /// only its own process. Falls back to `thread` when no `evaluator_command` is set.
+    #[default]
+    Process,
+    /// On a thread of this process: fuel, time and output limits, but no memory cap.
+    Thread,
+}
 
 /// Bounds on one evaluation: one node's templates together, or one program.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -32,6 +54,14 @@ pub struct ExpressionLimits {
     /// each step can nest a value one level deeper and dropping a nested value recurses;
     /// the stack is reserved address space, committed only as deep nesting touches it.
     pub stack_bytes: usize,
+    pub sandbox: ExpressionSandbox,
+    /// The `tyboo` binary that serves `expression-sandbox`; the binary fills in itself.
+    pub evaluator_command: Option<PathBuf>,
+    /// Memory one sandbox process may take on top of what it holds when idle: the
+    /// input document, the program's values and its result.
+    pub memory_cap_bytes: usize,
+    /// Sandbox processes alive at once; each evaluates one request at a time.
+    pub sandbox_processes: usize,
 }
 
 impl Default for ExpressionLimits {
@@ -43,6 +73,139 @@ impl Default for ExpressionLimits {
             max_output_bytes: 1024 * 1024,
             max_concurrent_evaluations: 64,
             stack_bytes: 256 * 1024 * 1024,
+            sandbox: ExpressionSandbox::Process,
+            evaluator_command: None,
+            memory_cap_bytes: 256 * 1024 * 1024,
+            sandbox_processes: 4,
+        }
+    }
+}
+
+/// The smallest memory cap accepted: below it the input document alone may not fit.
+const MIN_MEMORY_CAP_BYTES: usize = 16 * 1024 * 1024;
+
+impl ExpressionLimits {
+    pub(crate) fn validate(&self) -> EngineResult<()> {
+        let invalid = |message: &str| Err(EngineError::InvalidConfig(message.to_owned()));
+        if self.max_concurrent_evaluations == 0 {
+            return invalid("limits.expression.max_concurrent_evaluations must be at least 1");
+        }
+        if self.memory_cap_bytes < MIN_MEMORY_CAP_BYTES {
+            return invalid("limits.expression.memory_cap_bytes must be at least 16 MiB");
+        }
+        if self.sandbox_processes == 0 {
+            return invalid("limits.expression.sandbox_processes must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// Runs evaluations where the configuration says: a cheap clone shared by a worker's
+/// node runs.
+#[derive(Clone)]
+pub(crate) enum Evaluator {
+    Thread,
+    Process(Arc<SandboxPool>),
+}
+
+impl Evaluator {
+    pub(crate) fn from_limits(limits: &ExpressionLimits) -> Evaluator {
+        match (limits.sandbox, &limits.evaluator_command) {
+            (ExpressionSandbox::Thread, _) => Evaluator::Thread,
+            (ExpressionSandbox::Process, None) => {
+                tracing::warn!(
+                    "no limits.expression.evaluator_command is set: jq evaluates in this \
+                     process, without a memory cap"
+                );
+                Evaluator::Thread
+            }
+            (ExpressionSandbox::Process, Some(command)) => {
+                let launcher = Launcher::expression_sandbox(
+                    command,
+                    limits.memory_cap_bytes,
+                    jq::evaluator_stack_bytes(limits),
+                );
+                Evaluator::Process(Arc::new(SandboxPool::new(
+                    launcher,
+                    limits.sandbox_processes,
+                    limits.max_concurrent_evaluations,
+                    limits.memory_cap_bytes,
+                )))
+            }
+        }
+    }
+
+    /// [`render_parameters`], in a sandbox process when so configured.
+    pub(crate) fn render(
+        &self,
+        node: &NodeSpec,
+        document: &Value,
+        limits: &ExpressionLimits,
+    ) -> Result<Value, NodeError> {
+        let Evaluator::Process(pool) = self else {
+            return render_parameters(node, document, limits);
+        };
+        if !contains_template(&node.parameters) {
+            return Ok(node.parameters.clone());
+        }
+        let request = Request::Render {
+            node,
+            document,
+            limits,
+        };
+        match pool.evaluate(&request, evaluation_deadline(limits)) {
+            Ok(Reply::Rendered(value)) => Ok(value),
+            Ok(reply) => Err(reply_error(reply, &node.id, limits)),
+            Err(failure) => Err(sandbox_error(failure, &node.id, limits)),
+        }
+    }
+
+    /// [`evaluate_programs`], in a sandbox process when so configured.
+    pub(crate) fn evaluate(
+        &self,
+        node_id: &str,
+        programs: Vec<ProgramSource>,
+        document: Arc<Value>,
+        limits: &ExpressionLimits,
+    ) -> Result<Vec<Vec<Value>>, NodeError> {
+        let Evaluator::Process(pool) = self else {
+            return evaluate_programs(node_id, programs, document, limits);
+        };
+        let request = Request::Programs {
+            node_id,
+            programs: &programs,
+            document: &document,
+            limits,
+        };
+        match pool.evaluate(&request, evaluation_deadline(limits)) {
+            Ok(Reply::Evaluated(outputs)) => Ok(outputs),
+            Ok(reply) => Err(reply_error(reply, node_id, limits)),
+            Err(failure) => Err(sandbox_error(failure, node_id, limits)),
+        }
+    }
+}
+
+/// How long a sandbox process may take to answer: the time limit, plus a grace period
+/// for its meter to notice, after which the process is killed.
+fn evaluation_deadline(limits: &ExpressionLimits) -> Duration {
+    Duration::from_millis(limits.timeout_ms) + Duration::from_millis(500)
+}
+
+/// The error for a reply that carries no result.
+fn reply_error(reply: Reply, node_id: &str, limits: &ExpressionLimits) -> NodeError {
+    match reply {
+        Reply::Failed(error) => error.into_node_error(),
+        Reply::Exhausted(exhausted) => {
+            sandbox_error(SandboxFailure::Exhausted(exhausted), node_id, limits)
+        }
+        Reply::Crashed => sandbox_error(SandboxFailure::Crashed, node_id, limits),
+        Reply::Refused(reason) => {
+            tracing::warn!(node_id, %reason, "the expression sandbox refused a request");
+            sandbox_error(SandboxFailure::Unavailable, node_id, limits)
+        }
+        Reply::Rendered(_) | Reply::Evaluated(_) => {
+            tracing::warn!(node_id, "the expression sandbox answered another request");
+            sandbox_error(SandboxFailure::Unavailable, node_id, limits)
         }
     }
 }
@@ -149,8 +312,15 @@ fn sandbox_error(failure: SandboxFailure, node_id: &str, limits: &ExpressionLimi
             "node `{node_id}`: {}",
             budget_message(exhausted, limits)
         )),
+        SandboxFailure::MemoryCap => NodeError::permanent(format!(
+            "node `{node_id}`: expression exceeded its memory cap of {} bytes",
+            limits.memory_cap_bytes
+        )),
         SandboxFailure::Busy => NodeError::transient(format!(
             "node `{node_id}`: too many expression evaluations are running in this worker"
+        )),
+        SandboxFailure::Unavailable => NodeError::transient(format!(
+            "node `{node_id}`: the expression sandbox is unavailable"
         )),
         SandboxFailure::Crashed => {
             NodeError::permanent(format!("node `{node_id}`: expression evaluation failed"))
@@ -181,27 +351,34 @@ pub fn render_parameters(
     if !contains_template(&node.parameters) {
         return Ok(node.parameters.clone());
     }
-    let parameters = node.parameters.clone();
+    let node_copy = node.clone();
     let document = document.clone();
-    let node_id = node.id.clone();
-    let node_type = node.node_type.clone();
     let job_limits = limits.clone();
-    let outcome = jq::sandbox(limits, move |meter| {
-        let input = jq::to_val(&document);
-        let mut renderer = Renderer {
-            node_id: &node_id,
-            node_type: &node_type,
-            input,
-            meter,
-            limits: &job_limits,
-        };
-        let mut path = Vec::new();
-        renderer.render(&parameters, &mut path)
+    let outcome = jq::on_thread(limits, move |meter| {
+        render_with_meter(&node_copy, &document, &job_limits, meter)
     });
     match outcome {
         Ok(result) => result,
         Err(failure) => Err(sandbox_error(failure, &node.id, limits)),
     }
+}
+
+/// Renders `node`'s parameters on the current thread, spending `meter`.
+fn render_with_meter(
+    node: &NodeSpec,
+    document: &Value,
+    limits: &ExpressionLimits,
+    meter: &Meter,
+) -> Result<Value, NodeError> {
+    let mut renderer = Renderer {
+        node_id: &node.id,
+        node_type: &node.node_type,
+        input: jq::to_val(document),
+        meter,
+        limits,
+    };
+    let mut path = Vec::new();
+    renderer.render(&node.parameters, &mut path)
 }
 
 pub(crate) fn contains_template(value: &Value) -> bool {
@@ -334,7 +511,7 @@ impl Renderer<'_> {
 }
 
 /// A jq program to evaluate, and the parameter it came from (for errors).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ProgramSource {
     pub parameter: String,
     pub program: String,
@@ -350,36 +527,47 @@ pub fn evaluate_programs(
 ) -> Result<Vec<Vec<Value>>, NodeError> {
     let job_limits = limits.clone();
     let job_node_id = node_id.to_owned();
-    let outcome = jq::sandbox(limits, move |meter| {
-        let input = jq::to_val(&document);
-        let mut results = Vec::with_capacity(programs.len());
-        for source in programs {
-            let fail = |message: String| {
-                NodeError::permanent(format!(
-                    "node `{job_node_id}` parameter `{}`: {message}",
-                    source.parameter
-                ))
-                .with_parameter(source.parameter.clone())
-            };
-            if source.program.len() > job_limits.max_program_bytes {
-                return Err(fail(format!(
-                    "jq program of {} bytes exceeds the {}-byte limit",
-                    source.program.len(),
-                    job_limits.max_program_bytes
-                )));
-            }
-            let program = jq::compile(&source.program)
-                .map_err(|message| fail(format!("invalid jq program: {message}")))?;
-            let outputs = jq::run(&program, input.clone(), meter, job_limits.max_output_bytes)
-                .map_err(|message| fail(format!("jq program failed: {message}")))?;
-            results.push(outputs);
-        }
-        Ok(results)
+    let outcome = jq::on_thread(limits, move |meter| {
+        programs_with_meter(&job_node_id, &programs, &document, &job_limits, meter)
     });
     match outcome {
         Ok(result) => result,
         Err(failure) => Err(sandbox_error(failure, node_id, limits)),
     }
+}
+
+/// Evaluates programs on the current thread, spending `meter`.
+fn programs_with_meter(
+    node_id: &str,
+    programs: &[ProgramSource],
+    document: &Value,
+    limits: &ExpressionLimits,
+    meter: &Meter,
+) -> Result<Vec<Vec<Value>>, NodeError> {
+    let input = jq::to_val(document);
+    let mut results = Vec::with_capacity(programs.len());
+    for source in programs {
+        let fail = |message: String| {
+            NodeError::permanent(format!(
+                "node `{node_id}` parameter `{}`: {message}",
+                source.parameter
+            ))
+            .with_parameter(source.parameter.clone())
+        };
+        if source.program.len() > limits.max_program_bytes {
+            return Err(fail(format!(
+                "jq program of {} bytes exceeds the {}-byte limit",
+                source.program.len(),
+                limits.max_program_bytes
+            )));
+        }
+        let program = jq::compile(&source.program)
+            .map_err(|message| fail(format!("invalid jq program: {message}")))?;
+        let outputs = jq::run(&program, input.clone(), meter, limits.max_output_bytes)
+            .map_err(|message| fail(format!("jq program failed: {message}")))?;
+        results.push(outputs);
+    }
+    Ok(results)
 }
 
 /// jq truthiness: everything but `false` and `null` is true.

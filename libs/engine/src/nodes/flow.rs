@@ -19,11 +19,10 @@ async fn evaluate(
     let node_id = run.node.id.clone();
     let document = run.document.clone();
     let limits = run.engine.config.limits.expression.clone();
-    tokio::task::spawn_blocking(move || {
-        expr::evaluate_programs(&node_id, programs, document, &limits)
-    })
-    .await
-    .map_err(|_| run.fail("jq evaluation stopped unexpectedly"))?
+    let evaluator = run.engine.evaluator.clone();
+    tokio::task::spawn_blocking(move || evaluator.evaluate(&node_id, programs, document, &limits))
+        .await
+        .map_err(|_| run.fail("jq evaluation stopped unexpectedly"))?
 }
 
 #[derive(Deserialize)]

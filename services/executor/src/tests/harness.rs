@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sea_orm::{ConnectionTrait, Database};
 use serde_json::{Value, json};
 use tyboo_auth::{
     AuthError, KeySource, Permission, Principal, PublicKey, Role, Subject, TokenSigner,
@@ -15,13 +14,12 @@ use tyboo_auth::{
 use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue};
 use tyboo_engine::{Pool, WorkflowGraph};
 use tyboo_runtime::shutdown::Shutdown;
+use tyboo_store::testing::TestDatabase;
 use uuid::Uuid;
 
 use crate::domain::workflows::Draft;
 use crate::domain::{ExecutionDetail, ExecutionStatus, WorkspaceScope};
 use crate::{Executor, ExecutorConfig, WorkerHandle, Workers};
-
-pub const POSTGRES_URL_VARIABLE: &str = "TYBOO_TEST_POSTGRES_URL";
 
 /// Keys that sign the suite's principal tokens.
 pub struct FixedKeys(pub Vec<PublicKey>);
@@ -203,17 +201,7 @@ where
     F: FnOnce(World) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let path = std::env::temp_dir().join(format!("tyboo-executor-{}.db", Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let world = World::open(url, test_config()).await;
-    let outcome = tokio::spawn(case(world.clone())).await;
-    let _ = world.executor.close().await;
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    run_on(TestDatabase::sqlite("tyboo-executor"), case).await;
 }
 
 /// Runs `case` against a fresh PostgreSQL database, dropped afterwards; does
@@ -223,48 +211,26 @@ where
     F: FnOnce(World) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
-        eprintln!("{POSTGRES_URL_VARIABLE} is not set; skipping the PostgreSQL run");
+    let Some(database) = TestDatabase::postgres("tyboo_x").await else {
         return;
     };
-    let database = format!("tyboo_x_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(admin_url.as_str()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
-        .await
-        .unwrap();
-    let world = World::open(with_database(&admin_url, &database), test_config()).await;
+    run_on(database, case).await;
+}
+
+/// Runs `case` on its own task, so that a failing case still leaves the
+/// database to be discarded, and fails afterwards as the case did.
+async fn run_on<F, Fut>(database: TestDatabase, case: F)
+where
+    F: FnOnce(World) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let world = World::open(database.url().to_owned(), test_config()).await;
     let outcome = tokio::spawn(case(world.clone())).await;
     let _ = world.executor.close().await;
-    admin
-        .execute_unprepared(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    database.discard().await;
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
-}
-
-/// `postgres://user@host:port/name?options` with the database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_end = base
-        .find("://")
-        .map(|scheme| scheme + 3)
-        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
-        .unwrap_or(base.len());
-    let mut replaced = format!("{}/{database}", &base[..authority_end]);
-    if let Some(query) = query {
-        replaced.push('?');
-        replaced.push_str(query);
-    }
-    replaced
 }
 
 /// A local HTTP upstream that counts calls per path and answers with the
@@ -319,12 +285,4 @@ impl Sink {
     pub fn count(&self) -> usize {
         self.calls.load(Ordering::SeqCst)
     }
-}
-
-#[test]
-fn database_names_are_replaced_in_urls() {
-    assert_eq!(
-        with_database("postgres://root@127.0.0.1:5432/postgres", "t1"),
-        "postgres://root@127.0.0.1:5432/t1"
-    );
 }

@@ -1,10 +1,9 @@
 //! Databases for the conformance suite, and fixtures shared by its cases.
 
 use std::future::Future;
-use std::path::PathBuf;
 
-use sea_orm::{ConnectionTrait, Database};
 use tyboo_auth::{Principal, Role};
+use tyboo_store::testing::TestDatabase;
 use uuid::Uuid;
 
 use crate::domain::WorkspaceScope;
@@ -12,7 +11,6 @@ use crate::domain::validation::Email;
 use crate::{Tenancy, TenancyConfig};
 
 pub const SERVICE_SECRET: &str = "conformance-service-secret";
-pub const POSTGRES_URL_VARIABLE: &str = "TYBOO_TEST_POSTGRES_URL";
 
 pub fn test_config() -> TenancyConfig {
     TenancyConfig {
@@ -29,19 +27,7 @@ where
     F: FnOnce(Tenancy) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let path: PathBuf =
-        std::env::temp_dir().join(format!("tyboo-tenancy-{}.db", Uuid::now_v7().simple()));
-    let url = format!("sqlite://{}?mode=rwc", path.display());
-    let tenancy = Tenancy::connect(&url, test_config()).await.unwrap();
-    tenancy.migrate().await.unwrap();
-    let outcome = tokio::spawn(case(tenancy.clone())).await;
-    tenancy.close().await.unwrap();
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-    }
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
-    }
+    run_on(TestDatabase::sqlite("tyboo-tenancy"), case).await;
 }
 
 /// Runs `case` against a fresh PostgreSQL database, dropped afterwards;
@@ -51,50 +37,29 @@ where
     F: FnOnce(Tenancy) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Ok(admin_url) = std::env::var(POSTGRES_URL_VARIABLE) else {
-        eprintln!("{POSTGRES_URL_VARIABLE} is not set; skipping the PostgreSQL run");
+    let Some(database) = TestDatabase::postgres("tyboo_t").await else {
         return;
     };
-    let database = format!("tyboo_t_{}", Uuid::now_v7().simple());
-    let admin = Database::connect(admin_url.as_str()).await.unwrap();
-    admin
-        .execute_unprepared(&format!("CREATE DATABASE \"{database}\""))
+    run_on(database, case).await;
+}
+
+/// Runs `case` on its own task, so that a failing case still leaves the
+/// database to be discarded, and fails afterwards as the case did.
+async fn run_on<F, Fut>(database: TestDatabase, case: F)
+where
+    F: FnOnce(Tenancy) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let tenancy = Tenancy::connect(database.url(), test_config())
         .await
         .unwrap();
-    let url = with_database(&admin_url, &database);
-    let tenancy = Tenancy::connect(&url, test_config()).await.unwrap();
     tenancy.migrate().await.unwrap();
     let outcome = tokio::spawn(case(tenancy.clone())).await;
     tenancy.close().await.unwrap();
-    admin
-        .execute_unprepared(&format!(
-            "DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"
-        ))
-        .await
-        .unwrap();
-    admin.close().await.unwrap();
+    database.discard().await;
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
     }
-}
-
-/// `postgres://user@host:port/name?options` with the database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let authority_end = base
-        .find("://")
-        .map(|scheme| scheme + 3)
-        .and_then(|start| base[start..].find('/').map(|slash| start + slash))
-        .unwrap_or(base.len());
-    let mut replaced = format!("{}/{database}", &base[..authority_end]);
-    if let Some(query) = query {
-        replaced.push('?');
-        replaced.push_str(query);
-    }
-    replaced
 }
 
 /// A bootstrapped organization with its owner.
@@ -185,20 +150,4 @@ pub async fn join(tenancy: &Tenancy, fixture: &Fixture, email: &str, role: Role)
 /// The gRPC code of a failed domain call.
 pub fn code_of<T: std::fmt::Debug>(result: crate::TenancyResult<T>) -> tonic::Code {
     result.expect_err("the call should fail").code()
-}
-
-#[test]
-fn database_names_are_replaced_in_urls() {
-    assert_eq!(
-        with_database("postgres://root@127.0.0.1:5432/postgres", "t1"),
-        "postgres://root@127.0.0.1:5432/t1"
-    );
-    assert_eq!(
-        with_database("postgres://root@localhost", "t1"),
-        "postgres://root@localhost/t1"
-    );
-    assert_eq!(
-        with_database("postgres://u:p@h/db?sslmode=disable", "t1"),
-        "postgres://u:p@h/t1?sslmode=disable"
-    );
 }

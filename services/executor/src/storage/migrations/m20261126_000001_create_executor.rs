@@ -6,6 +6,7 @@ use sea_orm_migration::schema::{
     big_integer, big_integer_null, integer, pk_uuid, string, string_null, text, text_null,
     timestamp_with_time_zone, timestamp_with_time_zone_null, uuid, uuid_null,
 };
+use tyboo_store::create_index;
 
 pub struct Migration;
 
@@ -182,7 +183,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ix_workflows_workspace",
             Workflows::Table,
@@ -209,7 +210,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_workflow_versions_workflow_version",
             WorkflowVersions::Table,
@@ -231,7 +232,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_webhook_routes_workspace_path",
             WebhookRoutes::Table,
@@ -239,7 +240,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "ix_webhook_routes_workflow",
             WebhookRoutes::Table,
@@ -262,7 +263,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_schedules_workflow_node",
             Schedules::Table,
@@ -270,7 +271,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "ix_schedules_next_fire",
             Schedules::Table,
@@ -302,7 +303,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ix_executions_workspace",
             Executions::Table,
@@ -310,7 +311,7 @@ impl MigrationTrait for Migration {
             false,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "ix_executions_status_deadline",
             Executions::Table,
@@ -344,7 +345,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_steps_execution_node",
             Steps::Table,
@@ -352,7 +353,7 @@ impl MigrationTrait for Migration {
             true,
         )
         .await?;
-        index(
+        create_index(
             manager,
             "ix_steps_state_available",
             Steps::Table,
@@ -386,7 +387,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_node_runs_execution_node_attempt",
             NodeRuns::Table,
@@ -416,7 +417,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ix_dead_letters_workspace_state",
             DeadLetters::Table,
@@ -429,7 +430,7 @@ impl MigrationTrait for Migration {
         )
         .await?;
         // One dead letter per failed step: a retried commit cannot add a second.
-        index(
+        create_index(
             manager,
             "ux_dead_letters_execution_node",
             DeadLetters::Table,
@@ -451,7 +452,7 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        index(
+        create_index(
             manager,
             "ux_webhook_deliveries_workspace_delivery",
             WebhookDeliveries::Table,
@@ -464,26 +465,4 @@ impl MigrationTrait for Migration {
         .await?;
         Ok(())
     }
-}
-
-async fn index<T, C>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    columns: &[C],
-    unique: bool,
-) -> Result<(), DbErr>
-where
-    T: IntoIden + 'static,
-    C: IntoIden + Clone + 'static,
-{
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column.clone());
-    }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index.to_owned()).await
 }

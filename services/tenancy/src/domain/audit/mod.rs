@@ -5,6 +5,7 @@
 mod chain;
 mod query;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
@@ -30,15 +31,16 @@ const HASH_DOMAIN: &[u8] = b"tyboo.audit.v1";
 /// A change to record.
 #[derive(Clone, Debug)]
 pub(crate) struct AuditEntry {
-    pub action: &'static str,
+    /// Tenancy's own actions are constants; other services name theirs.
+    pub action: Cow<'static, str>,
     pub target: String,
     pub details: BTreeMap<String, String>,
 }
 
 impl AuditEntry {
-    pub fn new(action: &'static str, target: impl Into<String>) -> Self {
+    pub fn new(action: impl Into<Cow<'static, str>>, target: impl Into<String>) -> Self {
         Self {
-            action,
+            action: action.into(),
             target: target.into(),
             details: BTreeMap::new(),
         }
@@ -132,7 +134,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
             workspace_id: head.workspace_id,
             sequence,
             actor,
-            action: entry.action,
+            action: &entry.action,
             target: &entry.target,
             request_id: &request_id,
             occur_time,
@@ -148,7 +150,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
             workspace_id: head.workspace_id,
             sequence,
             actor: actor.to_owned(),
-            action: entry.action.to_owned(),
+            action: entry.action.to_string(),
             target: entry.target.clone(),
             request_id: request_id.clone(),
             occur_time,
@@ -166,7 +168,7 @@ pub(crate) async fn append<C: ConnectionTrait>(
         workspace_id: head.workspace_id,
         sequence,
         actor: actor.to_owned(),
-        action: entry.action.to_owned(),
+        action: entry.action.into_owned(),
         target: entry.target,
         request_id,
         occur_time,

@@ -7,6 +7,7 @@ use sea_orm_migration::schema::{
     timestamp_with_time_zone_null, uuid, uuid_null,
 };
 use sea_orm_migration::sea_orm::DbBackend;
+use tyboo_store::create_index;
 
 pub struct Migration;
 
@@ -393,26 +394,4 @@ impl MigrationTrait for Migration {
         }
         Ok(())
     }
-}
-
-async fn create_index<T, C>(
-    manager: &SchemaManager<'_>,
-    name: &str,
-    table: T,
-    columns: &[C],
-    unique: bool,
-) -> Result<(), DbErr>
-where
-    T: IntoIden + 'static,
-    C: IntoIden + Clone + 'static,
-{
-    let mut index = Index::create();
-    index.name(name).table(table);
-    for column in columns {
-        index.col(column.clone());
-    }
-    if unique {
-        index.unique();
-    }
-    manager.create_index(index.to_owned()).await
 }

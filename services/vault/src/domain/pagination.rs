@@ -1,0 +1,55 @@
+//! Page tokens. Credentials list by name, unique in a workspace, so a token
+//! is the last name seen, encoded so it stays opaque and URL-safe.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use crate::error::{VaultError, VaultResult};
+
+/// The page size to use: the default for 0, at most the maximum.
+pub fn page_size(requested: i32, default: u32, max: u32) -> VaultResult<u64> {
+    if requested < 0 {
+        return Err(VaultError::invalid("page_size", "must not be negative"));
+    }
+    let size = if requested == 0 {
+        default
+    } else {
+        requested.unsigned_abs()
+    };
+    Ok(u64::from(size.min(max)))
+}
+
+pub fn decode_name_token(token: &str) -> VaultResult<Option<String>> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()
+        .and_then(|bytes| String::from_utf8(bytes).ok())
+        .map(Some)
+        .ok_or_else(|| VaultError::invalid("page_token", "is not a token this service issued"))
+}
+
+pub fn encode_name_token(name: &str) -> String {
+    URL_SAFE_NO_PAD.encode(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_are_bounded_and_tokens_round_trip() {
+        assert_eq!(page_size(0, 50, 500).unwrap(), 50);
+        assert_eq!(page_size(9000, 50, 500).unwrap(), 500);
+        assert!(page_size(-1, 50, 500).is_err());
+        assert_eq!(decode_name_token("").unwrap(), None);
+        assert!(decode_name_token("!!").is_err());
+        let token = encode_name_token("Slack / prod");
+        assert_eq!(
+            decode_name_token(&token).unwrap().as_deref(),
+            Some("Slack / prod")
+        );
+    }
+}

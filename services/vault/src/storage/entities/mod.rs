@@ -1,0 +1,4 @@
+//! sea-orm entities, one per table.
+
+pub mod credential;
+pub mod key_state;
