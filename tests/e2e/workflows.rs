@@ -628,3 +628,89 @@ async fn a_schedule_fires_its_workflow_every_tick() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn a_delay_waits_without_holding_a_worker_and_the_execution_data_cap_holds() {
+    let sandbox = Sandbox::start_with(|config| {
+        // One worker slot: if the delay held it, the second execution could
+        // not run while the first one waits.
+        config.executor.worker_concurrency = 1;
+        config.executor.max_trigger_payload_bytes = 16 * 1024;
+        config.executor.max_execution_data_bytes = 64 * 1024;
+    })
+    .await;
+    let delayed = sandbox
+        .create_workflow(
+            "Delayed",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "pause", "type": "delay", "parameters": {"ms": 1500}},
+                    {"id": "after", "type": "set", "parameters": {"values": {"done": true}}}
+                ],
+                "edges": [{"from": "start", "to": "pause"}, {"from": "pause", "to": "after"}]
+            }),
+        )
+        .await;
+    let quick = sandbox
+        .create_workflow(
+            "Quick",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "note", "type": "set", "parameters": {"values": {"ok": true}}}
+                ],
+                "edges": [{"from": "start", "to": "note"}]
+            }),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let waiting = sandbox.start_execution(&delayed, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let quick_execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&quick, json!({})).await)
+        .await;
+    assert_eq!(quick_execution["status"], "EXECUTION_STATUS_SUCCEEDED");
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(1400),
+        "the quick execution waited behind the delay"
+    );
+    let execution = sandbox.wait_for_execution(&waiting).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1500));
+    assert_eq!(
+        node_runs(&execution, "after")[0]["status"],
+        "NODE_RUN_STATUS_SUCCEEDED"
+    );
+
+    // Node outputs adding up past the execution's data cap fail it.
+    let hungry = sandbox
+        .create_workflow(
+            "Hungry",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "a", "type": "transform", "parameters": {"program": "\"x\" * 40000"}},
+                    {"id": "b", "type": "transform", "parameters": {"program": "\"y\" * 40000"}}
+                ],
+                "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}]
+            }),
+        )
+        .await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&hungry, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_FAILED",
+        "{execution}"
+    );
+    let error = execution["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("cap") || error.contains("exceeds"),
+        "{execution}"
+    );
+    sandbox.stop().await;
+}
