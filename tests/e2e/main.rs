@@ -8,6 +8,7 @@ mod sandbox;
 
 mod access;
 mod audit;
+mod credentials;
 mod grpc_api;
 mod grpcurl;
 mod http_api;

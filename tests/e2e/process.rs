@@ -31,6 +31,7 @@ fn tyboo(store: &TestStore) -> Command {
         .env("TYBOO_LISTEN__TENANCY", "127.0.0.1:0")
         .env("TYBOO_LISTEN__ADMIN", "127.0.0.1:0")
         .env("TYBOO_LISTEN__EXECUTOR", "127.0.0.1:0")
+        .env("TYBOO_LISTEN__VAULT", "127.0.0.1:0")
         .env("TYBOO_LOG__FORMAT", "json")
         .env("TYBOO_GRPC__DRAIN_TIMEOUT_SECONDS", "10")
         .stdout(Stdio::piped())

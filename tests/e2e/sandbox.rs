@@ -115,6 +115,7 @@ pub fn test_config(store: &TestStore) -> TybooConfig {
     config.listen.tenancy = any_port;
     config.listen.admin = any_port;
     config.listen.executor = any_port;
+    config.listen.vault = any_port;
     // The tests' upstreams are local servers; production refuses loopback.
     config.executor.engine.egress.allow_cidrs =
         vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];

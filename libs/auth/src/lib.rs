@@ -6,11 +6,13 @@
 mod error;
 mod permissions;
 mod principal;
+mod service_tokens;
 mod tokens;
 mod verifier;
 
 pub use error::AuthError;
 pub use permissions::{Permission, Role, role_allows};
 pub use principal::{Principal, Subject};
+pub use service_tokens::ServiceTokenSource;
 pub use tokens::{SigningKeyMaterial, TokenSigner, generate_signing_key};
 pub use verifier::{GrpcKeySource, KeySource, PublicKey, TokenVerifier, bearer_token};

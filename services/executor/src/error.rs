@@ -27,6 +27,9 @@ pub enum ExecutorError {
     Aborted(String),
     #[error("{0}")]
     ResourceExhausted(String),
+    /// A service this call depends on (the vault) cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
     #[error("invalid configuration: {0}")]
     Config(String),
     #[error("database: {0}")]
@@ -55,6 +58,7 @@ impl ExecutorError {
             ExecutorError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
             ExecutorError::Aborted(_) => tonic::Code::Aborted,
             ExecutorError::ResourceExhausted(_) => tonic::Code::ResourceExhausted,
+            ExecutorError::Unavailable(_) => tonic::Code::Unavailable,
             ExecutorError::Config(_) | ExecutorError::Internal(_) => tonic::Code::Internal,
             ExecutorError::Queue(error) => match error {
                 BrokerError::Unavailable(_) => tonic::Code::Unavailable,

@@ -64,6 +64,20 @@ impl Executor {
         })
     }
 
+    /// Lets workflows use the vault's credentials: saves check the ids they
+    /// reference at `vault`, workers decrypt them there, both with the
+    /// executor's service token from `tokens`. Without it, credential
+    /// references are refused.
+    pub fn with_vault(
+        self,
+        vault: tonic::transport::Channel,
+        tokens: tyboo_auth::ServiceTokenSource,
+    ) -> ExecutorResult<Executor> {
+        self.domain
+            .set_vault(domain::credentials::VaultAccess::new(vault, tokens))?;
+        Ok(self)
+    }
+
     /// Applies pending migrations; safe to run on every start.
     pub async fn migrate(&self) -> ExecutorResult<()> {
         self.domain.store().migrate().await.map_err(Into::into)

@@ -20,10 +20,11 @@ use std::sync::Arc;
 pub use config::TenancyConfig;
 pub use domain::{Bootstrap, Domain};
 pub use error::{TenancyError, TenancyResult};
-pub use grpc::{AuthGrpc, TenancyGrpc};
+pub use grpc::{AuditGrpc, AuthGrpc, TenancyGrpc};
 
 use domain::validation::{Email, Name};
 use storage::Store;
+use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
 use tyboo_proto::tenancy::tenancy_service_server::TenancyServiceServer;
 
@@ -66,6 +67,12 @@ impl Tenancy {
 
     pub fn auth_grpc(&self) -> AuthServiceServer<AuthGrpc> {
         AuthServiceServer::new(AuthGrpc::new(self.domain.clone()))
+    }
+
+    /// Internal: other services append to the audit log with service
+    /// tokens. Not routed by the edge.
+    pub fn audit_grpc(&self) -> AuditServiceServer<AuditGrpc> {
+        AuditServiceServer::new(AuditGrpc::new(self.domain.clone()))
     }
 
     /// The published verification keys, read from this service's database.

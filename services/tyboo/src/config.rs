@@ -10,6 +10,7 @@ use tyboo_executor::ExecutorConfig;
 use tyboo_runtime::server::GrpcConfig;
 use tyboo_runtime::telemetry::LogConfig;
 use tyboo_tenancy::TenancyConfig;
+use tyboo_vault::VaultConfig;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +30,7 @@ pub struct TybooConfig {
     pub edge: EdgeConfig,
     pub tenancy: TenancyConfig,
     pub executor: ExecutorConfig,
+    pub vault: VaultConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -45,6 +47,7 @@ impl Default for TybooConfig {
             edge: EdgeConfig::default(),
             tenancy: TenancyConfig::default(),
             executor: ExecutorConfig::default(),
+            vault: VaultConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -87,6 +90,8 @@ impl Default for ListenConfig {
 pub struct EndpointsConfig {
     /// For example `http://tyboo-tenancy:50051`.
     pub tenancy: String,
+    /// For example `http://tyboo-vault:50052`.
+    pub vault: String,
     /// For example `http://tyboo-executor:50053`.
     pub executor: String,
 }

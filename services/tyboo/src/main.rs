@@ -151,6 +151,9 @@ fn announce(mesh: &Mesh) {
     if let Some(address) = mesh.tenancy_address {
         println!("  tenancy   {address}  (gRPC, reflection on)");
     }
+    if let Some(address) = mesh.vault_address {
+        println!("  vault     {address}  (gRPC, reflection on)");
+    }
     if let Some(address) = mesh.executor_address {
         println!("  executor  {address}  (gRPC, reflection on)");
     }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
-use tyboo_auth::GrpcKeySource;
+use tyboo_auth::{GrpcKeySource, ServiceTokenSource};
 use tyboo_edge::{Edge, Upstream};
 use tyboo_engine::Pool;
 use tyboo_executor::{Executor, Workers};
@@ -17,11 +17,16 @@ use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETT
 use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
 use tyboo_proto::executor::webhook_service_server::SERVICE_NAME as WEBHOOK_SERVICE;
 use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
+use tyboo_proto::tenancy::audit_service_server::SERVICE_NAME as AUDIT_SERVICE;
 use tyboo_proto::tenancy::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
 use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
+use tyboo_proto::vault::credential_access_service_server::SERVICE_NAME as CREDENTIAL_ACCESS_SERVICE;
+use tyboo_proto::vault::credential_service_server::SERVICE_NAME as CREDENTIAL_SERVICE;
+use tyboo_proto::vault::key_management_service_server::SERVICE_NAME as KEY_MANAGEMENT_SERVICE;
 use tyboo_runtime::server::GrpcServer;
 use tyboo_runtime::shutdown::Shutdown;
 use tyboo_tenancy::{Bootstrap, Tenancy};
+use tyboo_vault::{TenancyAuditSink, Vault};
 
 use crate::config::TybooConfig;
 
@@ -29,6 +34,7 @@ use crate::config::TybooConfig;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum ServiceName {
     Tenancy,
+    Vault,
     Executor,
     Edge,
 }
@@ -37,6 +43,7 @@ pub enum ServiceName {
 pub struct Mesh {
     pub edge_address: Option<SocketAddr>,
     pub tenancy_address: Option<SocketAddr>,
+    pub vault_address: Option<SocketAddr>,
     pub executor_address: Option<SocketAddr>,
     pub admin_address: SocketAddr,
     /// What the first start created, when this start was the first.
@@ -47,9 +54,16 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// `tyboo up`: tenancy and the edge on their own loopback ports, on
-    /// SQLite under the data folder unless a database URL is configured.
-    pub async fn start_embedded(config: TybooConfig) -> anyhow::Result<Mesh> {
+    /// `tyboo up`: tenancy, the vault, the executor (with its workers) and
+    /// the edge on their own loopback ports, on SQLite under the data folder
+    /// unless a database URL is configured.
+    pub async fn start_embedded(mut config: TybooConfig) -> anyhow::Result<Mesh> {
+        // Every service here shares this process, so a secret nobody else
+        // knows serves as well as a configured one.
+        if config.tenancy.service_secret.is_empty() {
+            config.tenancy.service_secret = random_secret();
+        }
+        with_embedded_master_key(&mut config);
         let mut starter = Starter::new(&config).await?;
         let tenancy = open_tenancy(&config).await?;
         let bootstrap = if config.bootstrap.enabled {
@@ -66,15 +80,29 @@ impl Mesh {
         };
         let tenancy_address = starter.serve_tenancy(&config, tenancy).await?;
         let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
-        let executor = open_executor(&config, tenancy_channel.clone()).await?;
+        let vault = open_vault(&config, tenancy_channel.clone()).await?;
+        let vault_address = starter.serve_vault(&config, &vault).await?;
+        let vault_channel = lazy_channel(&format!("http://{vault_address}"))?;
+        let executor = open_executor(
+            &config,
+            tenancy_channel.clone(),
+            Some(vault_channel.clone()),
+        )
+        .await?;
         let executor_address = starter.serve_executor(&config, &executor).await?;
         starter.run_workers(&config, &executor, &Pool::ALL);
         let executor_channel = lazy_channel(&format!("http://{executor_address}"))?;
         let edge_address = starter
-            .serve_edge(&config, tenancy_channel, Some(executor_channel))
+            .serve_edge(
+                &config,
+                tenancy_channel,
+                Some(executor_channel),
+                Some(vault_channel),
+            )
             .await?;
         let mut mesh = starter.finish(Some(edge_address), Some(tenancy_address), bootstrap);
         mesh.executor_address = Some(executor_address);
+        mesh.vault_address = Some(vault_address);
         Ok(mesh)
     }
 
@@ -84,7 +112,12 @@ impl Mesh {
         let mut starter = Starter::new(&config).await?;
         let tenancy_channel =
             lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
-        let executor = open_executor(&config, tenancy_channel).await?;
+        let executor = open_executor(
+            &config,
+            tenancy_channel,
+            optional_channel(&config.endpoints.vault)?,
+        )
+        .await?;
         starter.run_workers(&config, &executor, pools);
         Ok(starter.finish(None, None, None))
     }
@@ -109,10 +142,20 @@ impl Mesh {
                 let address = starter.serve_tenancy(&config, tenancy).await?;
                 Ok(starter.finish(None, Some(address), bootstrap))
             }
+            ServiceName::Vault => {
+                let tenancy_channel =
+                    lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+                let vault = open_vault(&config, tenancy_channel).await?;
+                let address = starter.serve_vault(&config, &vault).await?;
+                let mut mesh = starter.finish(None, None, None);
+                mesh.vault_address = Some(address);
+                Ok(mesh)
+            }
             ServiceName::Executor => {
                 let tenancy_channel =
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
-                let executor = open_executor(&config, tenancy_channel).await?;
+                let vault = optional_channel(&config.endpoints.vault)?;
+                let executor = open_executor(&config, tenancy_channel, vault).await?;
                 let address = starter.serve_executor(&config, &executor).await?;
                 let mut mesh = starter.finish(None, None, None);
                 mesh.executor_address = Some(address);
@@ -123,7 +166,10 @@ impl Mesh {
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
                 let executor =
                     lazy_channel(&required_endpoint(&config.endpoints.executor, "executor")?)?;
-                let address = starter.serve_edge(&config, tenancy, Some(executor)).await?;
+                let vault = lazy_channel(&required_endpoint(&config.endpoints.vault, "vault")?)?;
+                let address = starter
+                    .serve_edge(&config, tenancy, Some(executor), Some(vault))
+                    .await?;
                 Ok(starter.finish(Some(address), None, None))
             }
         }
@@ -162,8 +208,15 @@ impl Mesh {
 /// Applies every service's migrations (`tyboo migrate`).
 pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
     open_tenancy(config).await?;
+    // The vault checks its master keys on connect; with none configured the
+    // embedded key file is used, as `tyboo up` would.
+    let mut config = config.clone();
+    with_embedded_master_key(&mut config);
+    let config = &config;
+    // Migrating writes no audit records; the channel is never dialled.
+    open_vault(config, lazy_channel("http://127.0.0.1:1")?).await?;
     // Migrating needs no verification keys; the channel is never dialled.
-    open_executor(config, lazy_channel("http://127.0.0.1:1")?).await?;
+    open_executor(config, lazy_channel("http://127.0.0.1:1")?, None).await?;
     Ok(())
 }
 
@@ -174,9 +227,59 @@ fn required_endpoint(endpoint: &str, service: &str) -> anyhow::Result<String> {
     Ok(endpoint.to_owned())
 }
 
+/// A fresh 256-bit secret, hex: the service secret of an embedded mesh.
+fn random_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system's random source works");
+    hex::encode(bytes)
+}
+
+/// With no master keys configured, the vault keeps a generated one in the
+/// data folder, so `tyboo up` works with no set-up and keeps credentials
+/// readable across restarts.
+fn with_embedded_master_key(config: &mut TybooConfig) {
+    if config.vault.master_keys.is_empty() && config.vault.master_key_file.is_none() {
+        config.vault.master_key_file = Some(config.data_dir.join("vault-master.key"));
+    }
+}
+
+/// Service tokens of `service`, exchanged at tenancy for the configured
+/// shared secret. Without one, the calls that need a token fail with
+/// Internal and a log line saying tenancy refused.
+fn service_tokens(config: &TybooConfig, tenancy: Channel, service: &str) -> ServiceTokenSource {
+    ServiceTokenSource::new(tenancy, service, config.tenancy.service_secret.clone())
+}
+
+/// Connects the vault to its database, verifying tokens with tenancy's keys
+/// and writing its audit records to tenancy's log with its own token.
+async fn open_vault(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Vault> {
+    if config.database_url.is_empty() {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
+    }
+    let audit = TenancyAuditSink::new(
+        tenancy.clone(),
+        service_tokens(config, tenancy.clone(), "vault"),
+    );
+    let vault = Vault::connect(
+        &config.database_url_for("vault"),
+        config.vault.clone(),
+        std::sync::Arc::new(GrpcKeySource::new(tenancy)),
+        std::sync::Arc::new(audit),
+    )
+    .await
+    .context("connecting the vault to its database")?;
+    vault.migrate().await.context("migrating the vault")?;
+    Ok(vault)
+}
+
 /// Connects the executor to its database and the step queue, verifying
 /// tokens with the keys tenancy publishes at `tenancy`.
-async fn open_executor(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Executor> {
+async fn open_executor(
+    config: &TybooConfig,
+    tenancy: Channel,
+    vault: Option<Channel>,
+) -> anyhow::Result<Executor> {
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
@@ -188,11 +291,15 @@ async fn open_executor(config: &TybooConfig, tenancy: Channel) -> anyhow::Result
     let executor = Executor::connect(
         &config.database_url_for("executor"),
         config.executor.clone(),
-        std::sync::Arc::new(GrpcKeySource::new(tenancy)),
+        std::sync::Arc::new(GrpcKeySource::new(tenancy.clone())),
         dispatch,
     )
     .await
     .context("connecting the executor to its database")?;
+    let executor = match vault {
+        Some(vault) => executor.with_vault(vault, service_tokens(config, tenancy, "executor"))?,
+        None => executor,
+    };
     executor.migrate().await.context("migrating the executor")?;
     Ok(executor)
 }
@@ -207,6 +314,15 @@ async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
         .context("connecting tenancy to its database")?;
     tenancy.migrate().await.context("migrating tenancy")?;
     Ok(tenancy)
+}
+
+/// A channel to `endpoint` when one is configured. A lone executor or
+/// worker without `endpoints.vault` refuses credential references.
+fn optional_channel(endpoint: &str) -> anyhow::Result<Option<Channel>> {
+    if endpoint.is_empty() {
+        return Ok(None);
+    }
+    lazy_channel(endpoint).map(Some)
 }
 
 fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
@@ -280,8 +396,14 @@ impl Starter {
                 .auth_grpc()
                 .max_decoding_message_size(limit)
                 .max_encoding_message_size(limit),
+        )
+        .add_service(
+            tenancy
+                .audit_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
         );
-        let server = GrpcServer::new(routes, vec![TENANCY_SERVICE, AUTH_SERVICE]);
+        let server = GrpcServer::new(routes, vec![TENANCY_SERVICE, AUTH_SERVICE, AUDIT_SERVICE]);
         let grpc_config = config.grpc.clone();
         let shutdown = self.services_shutdown.clone();
         self.tasks.spawn(async move {
@@ -291,6 +413,62 @@ impl Starter {
                 .context("tenancy server")
         });
         tracing::info!(%address, "tenancy serving");
+        Ok(address)
+    }
+
+    async fn serve_vault(
+        &mut self,
+        config: &TybooConfig,
+        vault: &Vault,
+    ) -> anyhow::Result<SocketAddr> {
+        let listener = bind(config.listen.vault, "vault").await?;
+        let address = listener.local_addr()?;
+        let limit = config.grpc.max_message_bytes;
+        let routes = Routes::new(
+            vault
+                .credential_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            vault
+                .access_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            vault
+                .key_management_grpc()
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        );
+        let server = GrpcServer::new(
+            routes,
+            vec![
+                CREDENTIAL_SERVICE,
+                CREDENTIAL_ACCESS_SERVICE,
+                KEY_MANAGEMENT_SERVICE,
+            ],
+        );
+        let grpc_config = config.grpc.clone();
+        let shutdown = self.services_shutdown.clone();
+        let recorder = vault.clone();
+        // Tenancy may still be starting (another process, or this one's
+        // server task not yet polled); a rotation is recorded on the first
+        // call that needs keys if this attempt cannot reach the log.
+        self.tasks.spawn(async move {
+            if let Err(error) = recorder.record_master_keys().await {
+                tracing::warn!(%error, "master key versions not recorded yet; the first credential call will");
+            }
+            Ok(())
+        });
+        self.tasks.spawn(async move {
+            server
+                .serve(listener, &grpc_config, shutdown)
+                .await
+                .context("vault server")
+        });
+        tracing::info!(%address, "vault serving");
         Ok(address)
     }
 
@@ -389,6 +567,7 @@ impl Starter {
         config: &TybooConfig,
         tenancy: Channel,
         executor: Option<Channel>,
+        vault: Option<Channel>,
     ) -> anyhow::Result<SocketAddr> {
         let listener = bind(config.listen.edge, "edge").await?;
         let address = listener.local_addr()?;
@@ -403,6 +582,12 @@ impl Starter {
                     channel: executor.clone(),
                 });
             }
+        }
+        if let Some(vault) = vault {
+            public.push(Upstream {
+                service: CREDENTIAL_SERVICE.to_owned(),
+                channel: vault,
+            });
         }
         let mut edge = Edge::new(config.edge.clone(), public, tenancy)
             .context("building the edge's routes")?;
@@ -465,6 +650,7 @@ impl Starter {
         Mesh {
             edge_address,
             tenancy_address,
+            vault_address: None,
             executor_address: None,
             admin_address: self.admin_address,
             bootstrap,

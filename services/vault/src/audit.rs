@@ -104,3 +104,57 @@ impl AuditSink for MemoryAuditSink {
         Ok(())
     }
 }
+
+/// The production sink: tenancy's `AuditService`, called with the vault's
+/// own service token, so records join the workspace's hash chain (records
+/// of no workspace join the mesh-wide chain).
+#[derive(Clone, Debug)]
+pub struct TenancyAuditSink {
+    channel: tonic::transport::Channel,
+    tokens: tyboo_auth::ServiceTokenSource,
+}
+
+impl TenancyAuditSink {
+    /// `tokens` should be the vault's own ("vault"), so the log shows which
+    /// service wrote each record.
+    pub fn new(channel: tonic::transport::Channel, tokens: tyboo_auth::ServiceTokenSource) -> Self {
+        Self { channel, tokens }
+    }
+}
+
+#[async_trait]
+impl AuditSink for TenancyAuditSink {
+    async fn record(
+        &self,
+        workspace_id: Option<Uuid>,
+        actor: &str,
+        action: &str,
+        target: &str,
+        details: BTreeMap<String, String>,
+    ) -> VaultResult<()> {
+        use tyboo_proto::tenancy::AppendAuditEventRequest;
+        use tyboo_proto::tenancy::audit_service_client::AuditServiceClient;
+        let mut request = tonic::Request::new(AppendAuditEventRequest {
+            workspace_id: workspace_id.map(|id| id.to_string()).unwrap_or_default(),
+            actor: actor.to_owned(),
+            action: action.to_owned(),
+            target: target.to_owned(),
+            details: details.into_iter().collect(),
+        });
+        // The action waits on this record; a stuck log must not hold it
+        // forever.
+        request.set_timeout(std::time::Duration::from_secs(5));
+        self.tokens
+            .authorize(&mut request)
+            .await
+            .map_err(|status| VaultError::Audit(status.message().to_owned()))?;
+        AuditServiceClient::new(self.channel.clone())
+            .append_audit_event(request)
+            .await
+            .map_err(|status| {
+                tracing::warn!(code = ?status.code(), message = status.message(), %action, "audit record refused");
+                VaultError::Audit(status.message().to_owned())
+            })?;
+        Ok(())
+    }
+}

@@ -22,7 +22,7 @@ mod tests;
 
 use std::sync::Arc;
 
-pub use audit::{AuditRecord, AuditSink, MemoryAuditSink};
+pub use audit::{AuditRecord, AuditSink, MemoryAuditSink, TenancyAuditSink};
 pub use config::{MasterKeyConfig, MasterKeyText, VaultConfig};
 pub use domain::Domain;
 pub use error::{VaultError, VaultResult};

@@ -103,6 +103,7 @@ pub(super) fn checked_url(
         .egress
         .check_url(&url)
         .map_err(|refusal| run.fail_parameter(parameter, refusal))?;
+    run.check_credential_host(&url)?;
     Ok(url)
 }
 

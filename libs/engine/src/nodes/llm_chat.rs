@@ -67,7 +67,12 @@ struct Usage {
 
 pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: Parameters = run.parameters()?;
-    let base_url = parameters.base_url.as_deref().unwrap_or(DEFAULT_BASE_URL);
+    // The key belongs to the API its credential names; the parameter only
+    // applies when the credential names none.
+    let base_url = run
+        .credential_string("base_url")
+        .or(parameters.base_url.clone())
+        .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     let endpoint = format!("{}/chat/completions", base_url.trim_end_matches('/'));
     let url = http_client::checked_url(&run, "base_url", &endpoint)?;
 

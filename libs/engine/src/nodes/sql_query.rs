@@ -50,6 +50,13 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
             return Err(run.fail_parameter("url", "is required when no credential is attached"));
         }
     };
+    // A database URL with a host (PostgreSQL) is held to the credential's
+    // allowed hosts like any HTTP URL; a SQLite path has none to check.
+    if let Ok(parsed) = url::Url::parse(&url)
+        && parsed.host_str().is_some_and(|host| !host.is_empty())
+    {
+        run.check_credential_host(&parsed)?;
+    }
     let result = match parameters.driver.as_str() {
         "postgres" => run_postgres(&run, &url, &parameters, max_rows).await?,
         "sqlite" => run_sqlite(&run, &url, &parameters, max_rows).await?,

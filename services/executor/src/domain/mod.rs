@@ -3,6 +3,7 @@
 //! triggers. Nothing here knows about gRPC.
 
 pub mod cancellation;
+pub mod credentials;
 pub mod dead_letters;
 pub mod executions;
 mod failures;
@@ -15,7 +16,7 @@ pub mod webhooks;
 pub mod workflows;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast;
@@ -53,6 +54,9 @@ struct Inner {
     /// for sync webhooks waiting on them.
     finished: broadcast::Sender<Uuid>,
     graphs: Mutex<HashMap<(Uuid, i64), Arc<WorkflowGraph>>>,
+    /// Set once at start-up when a vault is configured; without it every
+    /// credential reference is refused at save time.
+    vault: OnceLock<credentials::VaultAccess>,
 }
 
 impl std::fmt::Debug for Domain {
@@ -82,6 +86,7 @@ impl Domain {
                 cancellations: CancellationRegistry::default(),
                 finished: broadcast::channel(1024).0,
                 graphs: Mutex::new(HashMap::new()),
+                vault: OnceLock::new(),
             }),
         }
     }
@@ -96,6 +101,19 @@ impl Domain {
 
     pub fn engine(&self) -> &Engine {
         &self.inner.engine
+    }
+
+    pub fn vault(&self) -> Option<&credentials::VaultAccess> {
+        self.inner.vault.get()
+    }
+
+    /// Connects the vault. Called once, before serving; a second call is an
+    /// error of the caller and is refused.
+    pub fn set_vault(&self, vault: credentials::VaultAccess) -> ExecutorResult<()> {
+        self.inner
+            .vault
+            .set(vault)
+            .map_err(|_| ExecutorError::Config("the vault is already connected".to_owned()))
     }
 
     pub fn dispatch(&self) -> &Arc<dyn Dispatch> {

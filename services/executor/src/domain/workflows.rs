@@ -2,10 +2,13 @@
 //! version and rewrites the workflow's triggers (webhook routes, schedules)
 //! in the same transaction.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
 use tyboo_engine::{ValidationLimits, WorkflowGraph};
 use uuid::Uuid;
 
+use super::credentials;
 use super::pagination::{decode_id_token, decode_version_token, next_token, page_size};
 use super::{Domain, WorkflowView, WorkspaceScope, now};
 use crate::error::{ExecutorError, ExecutorResult};
@@ -28,7 +31,7 @@ impl Domain {
         scope: &WorkspaceScope,
         draft: Draft,
     ) -> ExecutorResult<WorkflowView> {
-        self.check_draft(&draft)?;
+        self.check_draft(scope.workspace_id, &draft).await?;
         let now = now();
         let workflow = workflow::Model {
             id: Uuid::now_v7(),
@@ -60,7 +63,7 @@ impl Domain {
         draft: Draft,
         expected_version: Option<i64>,
     ) -> ExecutorResult<WorkflowView> {
-        self.check_draft(&draft)?;
+        self.check_draft(scope.workspace_id, &draft).await?;
         self.save_new_version(scope, workflow_id, draft, expected_version, None)
             .await
     }
@@ -86,7 +89,7 @@ impl Domain {
         };
         // The old graph passed validation when saved, but node types and
         // credentials may have changed since: check again.
-        self.check_draft(&draft)?;
+        self.check_draft(scope.workspace_id, &draft).await?;
         self.save_new_version(scope, workflow_id, draft, None, Some(version))
             .await
     }
@@ -361,7 +364,7 @@ impl Domain {
     }
 
     /// Checks name, description and graph; the first fault names its path.
-    fn check_draft(&self, draft: &Draft) -> ExecutorResult<()> {
+    async fn check_draft(&self, workspace_id: Uuid, draft: &Draft) -> ExecutorResult<()> {
         let config = self.config();
         let name = draft.name.trim();
         if name.is_empty() {
@@ -386,23 +389,49 @@ impl Domain {
             max_workflow_duration_ms: config.max_duration_cap_ms,
             ..ValidationLimits::default()
         };
-        // No credential store is connected to the executor yet, so no
-        // credential reference can resolve; refusing them at save time beats
-        // failing every execution later.
-        let credential_exists = |_credential_id: &str| false;
-        tyboo_engine::validate(
-            &draft.graph,
-            self.engine().catalog(),
-            &limits,
-            &credential_exists,
-        )
-        .map_err(|error| {
-            let field = match &error.node_id {
-                Some(node_id) => format!("nodes[{node_id}].{}", error.field),
-                None => error.field.clone(),
+        // Another workspace's credential is left out by the vault exactly
+        // like a missing one, so both are refused alike. Without a vault no
+        // reference can resolve; refusing them at save time beats failing
+        // every execution later.
+        let referenced = credentials::referenced_ids(&draft.graph);
+        let existing = match (self.vault(), referenced.is_empty()) {
+            (Some(vault), false) => vault.check(workspace_id, referenced).await?,
+            _ => HashMap::new(),
+        };
+        let credential_exists = |credential_id: &str| existing.contains_key(credential_id);
+        let catalog = self.engine().catalog();
+        tyboo_engine::validate(&draft.graph, catalog, &limits, &credential_exists).map_err(
+            |error| {
+                let field = match &error.node_id {
+                    Some(node_id) => format!("nodes[{node_id}].{}", error.field),
+                    None => error.field.clone(),
+                };
+                ExecutorError::invalid(field, error.message)
+            },
+        )?;
+        for node in &draft.graph.nodes {
+            let (Some(credential_id), Some(info)) =
+                (&node.credential_id, catalog.get(&node.node_type))
+            else {
+                continue;
             };
-            ExecutorError::invalid(field, error.message)
-        })
+            let (Some(wanted), Some(actual)) = (info.credential_type, existing.get(credential_id))
+            else {
+                continue;
+            };
+            let accepted = credentials::accepted_types(wanted);
+            if !accepted.contains(&actual.as_str()) {
+                return Err(ExecutorError::invalid(
+                    format!("nodes[{}].credential_id", node.id),
+                    format!(
+                        "credential `{credential_id}` is a {actual} credential; node type `{}` takes {}",
+                        node.node_type,
+                        accepted.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
 }
 

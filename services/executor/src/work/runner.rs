@@ -4,7 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
 use tokio::sync::watch;
 use tyboo_broker::Delivery;
 use tyboo_engine::{NodeContext, NodeError, NodeOutcome};
@@ -127,6 +126,31 @@ async fn run_node(
     claimed: &Claimed,
     mut abort: watch::Receiver<bool>,
 ) -> Result<Result<NodeOutcome, NodeError>, Interruption> {
+    // Decrypted only now, for this run; the plaintext lives in the context
+    // and is dropped with it when the node returns.
+    let credential = match (&claimed.node.credential_id, domain.vault()) {
+        (Some(credential_id), Some(vault)) => {
+            match vault
+                .decrypt(
+                    claimed.execution.workspace_id,
+                    credential_id,
+                    claimed.execution.id,
+                    &claimed.step.node_id,
+                )
+                .await
+            {
+                Ok(credential) => Some(credential),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        (Some(credential_id), None) => {
+            return Ok(Err(NodeError::permanent(format!(
+                "node `{}`: credential `{credential_id}` cannot be used: no vault is configured",
+                claimed.step.node_id
+            ))));
+        }
+        (None, _) => None,
+    };
     let context = NodeContext {
         execution_id: claimed.execution.id,
         workflow_id: claimed.execution.workflow_id,
@@ -138,7 +162,7 @@ async fn run_node(
         trigger: claimed.trigger.clone(),
         nodes: claimed.nodes.clone(),
         inputs: claimed.inputs.clone(),
-        credential: None::<Value>,
+        credential,
     };
     let mut cancelled = domain.cancellations().listen(claimed.execution.id);
     let until_deadline = (claimed.execution.deadline - now())

@@ -19,6 +19,7 @@ conformance!(
     tampering_is_reported_at_the_first_broken_link,
     a_change_whose_audit_record_fails_does_not_happen,
     concurrent_changes_extend_one_unbroken_chain,
+    other_services_append_to_the_chains_with_service_tokens_only,
 );
 
 fn all_events() -> AuditQuery {
@@ -271,4 +272,77 @@ async fn concurrent_changes_extend_one_unbroken_chain(tenancy: Tenancy) {
     assert!(verification.intact(), "{verification:?}");
     assert_eq!(verification.events_checked, 4 + 12);
     assert_eq!(domain.list_api_keys(&owner_scope).await.unwrap().len(), 13);
+}
+
+async fn other_services_append_to_the_chains_with_service_tokens_only(tenancy: Tenancy) {
+    use std::collections::BTreeMap;
+
+    use tyboo_auth::Principal;
+    use uuid::Uuid;
+
+    use crate::domain::audit::{ExternalAuditEvent, GLOBAL_CHAIN};
+
+    let fixture = bootstrap(&tenancy).await;
+    let domain = tenancy.domain();
+    let vault = Principal::service("vault");
+    let event = |workspace_id: Option<Uuid>| ExternalAuditEvent {
+        workspace_id,
+        actor: "service:vault".to_owned(),
+        action: "vault.credential.created".to_owned(),
+        target: "credential:c1".to_owned(),
+        details: BTreeMap::from([("name".to_owned(), "stripe".to_owned())]),
+    };
+
+    let stored = domain
+        .append_external_audit_event(&vault, event(Some(fixture.workspace_id)))
+        .await
+        .unwrap();
+    assert_eq!(stored.workspace_id, fixture.workspace_id);
+    assert_eq!(stored.action, "vault.credential.created");
+    assert_eq!(stored.details["name"], "stripe");
+    let owner_scope = scope(&tenancy, &fixture.owner, fixture.workspace_id).await;
+    let listed = actions(&tenancy, &owner_scope, &all_events()).await;
+    assert_eq!(
+        listed.first().map(String::as_str),
+        Some("vault.credential.created")
+    );
+    assert!(
+        domain
+            .verify_audit_log(&owner_scope)
+            .await
+            .unwrap()
+            .intact()
+    );
+
+    // No workspace: the mesh-wide chain signing-key rotations use.
+    let global = domain
+        .append_external_audit_event(&vault, event(None))
+        .await
+        .unwrap();
+    assert_eq!(global.workspace_id, GLOBAL_CHAIN);
+    assert!(domain.verify_chain(GLOBAL_CHAIN).await.unwrap().intact());
+
+    // A user, even the owner, may not write the log that records them.
+    assert_eq!(
+        code_of(
+            domain
+                .append_external_audit_event(&fixture.owner, event(Some(fixture.workspace_id)))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code_of(
+            domain
+                .append_external_audit_event(&vault, event(Some(Uuid::now_v7())))
+                .await
+        ),
+        Code::NotFound
+    );
+    let mut nameless = event(None);
+    nameless.action = String::new();
+    assert_eq!(
+        code_of(domain.append_external_audit_event(&vault, nameless).await),
+        Code::InvalidArgument
+    );
 }

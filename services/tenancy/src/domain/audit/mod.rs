@@ -3,6 +3,7 @@
 //! transaction of the change they record, and a verifier walks the chain.
 
 mod chain;
+mod external;
 mod query;
 
 use std::borrow::Cow;
@@ -19,6 +20,7 @@ use crate::storage::entities::audit_event;
 use crate::storage::{self, audit as audit_store};
 
 pub(crate) use chain::ChainWalk;
+pub use external::ExternalAuditEvent;
 pub use query::{AuditQuery, decode_page_token, encode_page_token};
 
 /// The chain of events that belong to no workspace (signing-key rotations).

@@ -1,0 +1,261 @@
+//! Credentials from the vault: which ones a workflow may reference when it is
+//! saved, and their plaintext for the one node run that uses one. The
+//! plaintext lives only in the node's context for the length of its run; it
+//! is never written to a node run, a dead letter or a log line.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tonic::transport::Channel;
+use tyboo_auth::ServiceTokenSource;
+use tyboo_engine::{NodeError, WorkflowGraph};
+use tyboo_proto::vault::credential_access_service_client::CredentialAccessServiceClient;
+use tyboo_proto::vault::{CheckCredentialsRequest, DecryptCredentialRequest};
+use uuid::Uuid;
+
+use crate::error::{ExecutorError, ExecutorResult};
+
+/// Calls to the vault are on the path of a save or a node run; a vault that
+/// does not answer must fail them, not hold them.
+const VAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The key of the credential's allowed hosts in the node context, next to
+/// the fields the node reads.
+pub const ALLOWED_HOSTS_KEY: &str = "allowed_hosts";
+
+/// The vault's internal access service, called with the executor's own
+/// service token.
+#[derive(Clone, Debug)]
+pub struct VaultAccess {
+    channel: Channel,
+    tokens: ServiceTokenSource,
+}
+
+impl VaultAccess {
+    pub fn new(channel: Channel, tokens: ServiceTokenSource) -> Self {
+        Self { channel, tokens }
+    }
+
+    /// The types of the credentials among `ids` that exist in the workspace;
+    /// the others (missing, or another workspace's) are left out alike.
+    pub async fn check(
+        &self,
+        workspace_id: Uuid,
+        ids: Vec<String>,
+    ) -> ExecutorResult<HashMap<String, String>> {
+        let mut request = tonic::Request::new(CheckCredentialsRequest {
+            workspace_id: workspace_id.to_string(),
+            credential_ids: ids,
+        });
+        request.set_timeout(VAULT_TIMEOUT);
+        self.tokens
+            .authorize(&mut request)
+            .await
+            .map_err(vault_error)?;
+        let response = CredentialAccessServiceClient::new(self.channel.clone())
+            .check_credentials(request)
+            .await
+            .map_err(vault_error)?;
+        Ok(response
+            .into_inner()
+            .credentials
+            .into_iter()
+            .map(|existing| (existing.credential_id, existing.r#type))
+            .collect())
+    }
+
+    /// The credential as the node consumes it. NotFound (deleted since the
+    /// workflow was saved) and other refusals fail the node for good; an
+    /// unreachable vault fails it for another attempt.
+    pub async fn decrypt(
+        &self,
+        workspace_id: Uuid,
+        credential_id: &str,
+        execution_id: Uuid,
+        node_id: &str,
+    ) -> Result<Value, NodeError> {
+        let mut request = tonic::Request::new(DecryptCredentialRequest {
+            workspace_id: workspace_id.to_string(),
+            credential_id: credential_id.to_owned(),
+            execution_id: execution_id.to_string(),
+            node_id: node_id.to_owned(),
+        });
+        request.set_timeout(VAULT_TIMEOUT);
+        let failed = |status: tonic::Status| {
+            let message = format!(
+                "node `{node_id}`: credential `{credential_id}`: {}",
+                status.message()
+            );
+            match status.code() {
+                tonic::Code::Unavailable
+                | tonic::Code::DeadlineExceeded
+                | tonic::Code::Aborted
+                | tonic::Code::ResourceExhausted
+                | tonic::Code::Internal
+                | tonic::Code::Unknown => NodeError::transient(message),
+                _ => NodeError::permanent(message),
+            }
+        };
+        self.tokens.authorize(&mut request).await.map_err(failed)?;
+        let response = CredentialAccessServiceClient::new(self.channel.clone())
+            .decrypt_credential(request)
+            .await
+            .map_err(failed)?
+            .into_inner();
+        let fields = response
+            .fields
+            .map(|fields| {
+                fields
+                    .fields
+                    .into_iter()
+                    .filter_map(|(name, value)| match value.kind {
+                        Some(prost_types::value::Kind::StringValue(text)) => Some((name, text)),
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Ok(node_credential(
+            &response.r#type,
+            fields,
+            response.allowed_hosts,
+        ))
+    }
+}
+
+fn vault_error(status: tonic::Status) -> ExecutorError {
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
+            tracing::warn!(message = status.message(), "vault unreachable");
+            ExecutorError::Unavailable("cannot check credentials right now".to_owned())
+        }
+        code => {
+            tracing::error!(
+                ?code,
+                message = status.message(),
+                "vault refused a credential check"
+            );
+            ExecutorError::Internal(format!("vault: {}", status.message()))
+        }
+    }
+}
+
+/// The vault types a node type's `credential_type` accepts: the node
+/// catalog names the use ("http"), the vault names the shape.
+pub fn accepted_types(credential_type: &str) -> &'static [&'static str] {
+    match credential_type {
+        "http" => &["http_header", "bearer_token", "basic_auth"],
+        "llm" => &["openai_api_key"],
+        "slack" => &["slack_webhook"],
+        "sql" => &["database"],
+        _ => &[],
+    }
+}
+
+/// Reshapes vault fields into what the engine's nodes read: `headers`,
+/// `bearer_token` and `basic` for http.request, `api_key` (and `base_url`)
+/// for llm.chat, `webhook_url` for slack.message, `url` for sql.query.
+/// Allowed hosts ride along so every node that connects can refuse others.
+fn node_credential(
+    credential_type: &str,
+    fields: Vec<(String, String)>,
+    allowed_hosts: Vec<String>,
+) -> Value {
+    let mut fields: Map<String, Value> = fields
+        .into_iter()
+        .map(|(name, value)| (name, Value::String(value)))
+        .collect();
+    let mut take = |name: &str| fields.remove(name).unwrap_or(Value::Null);
+    let mut shaped = match credential_type {
+        "http_header" => {
+            let (name, value) = (take("name"), take("value"));
+            let mut headers = Map::new();
+            if let Value::String(name) = name {
+                headers.insert(name, value);
+            }
+            Map::from_iter([("headers".to_owned(), Value::Object(headers))])
+        }
+        "bearer_token" => Map::from_iter([("bearer_token".to_owned(), take("token"))]),
+        "basic_auth" => {
+            let mut basic = Map::from_iter([
+                ("username".to_owned(), take("username")),
+                ("password".to_owned(), take("password")),
+            ]);
+            basic.retain(|_, value| !value.is_null());
+            Map::from_iter([("basic".to_owned(), Value::Object(basic))])
+        }
+        "slack_webhook" => Map::from_iter([("webhook_url".to_owned(), take("url"))]),
+        // openai_api_key (api_key, base_url), database (driver, url) and
+        // key_value already use the names the nodes read.
+        _ => fields,
+    };
+    shaped.retain(|_, value| !value.is_null());
+    if !allowed_hosts.is_empty() {
+        shaped.insert(
+            ALLOWED_HOSTS_KEY.to_owned(),
+            Value::Array(allowed_hosts.into_iter().map(Value::String).collect()),
+        );
+    }
+    Value::Object(shaped)
+}
+
+/// The credential ids `graph` references, each once.
+pub fn referenced_ids(graph: &WorkflowGraph) -> Vec<String> {
+    graph
+        .nodes
+        .iter()
+        .filter_map(|node| node.credential_id.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn pairs(fields: &[(&str, &str)]) -> Vec<(String, String)> {
+        fields
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn vault_shapes_become_what_nodes_read() {
+        assert_eq!(
+            node_credential("bearer_token", pairs(&[("token", "t0k3n-abc")]), vec![]),
+            json!({"bearer_token": "t0k3n-abc"})
+        );
+        assert_eq!(
+            node_credential(
+                "http_header",
+                pairs(&[("name", "X-Api-Key"), ("value", "secret")]),
+                vec!["api.example.com".to_owned()]
+            ),
+            json!({"headers": {"X-Api-Key": "secret"}, "allowed_hosts": ["api.example.com"]})
+        );
+        assert_eq!(
+            node_credential("basic_auth", pairs(&[("username", "ada")]), vec![]),
+            json!({"basic": {"username": "ada"}})
+        );
+        assert_eq!(
+            node_credential("slack_webhook", pairs(&[("url", "https://hooks")]), vec![]),
+            json!({"webhook_url": "https://hooks"})
+        );
+        assert_eq!(
+            node_credential(
+                "database",
+                pairs(&[("driver", "sqlite"), ("url", "sqlite:x")]),
+                vec![]
+            ),
+            json!({"driver": "sqlite", "url": "sqlite:x"})
+        );
+        assert!(accepted_types("http").contains(&"bearer_token"));
+        assert!(accepted_types("llm").contains(&"openai_api_key"));
+        assert!(accepted_types("none").is_empty());
+    }
+}
