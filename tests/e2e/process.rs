@@ -243,7 +243,7 @@ async fn sigterm_drains_in_flight_requests_then_reports_not_serving() {
 #[tokio::test]
 async fn readme_curl_walkthrough_works_as_written() {
     let readme = include_str!("../../README.md");
-    let block: String = ["curl", "workflow"]
+    let block: String = ["curl", "workflow", "credential"]
         .iter()
         .map(|name| {
             readme
@@ -255,7 +255,14 @@ async fn readme_curl_walkthrough_works_as_written() {
         .collect::<Vec<_>>()
         .join("\n");
     let store = TestStore::create().await;
-    let mut running = start(&store).await;
+    // As the README's credential section says: loopback allowed for the demo.
+    let mut running = start_with(&store, |command| {
+        command.env(
+            "TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS",
+            "[127.0.0.0/8]",
+        );
+    })
+    .await;
     let script: String = block
         .lines()
         .filter(|line| !line.starts_with("```"))
@@ -290,6 +297,31 @@ async fn readme_curl_walkthrough_works_as_written() {
     assert!(
         stdout.contains("/v1/workspaces/{workspace_id}/members"),
         "{stdout}"
+    );
+    // The workflow walk-through: the sync webhook's answer and every node run.
+    assert!(
+        stdout.contains(r#"{"order":"A-1","priority":"high","total":130}"#),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"EXECUTION_STATUS_SUCCEEDED\""),
+        "{stdout}"
+    );
+    for node in ["hook", "total", "big", "label"] {
+        assert!(
+            stdout.contains(&format!("\"nodeId\":\"{node}\"")),
+            "{node} run missing: {stdout}"
+        );
+    }
+    // The credential walk-through: the node called the API with the stored
+    // key, the decryption was audited, and the secret never came back.
+    assert!(stdout.contains("\"owner@tyboo.local\""), "{stdout}");
+    assert!(stdout.contains("vault.credential.decrypted"), "{stdout}");
+    let key = running.api_key.clone().unwrap();
+    assert_eq!(
+        stdout.matches(key.as_str()).count(),
+        0,
+        "the secret came back: {stdout}"
     );
     send_sigterm(&running.child);
     assert!(running.child.wait().await.unwrap().success());
