@@ -12,7 +12,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use serde_json::{Value, json};
 
-use crate::sandbox::{Sandbox, node_runs};
+use crate::process::{log_to_file, send_sigterm, start_with};
+use crate::sandbox::{Sandbox, TERMINAL_STATUSES, TestStore, http_client, node_runs};
 
 const CANARY: &str = "canary-7f3a9c1e-never-shown";
 
@@ -253,4 +254,200 @@ async fn another_workspace_credential_is_exactly_like_a_missing_one() {
     );
 
     sandbox.stop().await;
+}
+
+/// An API that echoes the Authorization header it was sent: `/echo` in a
+/// 200 answer, `/reject` in a 400 one (a permanent failure).
+async fn start_echo_api() -> SocketAddr {
+    fn echoed(headers: &HeaderMap) -> Value {
+        let given = headers
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        json!({"authorization": given})
+    }
+    let app = axum::Router::new()
+        .route(
+            "/echo",
+            get(|headers: HeaderMap| async move { axum::Json(echoed(&headers)) }),
+        )
+        .route(
+            "/reject",
+            get(|headers: HeaderMap| async move {
+                (StatusCode::BAD_REQUEST, axum::Json(echoed(&headers)))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    });
+    address
+}
+
+/// The marker the engine puts where a live secret would have been.
+const REDACTED: &str = "[redacted]";
+
+/// A canary secret used by a workflow that succeeds and by one that fails
+/// into the dead-letter queue, both against an API that echoes it back,
+/// shows in no API response and in no line the whole process logged at
+/// debug level; the marker stands where it would have been.
+#[tokio::test]
+async fn a_canary_secret_shows_in_no_response_record_or_log_line() {
+    let canary = format!("canary-{}", uuid::Uuid::now_v7().simple());
+    let api = start_echo_api().await;
+    let store = TestStore::create().await;
+    let log_path = store.data_dir.join("tyboo.log");
+    let mut running = start_with(&store, |command| {
+        command.env(
+            "TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS",
+            "[127.0.0.0/8]",
+        );
+        log_to_file(command, &log_path, "debug,sqlx=warn,h2=warn,hyper=warn");
+    })
+    .await;
+    let key = running.api_key.clone().expect("first start prints a key");
+    let workspace = running.workspace_id.clone().expect("and its workspace");
+    let edge = format!("http://{}", running.edge);
+    let http = http_client();
+    let mut responses: Vec<(String, Value)> = Vec::new();
+    let get = |path: String| {
+        let (http, edge, key) = (http.clone(), edge.clone(), key.clone());
+        async move {
+            let response = http
+                .get(format!("{edge}{path}"))
+                .bearer_auth(&key)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let body: Value = response.json().await.unwrap();
+            (path, body)
+        }
+    };
+    let post = |path: String, body: Value| {
+        let (http, edge, key) = (http.clone(), edge.clone(), key.clone());
+        async move {
+            let response = http
+                .post(format!("{edge}{path}"))
+                .bearer_auth(&key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200, "{path}");
+            let body: Value = response.json().await.unwrap();
+            (path, body)
+        }
+    };
+
+    let created = post(
+        "/v1/credentials".to_owned(),
+        json!({"name": "Canary", "type": "bearer_token", "fields": {"token": canary},
+               "allowedHosts": ["127.0.0.1"]}),
+    )
+    .await;
+    let credential_id = created.1["credential"]["id"].as_str().unwrap().to_owned();
+    responses.push(created);
+
+    let run = |name: &'static str, path: &'static str| {
+        let graph = call_graph(&format!("http://{api}{path}"), &credential_id);
+        let post = &post;
+        let get = &get;
+        async move {
+            let mut seen = Vec::new();
+            let saved = post(
+                "/v1/workflows".to_owned(),
+                json!({"name": name, "graph": graph}),
+            )
+            .await;
+            let workflow_id = saved.1["workflow"]["id"].as_str().unwrap().to_owned();
+            seen.push(saved);
+            let started = post(
+                format!("/v1/workflows/{workflow_id}/executions"),
+                json!({"input": {}}),
+            )
+            .await;
+            let execution_id = started.1["execution"]["id"].as_str().unwrap().to_owned();
+            seen.push(started);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let execution = loop {
+                let (path, body) = get(format!("/v1/executions/{execution_id}")).await;
+                let execution = body["execution"].clone();
+                let status = execution["status"].as_str().unwrap_or_default().to_owned();
+                seen.push((path, body));
+                if TERMINAL_STATUSES.contains(&status.as_str()) {
+                    break execution;
+                }
+                assert!(std::time::Instant::now() < deadline, "{execution}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            };
+            (workflow_id, execution, seen)
+        }
+    };
+
+    // (a) Success: the API echoed the token into the node's output.
+    let (_, succeeded, seen) = run("Echo", "/echo").await;
+    responses.extend(seen);
+    assert_eq!(
+        succeeded["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{succeeded}"
+    );
+    assert_eq!(
+        node_runs(&succeeded, "call")[0]["output"]["body"]["authorization"],
+        format!("Bearer {REDACTED}"),
+        "{succeeded}"
+    );
+
+    // (b) Permanent failure: the token is echoed in the 400 body that the
+    // error message quotes, and the step lands in the dead-letter queue.
+    let (failing_workflow, failed, seen) = run("Reject", "/reject").await;
+    responses.extend(seen);
+    assert_eq!(failed["status"], "EXECUTION_STATUS_FAILED", "{failed}");
+    let runs = node_runs(&failed, "call");
+    assert_eq!(runs[0]["errorClass"], "ERROR_CLASS_PERMANENT", "{failed}");
+    assert!(runs[0]["error"].to_string().contains(REDACTED), "{failed}");
+    let letters = get(format!("/v1/dead-letters?workflowId={failing_workflow}")).await;
+    let letter = letters.1["deadLetters"][0].clone();
+    let letter_id = letter["id"].as_str().expect("dead-lettered").to_owned();
+    responses.push(letters);
+    let letter = get(format!("/v1/dead-letters/{letter_id}")).await;
+    assert!(letter.1.to_string().contains(REDACTED), "{}", letter.1);
+    responses.push(letter);
+
+    for path in [
+        format!("/v1/credentials/{credential_id}"),
+        "/v1/credentials".to_owned(),
+        "/v1/workflows".to_owned(),
+        "/v1/executions".to_owned(),
+        "/v1/dead-letters".to_owned(),
+        format!("/v1/workspaces/{workspace}/audit-events?pageSize=500"),
+    ] {
+        responses.push(get(path).await);
+    }
+    let audit = &responses.last().unwrap().1;
+    assert!(
+        audit.to_string().contains("vault.credential.decrypted"),
+        "{audit}"
+    );
+    for (path, body) in &responses {
+        assert!(
+            !body.to_string().contains(&canary),
+            "the canary shows in {path}: {body}"
+        );
+    }
+
+    send_sigterm(&running.child);
+    assert!(running.child.wait().await.unwrap().success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(
+        log.contains("\"level\":\"DEBUG\""),
+        "the log was captured at debug level: {log}"
+    );
+    let leaked: Vec<&str> = log.lines().filter(|line| line.contains(&canary)).collect();
+    assert!(
+        leaked.is_empty(),
+        "the canary shows in the log: {leaked:#?}"
+    );
+    store.remove().await;
 }

@@ -13,13 +13,13 @@ use crate::sandbox::TestStore;
 
 /// A `tyboo up` child process on ephemeral ports, configured through its own
 /// environment.
-struct Running {
-    child: Child,
+pub(crate) struct Running {
+    pub(crate) child: Child,
     _lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    edge: String,
+    pub(crate) edge: String,
     tenancy: String,
-    api_key: Option<String>,
-    workspace_id: Option<String>,
+    pub(crate) api_key: Option<String>,
+    pub(crate) workspace_id: Option<String>,
 }
 
 fn tyboo(store: &TestStore) -> Command {
@@ -44,7 +44,15 @@ async fn start(store: &TestStore) -> Running {
     start_with(store, |_| {}).await
 }
 
-async fn start_with(store: &TestStore, configure: impl Fn(&mut Command)) -> Running {
+/// Writes the child's log (its stderr) to `path` at the level `filter` sets,
+/// for tests that check what the process logged. Without it the log is
+/// discarded.
+pub(crate) fn log_to_file(command: &mut Command, path: &std::path::Path, filter: &str) {
+    let file = std::fs::File::create(path).expect("log file can be created");
+    command.env("TYBOO_LOG__FILTER", filter).stderr(file);
+}
+
+pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Command)) -> Running {
     let mut command = tyboo(store);
     configure(&mut command);
     let mut child = command.arg("up").spawn().expect("tyboo starts");
@@ -92,7 +100,7 @@ async fn start_with(store: &TestStore, configure: impl Fn(&mut Command)) -> Runn
     }
 }
 
-fn send_sigterm(child: &Child) {
+pub(crate) fn send_sigterm(child: &Child) {
     let pid = child.id().expect("child is running");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])

@@ -8,6 +8,11 @@
 //! - Names are resolved by [`SafeResolver`], which drops refused addresses, so the
 //!   connection goes only to an address that passed the check (no rebinding window).
 //! - Every redirect hop is checked again by the redirect policy, at most `max_redirects`.
+//!
+//! A node that carries a credential is also held to the credential's allowed hosts on
+//! every hop: the first URL is checked by the node, each redirect by the policy here.
+//! Redirects do not strip custom headers, so a hop to another host would otherwise
+//! carry an `http_header` secret wherever the upstream pointed it.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -44,6 +49,72 @@ impl Default for EgressConfig {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("egress refused: {0}")]
 pub struct EgressRefused(pub String);
+
+/// Raised when a credential would be sent to a host it does not allow, by the node
+/// for the first URL or by the redirect policy for a later hop.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error(
+    "the credential may not be sent to host `{0}`: it is not among the credential's allowed hosts"
+)]
+pub struct CredentialHostRefused(pub String);
+
+/// A credential's allowed hosts. Patterns are a host, or `*.` and a domain (its
+/// subdomains), with an optional `:port`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AllowedHosts(Vec<String>);
+
+impl AllowedHosts {
+    pub fn new(patterns: Vec<String>) -> AllowedHosts {
+        AllowedHosts(patterns)
+    }
+
+    /// Whether `url` may receive the credential; the error names the host.
+    pub fn check(&self, url: &Url) -> Result<(), CredentialHostRefused> {
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let port = url.port_or_known_default();
+        let matches = |pattern: &String| {
+            let pattern = pattern.to_ascii_lowercase();
+            let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
+                Some((pattern_host, pattern_port)) => {
+                    (pattern_host, pattern_port.parse::<u16>().ok())
+                }
+                None => (pattern.as_str(), None),
+            };
+            if pattern_port.is_some() && pattern_port != port {
+                return false;
+            }
+            match pattern_host.strip_prefix("*.") {
+                Some(domain) => host
+                    .strip_suffix(domain)
+                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
+                None => host == pattern_host,
+            }
+        };
+        if self.0.iter().any(matches) {
+            Ok(())
+        } else {
+            Err(CredentialHostRefused(host))
+        }
+    }
+}
+
+tokio::task_local! {
+    /// The allowed hosts of the credential the request being sent carries (`None` when
+    /// it carries none or the credential allows every host). reqwest consults the
+    /// redirect policy while the caller's task polls the response future, so the
+    /// client-wide policy sees the value of the request in flight.
+    static CREDENTIAL_HOSTS: Option<Arc<AllowedHosts>>;
+}
+
+/// Runs `request` (a send on a client from [`build_client`]) with `hosts` as the hosts
+/// every redirect hop must match. A send outside this scope has its redirects refused,
+/// so a missing scope fails closed instead of letting a secret follow a redirect.
+pub async fn with_credential_hosts<F: std::future::Future>(
+    hosts: Option<Arc<AllowedHosts>>,
+    request: F,
+) -> F::Output {
+    CREDENTIAL_HOSTS.scope(hosts, request).await
+}
 
 #[derive(Clone, Debug)]
 pub struct EgressPolicy {
@@ -279,10 +350,17 @@ impl reqwest::dns::Resolve for SafeResolver {
 
 /// Whether a refusal is somewhere in an error's source chain.
 pub fn find_refusal<'e>(error: &'e (dyn std::error::Error + 'static)) -> Option<&'e EgressRefused> {
+    find_in_chain(error)
+}
+
+/// The first error of type `T` in an error's source chain.
+pub fn find_in_chain<'e, T: std::error::Error + 'static>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> Option<&'e T> {
     let mut current: Option<&(dyn std::error::Error + 'static)> = Some(error);
     while let Some(cause) = current {
-        if let Some(refusal) = cause.downcast_ref::<EgressRefused>() {
-            return Some(refusal);
+        if let Some(found) = cause.downcast_ref::<T>() {
+            return Some(found);
         }
         current = cause.source();
     }
@@ -313,11 +391,21 @@ pub fn build_client(
             let refusal = EgressRefused(format!("more than {max_redirects} redirects"));
             return attempt.error(refusal);
         }
-        match redirect_policy.check_url(attempt.url()) {
-            Ok(()) => attempt.follow(),
-            Err(refusal) => {
-                let refusal =
-                    EgressRefused(format!("redirect to {}: {}", attempt.url(), refusal.0));
+        if let Err(refusal) = redirect_policy.check_url(attempt.url()) {
+            let refusal = EgressRefused(format!("redirect to {}: {}", attempt.url(), refusal.0));
+            return attempt.error(refusal);
+        }
+        match CREDENTIAL_HOSTS.try_with(|hosts| hosts.clone()) {
+            Ok(None) => attempt.follow(),
+            Ok(Some(hosts)) => match hosts.check(attempt.url()) {
+                Ok(()) => attempt.follow(),
+                Err(refusal) => attempt.error(refusal),
+            },
+            Err(_) => {
+                let refusal = EgressRefused(format!(
+                    "redirect to {}: sent without the credential scope that redirects are checked against",
+                    attempt.url()
+                ));
                 attempt.error(refusal)
             }
         }

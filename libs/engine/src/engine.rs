@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
+use zeroize::Zeroizing;
 
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
 use crate::egress::{self, EgressConfig, EgressPolicy};
@@ -77,7 +78,10 @@ pub struct SqlConfig {
 
 /// Everything a node run may read: identifiers, the trigger data, the outputs of earlier
 /// nodes, the outputs that fired into this node, and its decrypted credential.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// `Debug` leaves the credential out: a context that ends up in a log line or a panic
+/// message must not carry the plaintext with it.
+#[derive(Clone, PartialEq)]
 pub struct NodeContext {
     pub execution_id: Uuid,
     pub workflow_id: Uuid,
@@ -91,6 +95,25 @@ pub struct NodeContext {
     pub nodes: serde_json::Map<String, Value>,
     pub inputs: Vec<Value>,
     pub credential: Option<Value>,
+}
+
+impl std::fmt::Debug for NodeContext {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("NodeContext")
+            .field("execution_id", &self.execution_id)
+            .field("workflow_id", &self.workflow_id)
+            .field("workflow_version", &self.workflow_version)
+            .field("workspace_id", &self.workspace_id)
+            .field("node_id", &self.node_id)
+            .field("attempt", &self.attempt)
+            .field("idempotency_key", &self.idempotency_key)
+            .field("trigger", &self.trigger)
+            .field("nodes", &self.nodes)
+            .field("inputs", &self.inputs)
+            .field("credential", &self.credential.as_ref().map(|_| REDACTED))
+            .finish()
+    }
 }
 
 impl NodeContext {
@@ -201,10 +224,13 @@ impl Engine {
     /// Renders expressions, runs the node under its timeout (the run is dropped at the
     /// deadline: `ErrorClass::Timeout`), and enforces the output cap. Trigger nodes are
     /// not run here: the executor records the trigger data as their output.
+    ///
+    /// The context is borrowed so the caller keeps the decrypted credential and can
+    /// zeroize it however the run ends, including when this future is dropped.
     pub async fn run_node(
         &self,
         node: &NodeSpec,
-        context: NodeContext,
+        context: &NodeContext,
     ) -> Result<NodeOutcome, NodeError> {
         let Some(info) = self.inner.catalog.get(&node.node_type) else {
             return Err(NodeError::permanent(format!(
@@ -242,7 +268,7 @@ impl Engine {
         &self,
         node: &NodeSpec,
         info: &NodeTypeInfo,
-        context: NodeContext,
+        context: &NodeContext,
     ) -> Result<NodeOutcome, NodeError> {
         let document = Arc::new(context.expression_document());
         let parameters = self.render(node, document.clone()).await?;
@@ -262,7 +288,7 @@ impl Engine {
             engine: &self.inner,
             node,
             parameters,
-            context: &context,
+            context,
             document,
         };
         nodes::run(info.name, run).await
@@ -303,10 +329,11 @@ impl Engine {
 }
 
 /// Credential strings worth redacting; very short ones would redact ordinary words.
-fn secret_strings(credential: Option<&Value>) -> Vec<String> {
-    fn collect(value: &Value, found: &mut Vec<String>) {
+/// They are copies of the plaintext, so they are zeroized when the run is over.
+fn secret_strings(credential: Option<&Value>) -> Vec<Zeroizing<String>> {
+    fn collect(value: &Value, found: &mut Vec<Zeroizing<String>>) {
         match value {
-            Value::String(text) if text.len() >= 6 => found.push(text.clone()),
+            Value::String(text) if text.len() >= 6 => found.push(Zeroizing::new(text.clone())),
             Value::Array(items) => items.iter().for_each(|item| collect(item, found)),
             Value::Object(fields) => fields.values().for_each(|field| collect(field, found)),
             _ => {}
@@ -323,7 +350,7 @@ fn secret_strings(credential: Option<&Value>) -> Vec<String> {
 
 const REDACTED: &str = "[redacted]";
 
-fn redact_text(text: &str, secrets: &[String]) -> String {
+fn redact_text(text: &str, secrets: &[Zeroizing<String>]) -> String {
     let mut redacted = text.to_owned();
     for secret in secrets {
         if redacted.contains(secret.as_str()) {
@@ -333,7 +360,7 @@ fn redact_text(text: &str, secrets: &[String]) -> String {
     redacted
 }
 
-fn redact_value(value: Value, secrets: &[String]) -> Value {
+fn redact_value(value: Value, secrets: &[Zeroizing<String>]) -> Value {
     match value {
         Value::String(text) => Value::String(redact_text(&text, secrets)),
         Value::Array(items) => Value::Array(
@@ -353,7 +380,7 @@ fn redact_value(value: Value, secrets: &[String]) -> Value {
 }
 
 /// A live secret never leaves a node run in its output or error.
-fn redact_outcome(outcome: NodeOutcome, secrets: &[String]) -> NodeOutcome {
+fn redact_outcome(outcome: NodeOutcome, secrets: &[Zeroizing<String>]) -> NodeOutcome {
     if secrets.is_empty() {
         return outcome;
     }

@@ -56,7 +56,7 @@ async fn special_addresses_are_refused_before_connecting() {
         let spec = node("call", "http.request", json!({"url": url}));
         let started = Instant::now();
         let error = engine
-            .run_node(&spec, context("call", vec![]))
+            .run_node(&spec, &context("call", vec![]))
             .await
             .expect_err(&url);
         assert_eq!(
@@ -91,7 +91,7 @@ async fn llm_and_slack_nodes_are_guarded_too() {
         json!({"base_url": "http://169.254.169.254/v1", "model": "m", "messages": [{"role": "user", "content": "hi"}]}),
     );
     let error = engine
-        .run_node(&llm, context("ask", vec![]))
+        .run_node(&llm, &context("ask", vec![]))
         .await
         .expect_err("metadata");
     assert!(
@@ -106,7 +106,7 @@ async fn llm_and_slack_nodes_are_guarded_too() {
         json!({"webhook_url": "http://[::1]/hook", "text": "hi"}),
     );
     let error = engine
-        .run_node(&slack, context("notify", vec![]))
+        .run_node(&slack, &context("notify", vec![]))
         .await
         .expect_err("loopback");
     assert!(error.message.contains("loopback"), "{}", error.message);
@@ -142,7 +142,7 @@ async fn a_redirect_to_a_refused_address_is_not_followed() {
         json!({"url": format!("http://{allowed}/fine")}),
     );
     let outcome = engine
-        .run_node(&spec, context("call", vec![]))
+        .run_node(&spec, &context("call", vec![]))
         .await
         .expect("same-host redirect is fine");
     let tyboo_engine::NodeOutcome::Completed { output, .. } = outcome else {
@@ -156,7 +156,7 @@ async fn a_redirect_to_a_refused_address_is_not_followed() {
         json!({"url": format!("http://{allowed}/hop")}),
     );
     let error = engine
-        .run_node(&spec, context("call", vec![]))
+        .run_node(&spec, &context("call", vec![]))
         .await
         .expect_err("redirect refused");
     assert_eq!(error.class, ErrorClass::Permanent);
@@ -198,7 +198,7 @@ async fn redirect_chains_are_bounded() {
         json!({"url": format!("http://{address}/loop/0")}),
     );
     let error = engine
-        .run_node(&spec, context("call", vec![]))
+        .run_node(&spec, &context("call", vec![]))
         .await
         .expect_err("too many");
     assert_eq!(error.class, ErrorClass::Permanent);
@@ -219,4 +219,81 @@ async fn an_invalid_allow_range_fails_engine_construction() {
         ..EngineConfig::default()
     });
     assert!(result.is_err());
+}
+
+/// A credential's allowed hosts hold on every redirect hop, not only the first URL:
+/// reqwest keeps custom headers across hosts, so an allowed host that redirects
+/// elsewhere would otherwise hand the secret to a host its owner never named.
+#[tokio::test]
+async fn credential_hosts_are_checked_on_every_redirect_hop() {
+    // The host the credential does not name; it counts the requests that reach it.
+    let reached = Arc::new(AtomicUsize::new(0));
+    let counter = reached.clone();
+    let other = Router::new().route(
+        "/landing",
+        get(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::SeqCst);
+                axum::Json(json!({"landed": true}))
+            }
+        }),
+    );
+    let listener = TcpListener::bind("127.0.0.2:0").await.expect("bind");
+    let other_address = listener.local_addr().expect("address");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, other).await;
+    });
+    let target = format!("http://{other_address}/landing");
+    let allowed = serve(Router::new().route(
+        "/hop",
+        get(move || {
+            let target = target.clone();
+            async move { (StatusCode::FOUND, [(header::LOCATION, target)]) }
+        }),
+    ))
+    .await;
+    // Egress itself allows both hosts: only the credential's list may refuse.
+    let engine = engine_allowing(&["127.0.0.0/8"]);
+    let spec = node(
+        "call",
+        "http.request",
+        json!({"url": format!("http://{allowed}/hop")}),
+    );
+    let with_hosts = |hosts: Option<Vec<&str>>| {
+        let mut run_context = context("call", vec![]);
+        let mut credential = json!({"headers": {"X-Api-Key": "secret-header-value"}});
+        if let Some(hosts) = hosts {
+            credential["allowed_hosts"] = json!(hosts);
+        }
+        run_context.credential = Some(credential);
+        run_context
+    };
+
+    let error = engine
+        .run_node(&spec, &with_hosts(Some(vec!["127.0.0.1"])))
+        .await
+        .expect_err("the hop to a host the credential does not allow is refused");
+    assert_eq!(error.class, ErrorClass::Permanent);
+    assert!(
+        error
+            .message
+            .contains("the credential may not be sent to host `127.0.0.2`"),
+        "{}",
+        error.message
+    );
+    assert_eq!(reached.load(Ordering::SeqCst), 0);
+
+    // Listing the second host, or listing none, lets the redirect through.
+    for hosts in [Some(vec!["127.0.0.1", "127.0.0.2"]), None] {
+        let outcome = engine
+            .run_node(&spec, &with_hosts(hosts))
+            .await
+            .expect("redirect followed");
+        let tyboo_engine::NodeOutcome::Completed { output, .. } = outcome else {
+            panic!("completed")
+        };
+        assert_eq!(output["body"], json!({"landed": true}));
+    }
+    assert_eq!(reached.load(Ordering::SeqCst), 2);
 }

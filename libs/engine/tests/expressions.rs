@@ -136,7 +136,7 @@ async fn run_node_renders_and_reports_expression_errors_as_permanent() {
         json!({"values": {"who": "{{ .trigger.customer.name }}"}}),
     );
     let outcome = engine
-        .run_node(&spec, context("greet", vec![]))
+        .run_node(&spec, &context("greet", vec![]))
         .await
         .expect("runs");
     assert_eq!(
@@ -154,7 +154,7 @@ async fn run_node_renders_and_reports_expression_errors_as_permanent() {
         json!({"ms": "{{ .trigger.customer.name }}"}),
     );
     let error = engine
-        .run_node(&typed, context("wait", vec![]))
+        .run_node(&typed, &context("wait", vec![]))
         .await
         .expect_err("not a number");
     assert_eq!(error.parameter.as_deref(), Some("ms"));

@@ -30,7 +30,7 @@ async fn transform_reshapes_with_jq() {
         "transform",
         json!({"program": "{total: (.input.items | map(.price * .qty) | add), status: .nodes.fetch.status, who: .trigger.customer.name}"}),
     );
-    let (port, output) = completed(engine.run_node(&spec, run_context).await.expect("runs"));
+    let (port, output) = completed(engine.run_node(&spec, &run_context).await.expect("runs"));
     assert_eq!(port, "main");
     assert_eq!(output, json!({"total": 11, "status": 200, "who": "Ada"}));
 
@@ -43,7 +43,7 @@ async fn transform_reshapes_with_jq() {
         engine
             .run_node(
                 &several,
-                context("many", vec![json!({"items": [{"price": 1}, {"price": 2}]})]),
+                &context("many", vec![json!({"items": [{"price": 1}, {"price": 2}]})]),
             )
             .await
             .expect("runs"),
@@ -57,14 +57,14 @@ async fn if_picks_a_port_and_passes_its_input_on() {
     let spec = node("big", "if", json!({"condition": ".input.total > 100"}));
     let (port, output) = completed(
         engine
-            .run_node(&spec, context("big", vec![json!({"total": 250})]))
+            .run_node(&spec, &context("big", vec![json!({"total": 250})]))
             .await
             .expect("runs"),
     );
     assert_eq!((port.as_str(), output), ("true", json!({"total": 250})));
     let (port, _) = completed(
         engine
-            .run_node(&spec, context("big", vec![json!({"total": 5})]))
+            .run_node(&spec, &context("big", vec![json!({"total": 5})]))
             .await
             .expect("runs"),
     );
@@ -84,7 +84,7 @@ async fn switch_takes_the_first_matching_case_else_default() {
     );
     let (port, _) = completed(
         engine
-            .run_node(&spec, context("route", vec![]))
+            .run_node(&spec, &context("route", vec![]))
             .await
             .expect("runs"),
     );
@@ -97,7 +97,7 @@ async fn switch_takes_the_first_matching_case_else_default() {
     );
     let (port, _) = completed(
         engine
-            .run_node(&none, context("route", vec![]))
+            .run_node(&none, &context("route", vec![]))
             .await
             .expect("runs"),
     );
@@ -114,7 +114,7 @@ async fn set_lays_values_over_its_input_when_asked() {
     );
     let (_, output) = completed(
         engine
-            .run_node(&spec, context("set", vec![json!({"a": 1, "c": 3})]))
+            .run_node(&spec, &context("set", vec![json!({"a": 1, "c": 3})]))
             .await
             .expect("runs"),
     );
@@ -127,7 +127,10 @@ async fn merge_modes() {
     let inputs = vec![json!({"a": 1}), json!({"b": 2})];
     let (_, output) = completed(
         engine
-            .run_node(&node("m", "merge", json!({})), context("m", inputs.clone()))
+            .run_node(
+                &node("m", "merge", json!({})),
+                &context("m", inputs.clone()),
+            )
             .await
             .expect("runs"),
     );
@@ -136,7 +139,7 @@ async fn merge_modes() {
         engine
             .run_node(
                 &node("m", "merge", json!({"mode": "merge_objects"})),
-                context("m", inputs.clone()),
+                &context("m", inputs.clone()),
             )
             .await
             .expect("runs"),
@@ -146,7 +149,7 @@ async fn merge_modes() {
         engine
             .run_node(
                 &node("m", "merge", json!({"mode": "concat"})),
-                context("m", vec![json!([1]), json!([2, 3])]),
+                &context("m", vec![json!([1]), json!([2, 3])]),
             )
             .await
             .expect("runs"),
@@ -155,7 +158,7 @@ async fn merge_modes() {
     let error = engine
         .run_node(
             &node("m", "merge", json!({"mode": "concat"})),
-            context("m", inputs),
+            &context("m", inputs),
         )
         .await
         .expect_err("objects cannot be concatenated");
@@ -169,7 +172,7 @@ async fn delay_asks_the_executor_to_wait_without_holding_the_worker() {
     let outcome = engine
         .run_node(
             &node("wait", "delay", json!({"ms": 60_000})),
-            context("wait", vec![json!({"x": 1})]),
+            &context("wait", vec![json!({"x": 1})]),
         )
         .await
         .expect("runs");
@@ -186,7 +189,7 @@ async fn delay_asks_the_executor_to_wait_without_holding_the_worker() {
         engine
             .run_node(
                 &node("wait", "delay", json!({"until": "2001-01-01T00:00:00Z"})),
-                context("wait", vec![]),
+                &context("wait", vec![]),
             )
             .await
             .expect("a past time completes at once"),
@@ -204,7 +207,7 @@ async fn delay_asks_the_executor_to_wait_without_holding_the_worker() {
     let error = limited
         .run_node(
             &node("wait", "delay", json!({"ms": 5_000})),
-            context("wait", vec![]),
+            &context("wait", vec![]),
         )
         .await
         .expect_err("too long");
@@ -223,7 +226,7 @@ async fn outputs_past_the_node_cap_fail_permanently() {
     .expect("engine");
     let spec = node("big", "transform", json!({"program": "[range(100)]"}));
     let error = engine
-        .run_node(&spec, context("big", vec![]))
+        .run_node(&spec, &context("big", vec![]))
         .await
         .expect_err("too big");
     assert_eq!(error.class, tyboo_engine::ErrorClass::Permanent);
@@ -240,7 +243,7 @@ async fn triggers_are_not_run_by_the_engine() {
     let error = engine
         .run_node(
             &node("t", "trigger.manual", json!({})),
-            context("t", vec![]),
+            &context("t", vec![]),
         )
         .await
         .expect_err("triggers are recorded, not run");

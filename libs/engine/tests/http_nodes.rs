@@ -103,7 +103,7 @@ async fn json_request_with_query_body_and_idempotency_key() {
     );
     let run_context = context("call", vec![]);
     let key = run_context.idempotency_key.clone();
-    let (port, output, _) = completed(engine.run_node(&spec, run_context).await.expect("runs"));
+    let (port, output, _) = completed(engine.run_node(&spec, &run_context).await.expect("runs"));
     assert_eq!(port, "main");
     assert_eq!(output["status"], 200);
     assert_eq!(output["headers"]["content-type"], "application/json");
@@ -128,7 +128,7 @@ async fn text_responses_and_text_bodies() {
     );
     let (_, output, _) = completed(
         engine
-            .run_node(&spec, context("get", vec![]))
+            .run_node(&spec, &context("get", vec![]))
             .await
             .expect("runs"),
     );
@@ -140,7 +140,7 @@ async fn text_responses_and_text_bodies() {
         json!({"url": format!("http://{address}/text")}),
     );
     let error = engine
-        .run_node(&not_json, context("get", vec![]))
+        .run_node(&not_json, &context("get", vec![]))
         .await
         .expect_err("not json");
     assert_eq!(error.parameter.as_deref(), Some("response_type"));
@@ -152,7 +152,7 @@ async fn text_responses_and_text_bodies() {
     );
     let (_, output, _) = completed(
         engine
-            .run_node(&text_body, context("put", vec![]))
+            .run_node(&text_body, &context("put", vec![]))
             .await
             .expect("runs"),
     );
@@ -173,7 +173,7 @@ async fn statuses_are_classified() {
     };
 
     let missing = engine
-        .run_node(&run("/missing"), context("call", vec![]))
+        .run_node(&run("/missing"), &context("call", vec![]))
         .await
         .expect_err("404");
     assert_eq!(missing.class, ErrorClass::Permanent);
@@ -184,14 +184,14 @@ async fn statuses_are_classified() {
     );
 
     let busy = engine
-        .run_node(&run("/busy"), context("call", vec![]))
+        .run_node(&run("/busy"), &context("call", vec![]))
         .await
         .expect_err("429");
     assert_eq!(busy.class, ErrorClass::Transient);
     assert_eq!(busy.retry_after, Some(Duration::from_secs(7)));
 
     let broken = engine
-        .run_node(&run("/broken"), context("call", vec![]))
+        .run_node(&run("/broken"), &context("call", vec![]))
         .await
         .expect_err("503");
     assert_eq!(broken.class, ErrorClass::Transient);
@@ -203,7 +203,7 @@ async fn statuses_are_classified() {
     );
     let (_, output, _) = completed(
         engine
-            .run_node(&accepted, context("call", vec![]))
+            .run_node(&accepted, &context("call", vec![]))
             .await
             .expect("404 is expected"),
     );
@@ -216,7 +216,7 @@ async fn statuses_are_classified() {
     );
     let (_, output, _) = completed(
         engine
-            .run_node(&lenient, context("call", vec![]))
+            .run_node(&lenient, &context("call", vec![]))
             .await
             .expect("status ignored"),
     );
@@ -235,7 +235,7 @@ async fn connection_failures_are_transient() {
         json!({"url": format!("http://{address}/")}),
     );
     let error = engine
-        .run_node(&spec, context("call", vec![]))
+        .run_node(&spec, &context("call", vec![]))
         .await
         .expect_err("refused");
     assert_eq!(error.class, ErrorClass::Transient);
@@ -263,7 +263,7 @@ async fn response_bodies_past_the_cap_are_aborted() {
             json!({"url": format!("http://{address}{path}"), "response_type": "text"}),
         );
         let error = engine
-            .run_node(&spec, context("call", vec![]))
+            .run_node(&spec, &context("call", vec![]))
             .await
             .expect_err(path);
         assert_eq!(error.class, ErrorClass::Permanent, "{path}");
@@ -287,7 +287,7 @@ async fn the_node_timeout_preempts_a_slow_upstream() {
     spec.timeout_ms = Some(300);
     let started = Instant::now();
     let error = engine
-        .run_node(&spec, context("call", vec![]))
+        .run_node(&spec, &context("call", vec![]))
         .await
         .expect_err("times out");
     assert_eq!(error.class, ErrorClass::Timeout);
@@ -310,7 +310,7 @@ async fn credentials_authenticate_and_never_appear_in_output() {
     );
     let mut run_context = context("call", vec![]);
     run_context.credential = Some(json!({"bearer_token": "tok-very-secret-42"}));
-    let (_, output, _) = completed(engine.run_node(&spec, run_context).await.expect("runs"));
+    let (_, output, _) = completed(engine.run_node(&spec, &run_context).await.expect("runs"));
     assert_eq!(output["body"]["authorization"], "Bearer [redacted]");
 }
 
@@ -369,7 +369,7 @@ async fn llm_chat_returns_text_and_usage() {
     );
     let mut run_context = context("ask", vec![]);
     run_context.credential = Some(json!({"api_key": "sk-test-key"}));
-    let (_, output, usage) = completed(engine.run_node(&spec, run_context).await.expect("runs"));
+    let (_, output, usage) = completed(engine.run_node(&spec, &run_context).await.expect("runs"));
     assert_eq!(output["text"], "You said: Hello Ada");
     assert_eq!(
         output["usage"],
@@ -386,7 +386,7 @@ async fn llm_chat_returns_text_and_usage() {
     );
 
     let error = engine
-        .run_node(&spec, context("ask", vec![]))
+        .run_node(&spec, &context("ask", vec![]))
         .await
         .expect_err("no key");
     assert_eq!(error.class, ErrorClass::Permanent);
@@ -442,7 +442,7 @@ async fn slack_message_posts_incoming_webhook_json() {
     let mut run_context = context("notify", vec![]);
     run_context.credential =
         Some(json!({"webhook_url": format!("http://{address}/services/T000/B000/XXXX")}));
-    let (_, output, _) = completed(engine.run_node(&spec, run_context).await.expect("posts"));
+    let (_, output, _) = completed(engine.run_node(&spec, &run_context).await.expect("posts"));
     assert_eq!(output["ok"], true);
     assert_eq!(
         received.lock().expect("lock").clone(),
@@ -458,7 +458,7 @@ async fn slack_message_posts_incoming_webhook_json() {
         json!({"webhook_url": format!("http://{address}/services/gone"), "text": "hi"}),
     );
     let error = engine
-        .run_node(&archived, context("notify", vec![]))
+        .run_node(&archived, &context("notify", vec![]))
         .await
         .expect_err("archived");
     assert_eq!(error.class, ErrorClass::Permanent);

@@ -41,7 +41,7 @@ async fn query(
         "sql.query",
         json!({"driver": driver, "url": url, "query": sql, "params": params, "max_rows": 50}),
     );
-    match engine.run_node(&spec, context("db", vec![])).await? {
+    match engine.run_node(&spec, &context("db", vec![])).await? {
         NodeOutcome::Completed { output, .. } => Ok(output),
         other => panic!("expected completion, got {other:?}"),
     }

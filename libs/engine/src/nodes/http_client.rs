@@ -9,7 +9,7 @@ use serde_json::Value;
 use url::Url;
 
 use super::NodeRun;
-use crate::egress::find_refusal;
+use crate::egress::{CredentialHostRefused, find_in_chain, find_refusal, with_credential_hosts};
 use crate::error::NodeError;
 
 pub(super) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
@@ -111,6 +111,9 @@ fn classify(run: &NodeRun<'_>, error: &reqwest::Error) -> NodeError {
     if let Some(refusal) = find_refusal(error) {
         return run.fail(refusal);
     }
+    if let Some(refusal) = find_in_chain::<CredentialHostRefused>(error) {
+        return run.fail(refusal);
+    }
     let mut detail = error.to_string();
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
@@ -134,8 +137,9 @@ pub(super) async fn send(
 ) -> Result<HttpResponse, NodeError> {
     let cap = run.engine.config.limits.http_response_bytes;
     let request = request.header(IDEMPOTENCY_KEY, run.context.idempotency_key.as_str());
-    let mut response = request
-        .send()
+    // Redirects are followed inside `send`, so the credential's hosts are in scope
+    // for exactly that call.
+    let mut response = with_credential_hosts(run.credential_hosts(), request.send())
         .await
         .map_err(|error| classify(run, &error))?;
     let too_large = || run.fail(format!("response body exceeds the {cap}-byte cap"));

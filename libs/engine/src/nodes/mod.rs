@@ -14,6 +14,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
+use crate::egress::AllowedHosts;
 use crate::engine::{EngineInner, NodeContext, NodeOutcome};
 use crate::error::NodeError;
 use crate::graph::{MAIN_PORT, NodeSpec};
@@ -56,45 +57,32 @@ impl NodeRun<'_> {
             .map(str::to_owned)
     }
 
-    /// Refuses `url` when the attached credential lists allowed hosts and
-    /// none matches: a workflow must not be able to send a secret anywhere
-    /// its owner did not name. Patterns are a host, or `*.` and a domain
-    /// (its subdomains), with an optional `:port`.
-    pub fn check_credential_host(&self, url: &url::Url) -> Result<(), NodeError> {
-        let Some(allowed) = self
+    /// The attached credential's allowed hosts, if it lists any.
+    pub fn credential_hosts(&self) -> Option<Arc<AllowedHosts>> {
+        let allowed = self
             .context
             .credential
             .as_ref()
             .and_then(|credential| credential.get(CREDENTIAL_ALLOWED_HOSTS))
-            .and_then(Value::as_array)
-        else {
-            return Ok(());
-        };
-        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
-        let port = url.port_or_known_default();
-        let matches = |pattern: &str| {
-            let (pattern_host, pattern_port) = match pattern.rsplit_once(':') {
-                Some((pattern_host, pattern_port)) => {
-                    (pattern_host, pattern_port.parse::<u16>().ok())
-                }
-                None => (pattern, None),
-            };
-            if pattern_port.is_some() && pattern_port != port {
-                return false;
-            }
-            match pattern_host.strip_prefix("*.") {
-                Some(domain) => host
-                    .strip_suffix(domain)
-                    .is_some_and(|prefix| prefix.ends_with('.') && prefix.len() > 1),
-                None => host == pattern_host,
-            }
-        };
-        if allowed.iter().filter_map(Value::as_str).any(matches) {
-            return Ok(());
-        }
-        Err(self.fail(format!(
-            "the credential may not be sent to host `{host}`: it is not among the credential's allowed hosts"
+            .and_then(Value::as_array)?;
+        Some(Arc::new(AllowedHosts::new(
+            allowed
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
         )))
+    }
+
+    /// Refuses `url` when the attached credential lists allowed hosts and
+    /// none matches: a workflow must not be able to send a secret anywhere
+    /// its owner did not name. Redirect hops are checked by the client's
+    /// redirect policy against the same list.
+    pub fn check_credential_host(&self, url: &url::Url) -> Result<(), NodeError> {
+        match self.credential_hosts() {
+            Some(hosts) => hosts.check(url).map_err(|refusal| self.fail(refusal)),
+            None => Ok(()),
+        }
     }
 
     pub fn fail(&self, message: impl std::fmt::Display) -> NodeError {

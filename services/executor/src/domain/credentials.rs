@@ -1,7 +1,8 @@
 //! Credentials from the vault: which ones a workflow may reference when it is
 //! saved, and their plaintext for the one node run that uses one. The
 //! plaintext lives only in the node's context for the length of its run; it
-//! is never written to a node run, a dead letter or a log line.
+//! is never written to a node run, a dead letter or a log line, and it is
+//! zeroized when the run ends (see [`PlaintextContext`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -9,10 +10,11 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tonic::transport::Channel;
 use tyboo_auth::ServiceTokenSource;
-use tyboo_engine::{NodeError, WorkflowGraph};
+use tyboo_engine::{NodeContext, NodeError, WorkflowGraph};
 use tyboo_proto::vault::credential_access_service_client::CredentialAccessServiceClient;
 use tyboo_proto::vault::{CheckCredentialsRequest, DecryptCredentialRequest};
 use uuid::Uuid;
+use zeroize::Zeroize;
 
 use crate::error::{ExecutorError, ExecutorResult};
 
@@ -200,6 +202,69 @@ fn node_credential(
     Value::Object(shaped)
 }
 
+/// A node context that may hold a decrypted credential. Dropping it zeroizes
+/// every string of the credential, so the plaintext is wiped however the
+/// run ends: success, failure, timeout, cancellation, shutdown or a panic
+/// that unwinds through the worker.
+pub struct PlaintextContext(NodeContext);
+
+impl PlaintextContext {
+    pub fn new(context: NodeContext) -> Self {
+        Self(context)
+    }
+
+    pub fn context(&self) -> &NodeContext {
+        &self.0
+    }
+
+    /// Zeroizes the credential's strings in place.
+    fn wipe(&mut self) {
+        if let Some(credential) = self.0.credential.as_mut() {
+            zeroize_strings(credential);
+        }
+    }
+}
+
+impl Drop for PlaintextContext {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+/// Overwrites every string in `value` with zeros before its memory is freed:
+/// the values first, in place, then the object keys (an `http_header`
+/// credential's header name is one). Numbers and booleans are left alone:
+/// the vault's fields are all strings.
+pub fn zeroize_strings(value: &mut Value) {
+    zeroize_values(value);
+    zeroize_keys(value);
+}
+
+/// Zeroizes the string values, leaving the shape (and the keys) as it was.
+fn zeroize_values(value: &mut Value) {
+    match value {
+        Value::String(text) => text.zeroize(),
+        Value::Array(items) => items.iter_mut().for_each(zeroize_values),
+        Value::Object(fields) => fields.values_mut().for_each(zeroize_values),
+        Value::Null | Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+/// Zeroizes the object keys. They cannot be changed in place, so every map
+/// is taken apart and left empty.
+fn zeroize_keys(value: &mut Value) {
+    match value {
+        Value::Array(items) => items.iter_mut().for_each(zeroize_keys),
+        Value::Object(fields) => {
+            for (mut key, mut field) in std::mem::take(fields) {
+                key.zeroize();
+                zeroize_keys(&mut field);
+            }
+        }
+        Value::Null | Value::Bool(_) | Value::String(_) | Value::Number(_) => {}
+    }
+}
+
 /// The credential ids `graph` references, each once.
 pub fn referenced_ids(graph: &WorkflowGraph) -> Vec<String> {
     graph
@@ -222,6 +287,61 @@ mod tests {
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect()
+    }
+
+    #[test]
+    fn zeroizing_wipes_nested_strings_and_keys() {
+        let credential = json!({
+            "headers": {"X-Api-Key": "secret-value"},
+            "basic": {"username": "ada", "password": "hunter2hunter2"},
+            "allowed_hosts": ["api.example.com", ["nested"]],
+            "port": 5432,
+        });
+        // The values, at every depth, are wiped where they lie.
+        let mut values = credential.clone();
+        zeroize_values(&mut values);
+        assert_eq!(
+            values,
+            json!({
+                "headers": {"X-Api-Key": ""},
+                "basic": {"username": "", "password": ""},
+                "allowed_hosts": ["", [""]],
+                "port": 5432,
+            })
+        );
+        // Then the keys, which takes every map apart.
+        let mut everything = credential;
+        zeroize_strings(&mut everything);
+        assert_eq!(everything, json!({}));
+        let mut list = json!(["t0k3n-abc", {"k": "v"}, ["deep"], 7]);
+        zeroize_strings(&mut list);
+        assert_eq!(list, json!(["", {}, [""], 7]));
+    }
+
+    #[test]
+    fn dropping_the_context_wipes_the_credential_and_debug_hides_it() {
+        let context = NodeContext {
+            execution_id: Uuid::now_v7(),
+            workflow_id: Uuid::now_v7(),
+            workflow_version: 1,
+            workspace_id: Uuid::now_v7(),
+            node_id: "call".to_owned(),
+            attempt: 1,
+            idempotency_key: "key".to_owned(),
+            trigger: Value::Null,
+            nodes: Map::new(),
+            inputs: vec![],
+            credential: Some(json!({"bearer_token": "canary-in-debug"})),
+        };
+        let guarded = PlaintextContext::new(context);
+        assert!(!format!("{:?}", guarded.context()).contains("canary-in-debug"));
+        assert_eq!(
+            guarded.context().credential,
+            Some(json!({"bearer_token": "canary-in-debug"}))
+        );
+        let mut guarded = guarded;
+        guarded.wipe();
+        assert_eq!(guarded.context().credential, Some(json!({})));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use tokio::sync::watch;
 use tyboo_broker::Delivery;
 use tyboo_engine::{NodeContext, NodeError, NodeOutcome};
 
+use crate::domain::credentials::PlaintextContext;
 use crate::domain::steps::{ClaimOutcome, Claimed, Committed};
 use crate::domain::{Domain, now};
 use crate::error::ExecutorResult;
@@ -126,8 +127,8 @@ async fn run_node(
     claimed: &Claimed,
     mut abort: watch::Receiver<bool>,
 ) -> Result<Result<NodeOutcome, NodeError>, Interruption> {
-    // Decrypted only now, for this run; the plaintext lives in the context
-    // and is dropped with it when the node returns.
+    // Decrypted only now, for this run; the plaintext lives in the guarded
+    // context below and is zeroized when it drops, however the run ends.
     let credential = match (&claimed.node.credential_id, domain.vault()) {
         (Some(credential_id), Some(vault)) => {
             match vault
@@ -151,7 +152,7 @@ async fn run_node(
         }
         (None, _) => None,
     };
-    let context = NodeContext {
+    let context = PlaintextContext::new(NodeContext {
         execution_id: claimed.execution.id,
         workflow_id: claimed.execution.workflow_id,
         workflow_version: claimed.execution.workflow_version,
@@ -163,13 +164,13 @@ async fn run_node(
         nodes: claimed.nodes.clone(),
         inputs: claimed.inputs.clone(),
         credential,
-    };
+    });
     let mut cancelled = domain.cancellations().listen(claimed.execution.id);
     let until_deadline = (claimed.execution.deadline - now())
         .to_std()
         .unwrap_or(Duration::ZERO);
     tokio::select! {
-        outcome = domain.engine().run_node(&claimed.node, context) => Ok(outcome),
+        outcome = domain.engine().run_node(&claimed.node, context.context()) => Ok(outcome),
         _ = cancelled.wait_for(|stopped| *stopped) => Err(Interruption::Stopped),
         () = keep_lease(domain, claimed) => Err(Interruption::Stopped),
         () = tokio::time::sleep(until_deadline) => Err(Interruption::Deadline),
