@@ -9,6 +9,7 @@ mod sandbox;
 mod access;
 mod audit;
 mod credentials;
+mod distributed;
 mod grpc_api;
 mod grpcurl;
 mod http_api;
