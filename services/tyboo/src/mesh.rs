@@ -66,18 +66,7 @@ impl Mesh {
         with_embedded_master_key(&mut config);
         let mut starter = Starter::new(&config).await?;
         let tenancy = open_tenancy(&config).await?;
-        let bootstrap = if config.bootstrap.enabled {
-            tenancy
-                .bootstrap_if_empty(
-                    &config.bootstrap.organization,
-                    &config.bootstrap.workspace,
-                    &config.bootstrap.owner_email,
-                )
-                .await
-                .context("creating the first organization")?
-        } else {
-            None
-        };
+        let bootstrap = bootstrap(&config, &tenancy).await?;
         let tenancy_address = starter.serve_tenancy(&config, tenancy).await?;
         let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
         let vault = open_vault(&config, tenancy_channel.clone()).await?;
@@ -128,17 +117,7 @@ impl Mesh {
         match service {
             ServiceName::Tenancy => {
                 let tenancy = open_tenancy(&config).await?;
-                let bootstrap = if config.bootstrap.enabled {
-                    tenancy
-                        .bootstrap_if_empty(
-                            &config.bootstrap.organization,
-                            &config.bootstrap.workspace,
-                            &config.bootstrap.owner_email,
-                        )
-                        .await?
-                } else {
-                    None
-                };
+                let bootstrap = bootstrap(&config, &tenancy).await?;
                 let address = starter.serve_tenancy(&config, tenancy).await?;
                 Ok(starter.finish(None, Some(address), bootstrap))
             }
@@ -253,10 +232,7 @@ fn service_tokens(config: &TybooConfig, tenancy: Channel, service: &str) -> Serv
 /// Connects the vault to its database, verifying tokens with tenancy's keys
 /// and writing its audit records to tenancy's log with its own token.
 async fn open_vault(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Vault> {
-    if config.database_url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
-    }
+    ensure_data_dir(config)?;
     let audit = TenancyAuditSink::new(
         tenancy.clone(),
         service_tokens(config, tenancy.clone(), "vault"),
@@ -280,10 +256,7 @@ async fn open_executor(
     tenancy: Channel,
     vault: Option<Channel>,
 ) -> anyhow::Result<Executor> {
-    if config.database_url.is_empty() {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
-    }
+    ensure_data_dir(config)?;
     let queue_url = (!config.queue_url.is_empty()).then_some(config.queue_url.as_str());
     let dispatch = tyboo_broker::connect(queue_url, &config.executor.broker)
         .await
@@ -304,11 +277,33 @@ async fn open_executor(
     Ok(executor)
 }
 
-async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
+/// SQLite files live under the data folder; PostgreSQL needs none.
+fn ensure_data_dir(config: &TybooConfig) -> anyhow::Result<()> {
     if config.database_url.is_empty() {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("creating the data folder {}", config.data_dir.display()))?;
     }
+    Ok(())
+}
+
+/// On the first start of an empty platform (when enabled), the organization,
+/// workspace and owner that `tyboo up` and `tyboo serve tenancy` announce.
+async fn bootstrap(config: &TybooConfig, tenancy: &Tenancy) -> anyhow::Result<Option<Bootstrap>> {
+    if !config.bootstrap.enabled {
+        return Ok(None);
+    }
+    tenancy
+        .bootstrap_if_empty(
+            &config.bootstrap.organization,
+            &config.bootstrap.workspace,
+            &config.bootstrap.owner_email,
+        )
+        .await
+        .context("creating the first organization")
+}
+
+async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
+    ensure_data_dir(config)?;
     let tenancy = Tenancy::connect(&config.database_url_for("tenancy"), config.tenancy.clone())
         .await
         .context("connecting tenancy to its database")?;
