@@ -22,6 +22,11 @@ pub struct ExecutorConfig {
     /// How often a running step's lease is renewed and the execution's
     /// status checked (the cross-process half of cancellation).
     pub heartbeat_interval_ms: u64,
+    /// Deliveries of one step that may lose their worker (it crashed or
+    /// stalled past its lease) before the step is treated as poison and
+    /// dead-lettered. Errors a node reports count against its retry policy
+    /// instead.
+    pub max_deliveries: u32,
     pub reconcile_interval_ms: u64,
     /// A ready step whose dispatch is older than this is dispatched again, in
     /// case its message was lost.
@@ -63,6 +68,7 @@ impl Default for ExecutorConfig {
             max_duration_cap_ms: 24 * 3_600_000,
             lease_duration_ms: 30_000,
             heartbeat_interval_ms: 2_000,
+            max_deliveries: 5,
             reconcile_interval_ms: 5_000,
             redispatch_grace_ms: 30_000,
             reconcile_batch_size: 500,
@@ -88,7 +94,7 @@ impl Default for ExecutorConfig {
 impl ExecutorConfig {
     /// Rejects settings the service cannot run with; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 16] = [
+        let positive: [(&str, u64); 17] = [
             (
                 "max_trigger_payload_bytes",
                 self.max_trigger_payload_bytes as u64,
@@ -101,6 +107,7 @@ impl ExecutorConfig {
             ("max_duration_cap_ms", self.max_duration_cap_ms),
             ("lease_duration_ms", self.lease_duration_ms),
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),
+            ("max_deliveries", u64::from(self.max_deliveries)),
             ("reconcile_interval_ms", self.reconcile_interval_ms),
             ("reconcile_batch_size", self.reconcile_batch_size),
             ("scheduler_interval_ms", self.scheduler_interval_ms),

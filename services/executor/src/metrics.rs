@@ -14,6 +14,9 @@ pub const EXECUTIONS_FINISHED_TOTAL: &str = "tyboo_executor_executions_finished_
 pub const EXECUTIONS_STARTED_TOTAL: &str = "tyboo_executor_executions_started_total";
 /// Steps that landed in the dead-letter queue, by `pool` and `error_class`.
 pub const DEAD_LETTERS_TOTAL: &str = "tyboo_executor_dead_letters_total";
+/// Steps dead-lettered because every delivery lost its worker (crashed or
+/// stalled it), by `pool`.
+pub const POISON_STEPS_TOTAL: &str = "tyboo_executor_poison_steps_total";
 /// Steps the reconciler dispatched again, by `reason` (lost, lease_expired,
 /// startup).
 pub const REDISPATCHED_TOTAL: &str = "tyboo_executor_redispatched_total";
@@ -48,6 +51,11 @@ pub fn describe() {
         DEAD_LETTERS_TOTAL,
         Unit::Count,
         "Steps moved to the dead-letter queue, by pool and error class"
+    );
+    describe_counter!(
+        POISON_STEPS_TOTAL,
+        Unit::Count,
+        "Steps dead-lettered because each delivery lost its worker, by pool"
     );
     describe_counter!(
         REDISPATCHED_TOTAL,

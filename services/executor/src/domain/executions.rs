@@ -147,6 +147,7 @@ impl Domain {
                 lease_owner: None,
                 lease_expires_at: None,
                 dispatched_at: None,
+                lost_workers: 0,
                 ..carried.clone()
             };
             steps::insert(db, &row).await?;
@@ -171,6 +172,7 @@ impl Domain {
                 error_class: None,
                 start_time: Some(now),
                 end_time: Some(now),
+                lost_workers: 0,
             };
             steps::insert(db, &row).await?;
         }

@@ -64,22 +64,24 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> ExecutorResult<Option<Aftermath>> {
         let policy = claimed.policy();
-        let attempt = claimed.attempt();
+        // The retry policy counts the errors the node reported; deliveries
+        // lost with their worker have a limit of their own (max_deliveries).
+        let reported = claimed.reported_attempts();
         let run_status = match error.class {
             ErrorClass::Timeout => NodeRunStatus::TimedOut,
             ErrorClass::Transient | ErrorClass::Permanent => NodeRunStatus::Failed,
         };
         let class = error.class.as_str();
         let message = error.to_string();
-        let retry = error.class.is_retryable() && attempt < policy.max_attempts;
+        let retry = error.class.is_retryable() && reported < policy.max_attempts;
         let mut aftermath = Aftermath::default();
         let transition = if retry {
-            let delay = tyboo_engine::backoff(&policy, attempt, error.retry_after);
+            let delay = tyboo_engine::backoff(&policy, reported, error.retry_after);
             let available_at = crate::storage::truncate(
                 now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()),
             );
             let mut job = claimed.job();
-            job.attempt = attempt + 1;
+            job.attempt = claimed.attempt() + 1;
             aftermath.jobs.push((job, Some(available_at)));
             steps::Transition {
                 state: StepState::Ready.as_str(),

@@ -106,6 +106,7 @@ impl Domain {
                     error_class: None,
                     start_time: None,
                     end_time: (state == StepState::Skipped).then_some(now),
+                    lost_workers: 0,
                 };
                 steps::insert(db, &row).await?;
                 known.insert(node_id.clone());

@@ -41,6 +41,12 @@ impl Claimed {
         u32::try_from(self.step.attempt).unwrap_or(1)
     }
 
+    /// Attempts that ended in an error the node reported, which the retry
+    /// policy counts; attempts lost with their worker are not among them.
+    pub fn reported_attempts(&self) -> u32 {
+        u32::try_from(self.step.attempt - self.step.lost_workers).unwrap_or(1)
+    }
+
     pub fn policy(&self) -> RetryPolicy {
         self.node.retry.clone().unwrap_or_default()
     }
@@ -110,11 +116,13 @@ impl Domain {
         let node = graph.node(&step.node_id).cloned().ok_or_else(|| {
             ExecutorError::Internal(format!("step of unknown node {}", step.node_id))
         })?;
-        let max_attempts =
-            i32::try_from(node.retry.clone().unwrap_or_default().max_attempts.max(1))
-                .unwrap_or(i32::MAX);
+        // A lost delivery ends its attempt (the node run is closed as failed)
+        // without spending the node's retry budget, which is for errors the
+        // node reports; lost deliveries have their own limit.
         let attempt = if lost { step.attempt + 1 } else { step.attempt };
-        let exhausted = lost && attempt > max_attempts;
+        let lost_workers = step.lost_workers + i32::from(lost);
+        let max_deliveries = i32::try_from(self.config().max_deliveries).unwrap_or(i32::MAX);
+        let poisoned = lost && lost_workers >= max_deliveries;
 
         let rows = steps::list_for_execution(self.db(), execution.id).await?;
         let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows);
@@ -135,6 +143,7 @@ impl Domain {
                 expected_state: &step.state,
                 expected_fencing: step.fencing,
                 attempt,
+                lost_workers,
                 lease_owner: owner,
                 lease_expires_at: now + self.lease_duration(),
                 now,
@@ -162,7 +171,7 @@ impl Domain {
             .await?;
         }
         executions::mark_running(&txn, execution.id, now).await?;
-        if resume_output.is_none() && !exhausted {
+        if resume_output.is_none() && !poisoned {
             let run = node_run::Model {
                 id: Uuid::now_v7(),
                 workspace_id: execution.workspace_id,
@@ -188,6 +197,7 @@ impl Domain {
         let step = step::Model {
             state: StepState::Running.as_str().to_owned(),
             attempt,
+            lost_workers,
             fencing: step.fencing + 1,
             lease_owner: Some(owner.to_owned()),
             lease_expires_at: Some(now + self.lease_duration()),
@@ -204,17 +214,19 @@ impl Domain {
             trigger,
             resume_output,
         };
-        // A worker lost more often than the policy allows is treated like an
-        // exhausted retry: a job that kills its worker every time must not
-        // hold the pool forever.
-        if exhausted {
-            let error = NodeError::transient(format!(
-                "the worker running this node was lost {} times",
-                attempt - 1
+        // A step whose deliveries crash or stall their worker every time is
+        // poison: after `max_deliveries` of them it goes to the dead-letter
+        // queue instead of taking down worker after worker.
+        if poisoned {
+            let error = NodeError::permanent(format!(
+                "delivered {lost_workers} times, and each time the worker running it \
+                 stopped responding before a result (max_deliveries = {max_deliveries})"
             ));
             claimed.step.attempt = attempt - 1;
             let aftermath = self.apply_failure(&txn, &claimed, error, now).await?;
             txn.commit().await?;
+            ::metrics::counter!(crate::metrics::POISON_STEPS_TOTAL, "pool" => claimed.step.pool.clone())
+                .increment(1);
             if let Some(aftermath) = aftermath {
                 self.after_commit(claimed.execution.id, aftermath).await;
             }

@@ -37,6 +37,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, model: &step::Model) -> Result<(
         error_class: Set(model.error_class.clone()),
         start_time: Set(model.start_time),
         end_time: Set(model.end_time),
+        lost_workers: Set(model.lost_workers),
     })
     .exec_without_returning(db)
     .await
@@ -71,6 +72,7 @@ pub struct Claim<'a> {
     pub expected_state: &'a str,
     pub expected_fencing: i64,
     pub attempt: i32,
+    pub lost_workers: i32,
     pub lease_owner: &'a str,
     pub lease_expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
@@ -82,6 +84,7 @@ pub async fn claim<C: ConnectionTrait>(db: &C, claim: Claim<'_>) -> Result<bool,
     let result = step::Entity::update_many()
         .col_expr(step::Column::State, Expr::value("running"))
         .col_expr(step::Column::Attempt, Expr::value(claim.attempt))
+        .col_expr(step::Column::LostWorkers, Expr::value(claim.lost_workers))
         .col_expr(
             step::Column::Fencing,
             Expr::value(claim.expected_fencing + 1),

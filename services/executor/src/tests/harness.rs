@@ -37,6 +37,7 @@ pub fn test_config() -> ExecutorConfig {
         redispatch_grace_ms: 1_000,
         lease_duration_ms: 2_000,
         heartbeat_interval_ms: 400,
+        max_deliveries: 3,
         scheduler_interval_ms: 200,
         worker_receive_wait_ms: 100,
         worker_shutdown_grace_ms: 500,

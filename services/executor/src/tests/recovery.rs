@@ -120,7 +120,138 @@ async fn a_worker_that_lost_its_lease_cannot_commit(world: World) {
     );
 }
 
+async fn a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries(world: World) {
+    let workflow_id = world
+        .create(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual"},
+                {"id": "work", "type": "set", "parameters": {"values": {"done": true}},
+                 "retry": {"max_attempts": 1}}
+            ],
+            "edges": [{"from": "start", "to": "work"}]
+        }))
+        .await;
+    let execution_id = world.start(workflow_id, json!({})).await;
+    let domain = world.executor.domain();
+    let job = Job {
+        pool: "default".to_owned(),
+        execution_id,
+        node_id: "work".to_owned(),
+        attempt: 1,
+        workspace_id: world.workspace_id,
+    };
+    let max_deliveries = world.config.max_deliveries;
+    assert!(max_deliveries > 1);
+    // Each delivery's worker dies holding the step: its lease runs out.
+    // Lost deliveries don't spend the node's single attempt.
+    for delivery in 1..=max_deliveries {
+        let ClaimOutcome::Claimed(claimed) = domain
+            .claim_step(&job, &format!("worker-{delivery}"))
+            .await
+            .unwrap()
+        else {
+            panic!("delivery {delivery} is claimed");
+        };
+        assert_eq!(claimed.step.attempt, delivery as i32);
+        assert_eq!(claimed.step.lost_workers, delivery as i32 - 1);
+        tokio::time::sleep(Duration::from_millis(world.config.lease_duration_ms + 200)).await;
+    }
+    // The next delivery finds the step poison and dead-letters it.
+    assert!(matches!(
+        domain.claim_step(&job, "worker-last").await.unwrap(),
+        ClaimOutcome::Nothing
+    ));
+    let detail = world.finished(execution_id, Duration::from_secs(5)).await;
+    assert_eq!(detail.execution.status, "failed");
+    assert_eq!(super::harness::state_of(&detail, "work"), "failed");
+    let error = detail.execution.error.clone().unwrap_or_default();
+    assert!(
+        error.contains(&format!("delivered {max_deliveries} times")),
+        "{error}"
+    );
+    let lost_runs: Vec<_> = detail
+        .runs
+        .iter()
+        .filter(|run| run.node_id == "work")
+        .collect();
+    assert_eq!(lost_runs.len(), max_deliveries as usize);
+    assert!(lost_runs.iter().all(|run| {
+        run.status == "failed"
+            && run
+                .error
+                .as_deref()
+                .is_some_and(|error| error.contains("stopped responding"))
+    }));
+    let (letters, _) = domain
+        .list_dead_letters(&world.scope(), &Default::default(), 10, "")
+        .await
+        .unwrap();
+    assert_eq!(letters.len(), 1);
+    assert_eq!(letters[0].node_id, "work");
+    assert_eq!(letters[0].attempts, max_deliveries as i32);
+    assert!(
+        letters[0].error.contains("max_deliveries"),
+        "{}",
+        letters[0].error
+    );
+    // A stale worker coming back cannot overwrite the decision.
+    assert!(matches!(
+        domain.claim_step(&job, "worker-late").await.unwrap(),
+        ClaimOutcome::Nothing
+    ));
+}
+
+/// A failure the node reports after a lost delivery still gets the node's
+/// whole retry budget: lost deliveries are counted apart.
+async fn lost_deliveries_do_not_spend_the_retry_budget(world: World) {
+    let workflow_id = world
+        .create(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual"},
+                {"id": "work", "type": "set", "parameters": {"values": {"done": true}},
+                 "retry": {"max_attempts": 2, "initial_backoff_ms": 1, "max_backoff_ms": 1}}
+            ],
+            "edges": [{"from": "start", "to": "work"}]
+        }))
+        .await;
+    let execution_id = world.start(workflow_id, json!({})).await;
+    let domain = world.executor.domain();
+    let job = Job {
+        pool: "default".to_owned(),
+        execution_id,
+        node_id: "work".to_owned(),
+        attempt: 1,
+        workspace_id: world.workspace_id,
+    };
+    let ClaimOutcome::Claimed(_lost) = domain.claim_step(&job, "worker-a").await.unwrap() else {
+        panic!("the ready step can be claimed");
+    };
+    tokio::time::sleep(Duration::from_millis(world.config.lease_duration_ms + 200)).await;
+    let ClaimOutcome::Claimed(second) = domain.claim_step(&job, "worker-b").await.unwrap() else {
+        panic!("the lost step is taken over");
+    };
+    assert_eq!((second.step.attempt, second.reported_attempts()), (2, 1));
+    let committed = domain
+        .commit_failure(
+            &second,
+            tyboo_engine::NodeError::transient("upstream hiccup"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::Applied);
+    let detail = world
+        .finished(execution_id, Duration::from_millis(300))
+        .await;
+    assert_eq!(
+        super::harness::state_of(&detail, "work"),
+        "ready",
+        "the node's first reported failure is retried"
+    );
+}
+
 conformance!(
     a_restart_finishes_executions_without_rerunning_completed_nodes,
     a_worker_that_lost_its_lease_cannot_commit,
+    a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries,
+    lost_deliveries_do_not_spend_the_retry_budget,
 );

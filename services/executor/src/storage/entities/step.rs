@@ -30,6 +30,9 @@ pub struct Model {
     pub error_class: Option<String>,
     pub start_time: Option<DateTimeUtc>,
     pub end_time: Option<DateTimeUtc>,
+    /// Deliveries whose worker stopped responding before a result (crashed
+    /// or stalled); past `max_deliveries` the step is dead-lettered.
+    pub lost_workers: i32,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

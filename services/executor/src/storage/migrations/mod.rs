@@ -4,11 +4,15 @@
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261126_000001_create_executor;
+mod m20261126_000002_step_lost_workers;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261126_000001_create_executor::Migration)]
+        vec![
+            Box::new(m20261126_000001_create_executor::Migration),
+            Box::new(m20261126_000002_step_lost_workers::Migration),
+        ]
     }
 }
