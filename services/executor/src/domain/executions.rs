@@ -256,8 +256,8 @@ impl Domain {
         txn.commit().await?;
         if stopped {
             let aftermath = Aftermath {
-                jobs: Vec::new(),
                 finished: Some(ExecutionStatus::Cancelled),
+                ..Aftermath::default()
             };
             self.after_commit(execution_id, aftermath).await;
         }
@@ -295,8 +295,8 @@ impl Domain {
         txn.commit().await?;
         if stopped {
             let aftermath = Aftermath {
-                jobs: Vec::new(),
                 finished: Some(ExecutionStatus::TimedOut),
+                ..Aftermath::default()
             };
             self.after_commit(execution_id, aftermath).await;
         }

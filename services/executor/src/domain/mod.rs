@@ -145,10 +145,22 @@ impl Domain {
         workflow_id: Uuid,
         version: i64,
     ) -> ExecutorResult<Arc<WorkflowGraph>> {
+        self.graph_on(self.db(), workspace_id, workflow_id, version)
+            .await
+    }
+
+    /// [`Domain::graph`], read on `db` (a transaction) when not cached.
+    pub(crate) async fn graph_on<C: sea_orm::ConnectionTrait>(
+        &self,
+        db: &C,
+        workspace_id: Uuid,
+        workflow_id: Uuid,
+        version: i64,
+    ) -> ExecutorResult<Arc<WorkflowGraph>> {
         if let Some(graph) = self.cached_graph(workflow_id, version) {
             return Ok(graph);
         }
-        let row = storage::workflows::find_version(self.db(), workspace_id, workflow_id, version)
+        let row = storage::workflows::find_version(db, workspace_id, workflow_id, version)
             .await?
             .ok_or(ExecutorError::NotFound("workflow version"))?;
         let graph: WorkflowGraph = serde_json::from_str(&row.graph).map_err(|error| {

@@ -25,11 +25,17 @@ pub struct Aftermath {
     pub jobs: Jobs,
     /// The execution reached this terminal status.
     pub finished: Option<ExecutionStatus>,
+    /// Every step row as the transaction left them, when it advanced the
+    /// execution (for taking the next step on without reading them again).
+    pub steps: Vec<step::Model>,
 }
 
 impl Aftermath {
     pub fn merge(&mut self, other: Aftermath) {
         self.jobs.extend(other.jobs);
+        if !other.steps.is_empty() {
+            self.steps = other.steps;
+        }
         if other.finished.is_some() {
             self.finished = other.finished;
         }
@@ -67,7 +73,8 @@ impl Domain {
     ) -> ExecutorResult<Aftermath> {
         let rows = steps::list_for_execution(db, execution.id).await?;
         let mut terminal = terminal_map(&rows);
-        let mut known: HashSet<String> = rows.into_iter().map(|row| row.node_id).collect();
+        let mut known: HashSet<String> = rows.iter().map(|row| row.node_id.clone()).collect();
+        let mut rows = rows;
         let mut aftermath = Aftermath::default();
         // A skip can decide further nodes, so repeat until nothing changes.
         loop {
@@ -109,6 +116,7 @@ impl Domain {
                     lost_workers: 0,
                 };
                 steps::insert(db, &row).await?;
+                rows.push(row);
                 known.insert(node_id.clone());
                 match decision {
                     Decision::Run => aftermath.jobs.push((
@@ -148,6 +156,7 @@ impl Domain {
                 aftermath.finished = Some(ExecutionStatus::Succeeded);
             }
         }
+        aftermath.steps = rows;
         Ok(aftermath)
     }
 

@@ -13,7 +13,7 @@ use tyboo_broker::Job;
 use tyboo_engine::{ErrorClass, LlmUsage, NodeError, NodeSpec, RetryPolicy, WorkflowGraph};
 use uuid::Uuid;
 
-use super::progress::terminal_map;
+use super::progress::{Aftermath, terminal_map};
 use super::{Domain, ExecutionStatus, NodeRunStatus, StepState, json_column, now, to_json_text};
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::storage::entities::{execution, node_run, step};
@@ -62,6 +62,14 @@ impl Claimed {
     }
 }
 
+/// Who may take the next step of an execution on right after committing
+/// one: a worker of these pools.
+#[derive(Clone, Copy, Debug)]
+pub struct Continue<'a> {
+    pub pools: &'a [String],
+    pub owner: &'a str,
+}
+
 pub enum ClaimOutcome {
     Claimed(Box<Claimed>),
     /// Nothing to run for this message: acknowledge it.
@@ -80,34 +88,47 @@ pub enum Committed {
 }
 
 impl Domain {
-    /// Takes the step a job names, if it can run now.
+    /// Takes the step a job names, if it can run now. One transaction: the
+    /// execution row is locked first (as every commit does), and the reads
+    /// the claim depends on happen under that lock.
     pub async fn claim_step(&self, job: &Job, owner: &str) -> ExecutorResult<ClaimOutcome> {
         let now = now();
-        let Some(execution) = executions::find(self.db(), job.execution_id).await? else {
+        let txn = self.store().begin_write().await?;
+        let Some(execution) = executions::lock(&txn, job.execution_id).await? else {
+            txn.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         };
         if ExecutionStatus::parse(&execution.status).is_none_or(ExecutionStatus::is_terminal) {
+            txn.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         }
         if execution.deadline <= now {
+            txn.rollback().await?;
             self.time_out_execution(execution.id).await?;
             return Ok(ClaimOutcome::Nothing);
         }
-        let Some(step) = steps::find(self.db(), job.execution_id, &job.node_id).await? else {
+        let rows = steps::list_for_execution(&txn, execution.id).await?;
+        let Some(step) = rows.iter().find(|row| row.node_id == job.node_id).cloned() else {
+            txn.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         };
         let state = StepState::parse(&step.state);
         let lost = match state {
             Some(StepState::Ready | StepState::Waiting) if step.available_at > now => {
+                txn.rollback().await?;
                 return Ok(ClaimOutcome::Later(step.available_at));
             }
             Some(StepState::Ready | StepState::Waiting) => false,
             // A running step whose lease ran out lost its worker.
             Some(StepState::Running) if step.lease_expires_at.is_some_and(|at| at <= now) => true,
-            _ => return Ok(ClaimOutcome::Nothing),
+            _ => {
+                txn.rollback().await?;
+                return Ok(ClaimOutcome::Nothing);
+            }
         };
         let graph = self
-            .graph(
+            .graph_on(
+                &txn,
                 execution.workspace_id,
                 execution.workflow_id,
                 execution.workflow_version,
@@ -124,7 +145,6 @@ impl Domain {
         let max_deliveries = i32::try_from(self.config().max_deliveries).unwrap_or(i32::MAX);
         let poisoned = lost && lost_workers >= max_deliveries;
 
-        let rows = steps::list_for_execution(self.db(), execution.id).await?;
         let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows);
         let trigger = json_column(&execution.input);
         let resume_output = (state == Some(StepState::Waiting)).then(|| {
@@ -134,8 +154,6 @@ impl Domain {
                 .unwrap_or(Value::Null)
         });
 
-        let txn = self.store().begin_write().await?;
-        executions::lock(&txn, execution.id).await?;
         let claimed = steps::claim(
             &txn,
             steps::Claim {
@@ -170,7 +188,9 @@ impl Domain {
             )
             .await?;
         }
-        executions::mark_running(&txn, execution.id, now).await?;
+        if execution.status == ExecutionStatus::Queued.as_str() {
+            executions::mark_running(&txn, execution.id, now).await?;
+        }
         if resume_output.is_none() && !poisoned {
             let run = node_run::Model {
                 id: Uuid::now_v7(),
@@ -251,11 +271,31 @@ impl Domain {
         port: String,
         usage: Option<LlmUsage>,
     ) -> ExecutorResult<Committed> {
+        self.commit_success_and_continue(claimed, output, port, usage, None)
+            .await
+            .map(|(committed, _)| committed)
+    }
+
+    /// [`Domain::commit_success`], and, when `next` is given and the commit
+    /// readies a step of one of its pools, claims that step for the same
+    /// worker in the same transaction: the worker runs it at once, without a
+    /// queue round trip or a claim transaction of its own. Other readied
+    /// steps are dispatched as usual. A worker that dies holding the taken
+    /// step loses it like any claimed step: its lease runs out and the
+    /// reconciler dispatches it again.
+    pub async fn commit_success_and_continue(
+        &self,
+        claimed: &Claimed,
+        output: Value,
+        port: String,
+        usage: Option<LlmUsage>,
+        next: Option<Continue<'_>>,
+    ) -> ExecutorResult<(Committed, Option<Box<Claimed>>)> {
         let now = now();
         let txn = self.store().begin_write().await?;
         let Some(execution) = self.lock_active(&txn, claimed.execution.id).await? else {
             txn.rollback().await?;
-            return Ok(self.refused());
+            return Ok((self.refused(), None));
         };
         let output_text = to_json_text(&output);
         let data_bytes = execution
@@ -267,7 +307,7 @@ impl Domain {
                 "the execution's data would reach {data_bytes} bytes, over the execution data \
                  cap of {cap} bytes (max_execution_data_bytes)"
             ));
-            return self.finish_failure(txn, claimed, error, now).await;
+            return Ok((self.finish_failure(txn, claimed, error, now).await?, None));
         }
         let moved = steps::transition_held(
             &txn,
@@ -288,7 +328,7 @@ impl Domain {
         .await?;
         if !moved {
             txn.rollback().await?;
-            return Ok(self.refused());
+            return Ok((self.refused(), None));
         }
         let (llm_model, prompt_tokens, completion_tokens, total_tokens) = match &usage {
             Some(usage) => (
@@ -318,12 +358,118 @@ impl Domain {
         )
         .await?;
         executions::set_data_bytes(&txn, execution.id, data_bytes).await?;
-        let aftermath = self
+        let mut aftermath = self
             .advance_execution(&txn, &execution, &claimed.graph, now)
             .await?;
+        let continued = match next {
+            Some(next) if aftermath.finished.is_none() && execution.deadline > now => {
+                let execution = execution::Model {
+                    data_bytes,
+                    ..execution
+                };
+                self.take_next(&txn, execution, claimed, &mut aftermath, next, now)
+                    .await?
+            }
+            _ => None,
+        };
+        let execution_id = claimed.execution.id;
         txn.commit().await?;
-        self.after_commit(execution.id, aftermath).await;
-        Ok(Committed::Applied)
+        self.after_commit(execution_id, aftermath).await;
+        Ok((Committed::Applied, continued))
+    }
+
+    /// Claims, inside the committing transaction, one step the commit made
+    /// ready now in a pool of `next`; the rest stay in `aftermath.jobs`.
+    async fn take_next<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        execution: execution::Model,
+        previous: &Claimed,
+        aftermath: &mut Aftermath,
+        next: Continue<'_>,
+        now: DateTime<Utc>,
+    ) -> ExecutorResult<Option<Box<Claimed>>> {
+        let Some(index) = aftermath
+            .jobs
+            .iter()
+            .position(|(job, at)| at.is_none() && next.pools.contains(&job.pool))
+        else {
+            return Ok(None);
+        };
+        let node_id = aftermath.jobs[index].0.node_id.clone();
+        let Some(step) = aftermath
+            .steps
+            .iter()
+            .find(|row| row.node_id == node_id)
+            .cloned()
+        else {
+            return Ok(None);
+        };
+        let Some(node) = previous.graph.node(&node_id).cloned() else {
+            return Ok(None);
+        };
+        let lease_expires_at = now + self.lease_duration();
+        let taken = steps::claim(
+            db,
+            steps::Claim {
+                step_id: step.id,
+                expected_state: &step.state,
+                expected_fencing: step.fencing,
+                attempt: step.attempt,
+                lost_workers: step.lost_workers,
+                lease_owner: next.owner,
+                lease_expires_at,
+                now,
+            },
+        )
+        .await?;
+        if !taken {
+            return Ok(None);
+        }
+        aftermath.jobs.remove(index);
+        let (inputs, nodes) = inputs_of(&previous.graph, &node_id, &aftermath.steps);
+        node_runs::record_start(
+            db,
+            &node_run::Model {
+                id: Uuid::now_v7(),
+                workspace_id: execution.workspace_id,
+                execution_id: execution.id,
+                node_id: node_id.clone(),
+                attempt: step.attempt,
+                status: NodeRunStatus::Running.as_str().to_owned(),
+                input: to_json_text(&Value::Array(inputs.clone())),
+                output: None,
+                port: None,
+                error: None,
+                error_class: None,
+                start_time: now,
+                end_time: None,
+                resume_time: None,
+                llm_model: None,
+                prompt_tokens: None,
+                completion_tokens: None,
+                total_tokens: None,
+            },
+        )
+        .await?;
+        let step = step::Model {
+            state: StepState::Running.as_str().to_owned(),
+            fencing: step.fencing + 1,
+            lease_owner: Some(next.owner.to_owned()),
+            lease_expires_at: Some(lease_expires_at),
+            start_time: Some(now),
+            ..step
+        };
+        Ok(Some(Box::new(Claimed {
+            execution,
+            step,
+            graph: previous.graph.clone(),
+            node,
+            inputs,
+            nodes,
+            trigger: previous.trigger.clone(),
+            resume_output: None,
+        })))
     }
 
     /// Parks a step until `until` (a `delay` node); it then completes with

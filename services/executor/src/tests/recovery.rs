@@ -249,7 +249,88 @@ async fn lost_deliveries_do_not_spend_the_retry_budget(world: World) {
     );
 }
 
+/// A commit that readies the next step of a pool the worker serves hands
+/// that step to the same worker, claimed in the same transaction; a step of
+/// another pool is left to the queue.
+async fn a_commit_takes_the_next_step_of_the_workers_pools_on(world: World) {
+    let workflow_id = world
+        .create(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual"},
+                {"id": "a", "type": "set", "parameters": {"values": {"n": 1}}},
+                {"id": "b", "type": "set", "parameters": {"values": {"n": 2}}},
+                {"id": "c", "type": "set", "parameters": {"values": {"n": 3}}}
+            ],
+            "edges": [{"from": "start", "to": "a"}, {"from": "a", "to": "b"}, {"from": "b", "to": "c"}]
+        }))
+        .await;
+    let execution_id = world.start(workflow_id, json!({})).await;
+    let domain = world.executor.domain();
+    let job = |node_id: &str| Job {
+        pool: "default".to_owned(),
+        execution_id,
+        node_id: node_id.to_owned(),
+        attempt: 1,
+        workspace_id: world.workspace_id,
+    };
+    let ClaimOutcome::Claimed(a) = domain.claim_step(&job("a"), "worker-a").await.unwrap() else {
+        panic!("a is ready");
+    };
+    let pools = ["default".to_owned()];
+    let (committed, next) = domain
+        .commit_success_and_continue(
+            &a,
+            json!({"n": 1}),
+            "main".to_owned(),
+            None,
+            Some(crate::domain::steps::Continue {
+                pools: &pools,
+                owner: "worker-a",
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::Applied);
+    let b = next.expect("b is taken on by the same worker");
+    assert_eq!(b.step.node_id, "b");
+    assert_eq!(b.step.state, "running");
+    assert_eq!(b.inputs, vec![json!({"n": 1})]);
+    // Nobody else can claim it while the lease holds.
+    assert!(matches!(
+        domain.claim_step(&job("b"), "worker-b").await.unwrap(),
+        ClaimOutcome::Nothing
+    ));
+    // A worker of other pools leaves the next step to the queue.
+    let other = ["ai".to_owned()];
+    let (committed, next) = domain
+        .commit_success_and_continue(
+            &b,
+            json!({"n": 2}),
+            "main".to_owned(),
+            None,
+            Some(crate::domain::steps::Continue {
+                pools: &other,
+                owner: "worker-a",
+            }),
+        )
+        .await
+        .unwrap();
+    assert_eq!(committed, Committed::Applied);
+    assert!(next.is_none());
+    let ClaimOutcome::Claimed(c) = domain.claim_step(&job("c"), "worker-b").await.unwrap() else {
+        panic!("c was readied for the queue");
+    };
+    assert_eq!(c.inputs, vec![json!({"n": 2})]);
+    // A stale copy of b cannot commit again.
+    let (refused, _) = domain
+        .commit_success_and_continue(&b, json!({"n": 9}), "main".to_owned(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(refused, Committed::Refused);
+}
+
 conformance!(
+    a_commit_takes_the_next_step_of_the_workers_pools_on,
     a_restart_finishes_executions_without_rerunning_completed_nodes,
     a_worker_that_lost_its_lease_cannot_commit,
     a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries,

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tyboo_broker::Delivery;
 use tyboo_engine::{NodeContext, NodeError, NodeOutcome};
+use tyboo_runtime::shutdown::Shutdown;
 
 use crate::domain::credentials::PlaintextContext;
-use crate::domain::steps::{ClaimOutcome, Claimed, Committed};
+use crate::domain::steps::{ClaimOutcome, Claimed, Committed, Continue};
 use crate::domain::{Domain, now};
 use crate::error::ExecutorResult;
 
@@ -30,68 +31,131 @@ enum Interruption {
 pub(super) async fn handle_delivery(
     domain: &Domain,
     delivery: Delivery,
-    owner: &str,
+    worker: &WorkerIdentity,
     abort: watch::Receiver<bool>,
 ) {
     let dispatch = domain.dispatch().clone();
-    let outcome = run(domain, &delivery, owner, abort).await;
-    let result = match outcome {
-        Ok(Some(not_before)) => dispatch.release(&delivery, not_before).await,
-        Ok(None) => dispatch.ack(&delivery).await,
+    let outcome = run(domain, &delivery, worker, abort.clone()).await;
+    let (result, mut next) = match outcome {
+        Ok(Ran::Again(not_before)) => (dispatch.release(&delivery, not_before).await, None),
+        Ok(Ran::Done(next)) => (dispatch.ack(&delivery).await, next),
         Err(error) => {
             tracing::warn!(%error, execution_id = %delivery.job.execution_id, node_id = %delivery.job.node_id, "step failed to run; offering it again");
             let later =
                 now() + chrono::Duration::from_std(RETRY_AFTER_STORE_ERROR).unwrap_or_default();
-            dispatch.release(&delivery, Some(later)).await
+            (dispatch.release(&delivery, Some(later)).await, None)
         }
     };
     if let Err(error) = result {
         // Unacknowledged deliveries come back after the visibility timeout.
         tracing::warn!(%error, "acknowledging a delivery failed");
     }
+    // Steps the commits readied for this worker's pools run here at once,
+    // one after another, on the same slot.
+    while let Some(claimed) = next.take() {
+        let follow = worker.follow();
+        match run_claimed(domain, &claimed, follow, abort.clone()).await {
+            Ok(following) => next = following,
+            Err(error) => {
+                tracing::warn!(%error, execution_id = %claimed.execution.id, node_id = %claimed.step.node_id, "step failed to commit; handing it back");
+                if let Err(error) = domain.release_step(&claimed).await {
+                    // Its lease runs out and the reconciler dispatches it.
+                    tracing::warn!(%error, "handing a step back failed");
+                }
+            }
+        }
+    }
 }
 
-/// Runs the job; `Ok(Some(at))` asks for the message back (at `at`, or at
-/// once), `Ok(None)` means it is done with.
+/// The worker a job runs on: its consumer name, the pools it serves, and
+/// whether it still takes work.
+pub(super) struct WorkerIdentity {
+    pub consumer: String,
+    pub pools: Vec<String>,
+    pub shutdown: Shutdown,
+}
+
+impl WorkerIdentity {
+    /// Whether, and as whom, this worker takes the next step of an execution
+    /// right after committing one: not once it is shutting down.
+    fn follow(&self) -> Option<Continue<'_>> {
+        (!self.shutdown.is_triggered()).then_some(Continue {
+            pools: &self.pools,
+            owner: &self.consumer,
+        })
+    }
+}
+
+/// What became of a delivered job.
+enum Ran {
+    /// Deliver the message again (at this time, or at once).
+    Again(Option<chrono::DateTime<chrono::Utc>>),
+    /// Done with the message; maybe with the execution's next step claimed
+    /// for this worker.
+    Done(Option<Box<Claimed>>),
+}
+
 async fn run(
     domain: &Domain,
     delivery: &Delivery,
-    owner: &str,
+    worker: &WorkerIdentity,
     abort: watch::Receiver<bool>,
-) -> ExecutorResult<Option<Option<chrono::DateTime<chrono::Utc>>>> {
-    let claimed = match domain.claim_step(&delivery.job, owner).await? {
-        ClaimOutcome::Nothing => return Ok(None),
-        ClaimOutcome::Later(at) => return Ok(Some(Some(at))),
+) -> ExecutorResult<Ran> {
+    let claimed = match domain.claim_step(&delivery.job, &worker.consumer).await? {
+        ClaimOutcome::Nothing => return Ok(Ran::Done(None)),
+        ClaimOutcome::Later(at) => return Ok(Ran::Again(Some(at))),
         ClaimOutcome::Claimed(claimed) => claimed,
     };
+    run_claimed(domain, &claimed, worker.follow(), abort)
+        .await
+        .map(Ran::Done)
+}
+
+/// Runs a claimed step's node and commits its outcome; returns the next step
+/// when the commit took one on for this worker.
+async fn run_claimed(
+    domain: &Domain,
+    claimed: &Claimed,
+    follow: Option<Continue<'_>>,
+    abort: watch::Receiver<bool>,
+) -> ExecutorResult<Option<Box<Claimed>>> {
     if let Some(output) = claimed.resume_output.clone() {
-        domain
-            .commit_success(&claimed, output, tyboo_engine::MAIN_PORT.to_owned(), None)
+        let (_, next) = domain
+            .commit_success_and_continue(
+                claimed,
+                output,
+                tyboo_engine::MAIN_PORT.to_owned(),
+                None,
+                follow,
+            )
             .await?;
-        record(&claimed, "succeeded", None);
-        return Ok(None);
+        record(claimed, "succeeded", None);
+        return Ok(next);
     }
     let started = Instant::now();
     let execution_id = claimed.execution.id;
-    let result = run_node(domain, &claimed, abort).await;
+    let result = run_node(domain, claimed, abort).await;
     domain.cancellations().release(execution_id);
     let elapsed = started.elapsed();
+    let mut next = None;
     let (status, committed) = match result {
         Ok(Ok(NodeOutcome::Completed {
             port,
             output,
             usage,
-        })) => (
-            "succeeded",
-            domain.commit_success(&claimed, output, port, usage).await?,
-        ),
-        Ok(Ok(NodeOutcome::Wait { until, output })) => (
-            "waiting",
-            domain.commit_wait(&claimed, until, output).await?,
-        ),
+        })) => {
+            let (committed, following) = domain
+                .commit_success_and_continue(claimed, output, port, usage, follow)
+                .await?;
+            next = following;
+            ("succeeded", committed)
+        }
+        Ok(Ok(NodeOutcome::Wait { until, output })) => {
+            ("waiting", domain.commit_wait(claimed, until, output).await?)
+        }
         Ok(Err(error)) => {
             let status = if error.class.is_retryable()
-                && claimed.attempt() < claimed.policy().max_attempts
+                && claimed.reported_attempts() < claimed.policy().max_attempts
             {
                 "retried"
             } else if error.class == tyboo_engine::ErrorClass::Timeout {
@@ -99,7 +163,7 @@ async fn run(
             } else {
                 "failed"
             };
-            (status, domain.commit_failure(&claimed, error).await?)
+            (status, domain.commit_failure(claimed, error).await?)
         }
         Err(Interruption::Stopped) => ("cancelled", Committed::Refused),
         Err(Interruption::Deadline) => {
@@ -107,7 +171,7 @@ async fn run(
             ("timed_out", Committed::Refused)
         }
         Err(Interruption::Shutdown) => {
-            domain.release_step(&claimed).await?;
+            domain.release_step(claimed).await?;
             ("released", Committed::Refused)
         }
     };
@@ -116,8 +180,8 @@ async fn run(
     } else {
         status
     };
-    record(&claimed, status, Some(elapsed));
-    Ok(None)
+    record(claimed, status, Some(elapsed));
+    Ok(next)
 }
 
 /// Runs the node until it finishes, or until the execution stops, the lease

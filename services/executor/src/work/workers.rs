@@ -10,7 +10,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use tyboo_engine::Pool;
 use tyboo_runtime::shutdown::Shutdown;
 
-use super::runner::handle_delivery;
+use super::runner::{WorkerIdentity, handle_delivery};
 use crate::Executor;
 use crate::domain::Domain;
 
@@ -63,6 +63,11 @@ async fn receive_loop(domain: Domain, pools: Vec<String>, concurrency: usize, sh
     let mut running = JoinSet::new();
     let wait = Duration::from_millis(domain.config().worker_receive_wait_ms);
     tracing::info!(consumer = %consumer, pools = ?pools, concurrency, "workers started");
+    let worker = Arc::new(WorkerIdentity {
+        consumer: consumer.clone(),
+        pools: pools.clone(),
+        shutdown: shutdown.clone(),
+    });
     loop {
         while running.try_join_next().is_some() {}
         let first = tokio::select! {
@@ -93,10 +98,10 @@ async fn receive_loop(domain: Domain, pools: Vec<String>, concurrency: usize, sh
                 break;
             };
             let domain = domain.clone();
-            let consumer = consumer.clone();
+            let worker = worker.clone();
             let abort = abort.clone();
             running.spawn(async move {
-                handle_delivery(&domain, delivery, &consumer, abort).await;
+                handle_delivery(&domain, delivery, &worker, abort).await;
                 drop(permit);
             });
         }
