@@ -29,6 +29,15 @@ pub enum WorkflowKind {
     Chain40,
 }
 
+/// How executions are started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Via {
+    /// `POST /v1/workflows/{id}/executions` with JSON through the edge.
+    Http,
+    /// `ExecutionService.StartExecution` as native gRPC through the edge.
+    Grpc,
+}
+
 #[derive(Debug, Parser)]
 #[command(name = "tyboo-load", about = "Load generator for Tyboo Studio")]
 pub struct Args {
@@ -51,6 +60,14 @@ pub struct Args {
     /// Executions started per second; 0 starts them as fast as the edge takes them.
     #[arg(long, default_value_t = 0.0)]
     rate: f64,
+    /// How API-started workflows (noop, chain40) are started; webhook3 is
+    /// always delivered as an HTTP webhook.
+    #[arg(long, value_enum, default_value = "http")]
+    via: Via,
+    /// Run twice: flat out to find the peak, then at half of that rate, and
+    /// print both (latency targets are judged at half of peak load).
+    #[arg(long)]
+    half_peak: bool,
     /// Requests in flight at once while starting executions.
     #[arg(long, default_value_t = 16)]
     concurrency: usize,
@@ -91,24 +108,46 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     let target = Target::open(&args).await?;
     let scenario = Scenario::prepare(&target, args.workflow).await?;
-    let cpu_before = report::cpu_seconds(&target.cpu_pids(&args.pids));
-    let started = Instant::now();
-    let execution_ids = scenario
-        .start_all(&target, args.executions, args.rate, args.concurrency)
-        .await?;
-    let submitted = started.elapsed();
-    scenario
-        .wait_until_finished(&target, &execution_ids, Duration::from_secs(600))
-        .await?;
-    let wall = started.elapsed();
-    let cpu = report::cpu_seconds(&target.cpu_pids(&args.pids)) - cpu_before;
-    let executions = scenario.fetch_all(&target, &execution_ids).await?;
-    let figures =
-        report::Figures::from_executions(&executions, args.workflow, wall, submitted, cpu);
-    figures.print(&args);
+    let figures = measure(&target, &scenario, &args, args.rate).await?;
+    figures.print(&args, "");
+    if args.half_peak {
+        let rate = figures.throughput / 2.0;
+        println!();
+        let half = measure(&target, &scenario, &args, rate).await?;
+        half.print(&args, &format!(" at half of peak ({rate:.1}/s)"));
+    }
     if args.baselines {
         let measured = baselines::measure(&args.baseline_redis, &args.baseline_postgres).await?;
         report::print_ratios(&figures, &measured);
     }
     target.stop().await
+}
+
+/// One measured batch of `args.executions`, started at `rate` per second
+/// (0: flat out).
+async fn measure(
+    target: &Target,
+    scenario: &Scenario,
+    args: &Args,
+    rate: f64,
+) -> anyhow::Result<report::Figures> {
+    let cpu_before = report::cpu_seconds(&target.cpu_pids(&args.pids));
+    let started = Instant::now();
+    let execution_ids = scenario
+        .start_all(target, args.executions, rate, args.concurrency)
+        .await?;
+    let submitted = started.elapsed();
+    scenario
+        .wait_until_finished(target, &execution_ids, Duration::from_secs(600))
+        .await?;
+    let wall = started.elapsed();
+    let cpu = report::cpu_seconds(&target.cpu_pids(&args.pids)) - cpu_before;
+    let executions = scenario.fetch_all(target, &execution_ids).await?;
+    Ok(report::Figures::from_executions(
+        &executions,
+        args.workflow,
+        wall,
+        submitted,
+        cpu,
+    ))
 }

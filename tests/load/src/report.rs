@@ -117,8 +117,8 @@ impl Figures {
         1000.0 / (self.throughput * self.steps_per_execution as f64).max(1e-9)
     }
 
-    pub fn print(&self, args: &Args) {
-        println!("workflow            {:?}", args.workflow);
+    pub fn print(&self, args: &Args, load: &str) {
+        println!("workflow            {:?}{load}", args.workflow);
         println!(
             "executions          {} ({} succeeded), started in {:.2} s, all finished in {:.2} s",
             self.executions,
@@ -132,6 +132,13 @@ impl Figures {
             self.steps_per_execution,
             self.ms_per_step()
         );
+        if self.steps_per_execution > 1 {
+            println!(
+                "sequential          {:.2} ms per step (end-to-end p50 ÷ {} steps)",
+                self.end_to_end_ms.p50 / self.steps_per_execution as f64,
+                self.steps_per_execution
+            );
+        }
         println!(
             "enqueue-to-start    p50 {:.2} ms   p99 {:.2} ms",
             self.enqueue_to_start_ms.p50, self.enqueue_to_start_ms.p99

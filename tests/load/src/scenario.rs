@@ -9,13 +9,18 @@ use serde_json::{Value, json};
 use tyboo::config::TybooConfig;
 use tyboo::mesh::Mesh;
 
-use crate::{Args, WorkflowKind};
+use tyboo_proto::tyboo::executor::v1 as pb;
+use tyboo_proto::tyboo::executor::v1::execution_service_client::ExecutionServiceClient;
+
+use crate::{Args, Via, WorkflowKind};
 
 pub struct Target {
     pub edge: String,
     pub api_key: String,
     pub workspace_id: String,
     pub http: reqwest::Client,
+    /// Native gRPC to the edge, for `--via grpc`.
+    grpc: Option<ExecutionServiceClient<tonic::transport::Channel>>,
     embedded: Option<(Mesh, Option<std::path::PathBuf>)>,
 }
 
@@ -38,8 +43,10 @@ impl Target {
                 .as_str()
                 .context("no workspace in /v1/me")?
                 .to_owned();
+            let edge = edge.trim_end_matches('/').to_owned();
             return Ok(Target {
-                edge: edge.trim_end_matches('/').to_owned(),
+                grpc: grpc_client(args, &edge).await?,
+                edge,
                 api_key: api_key.clone(),
                 workspace_id,
                 http,
@@ -66,14 +73,22 @@ impl Target {
         config.listen.admin = any_port;
         config.log.filter = "warn".to_owned();
         config.edge.max_body_bytes = 4 * 1024 * 1024;
+        // jq runs in sandbox processes of the `tyboo` binary built beside
+        // this one, as in a deployment; without it, in threads.
+        let sibling = std::env::current_exe()?.with_file_name("tyboo");
+        if sibling.is_file() {
+            config.executor.engine.limits.expression.evaluator_command = Some(sibling);
+        }
         tyboo_runtime_logging(&config);
         let mesh = Mesh::start_embedded(config).await?;
         let bootstrap = mesh
             .bootstrap
             .clone()
             .context("the data folder is not empty: pass an empty --data-dir")?;
+        let edge = format!("http://{}", mesh.edge_address.context("no edge")?);
         Ok(Target {
-            edge: format!("http://{}", mesh.edge_address.context("no edge")?),
+            grpc: grpc_client(args, &edge).await?,
+            edge,
             api_key: bootstrap.api_key,
             workspace_id: bootstrap.workspace_id.to_string(),
             http,
@@ -131,6 +146,20 @@ impl Target {
         }
         Ok(serde_json::from_str(&text)?)
     }
+}
+
+async fn grpc_client(
+    args: &Args,
+    edge: &str,
+) -> anyhow::Result<Option<ExecutionServiceClient<tonic::transport::Channel>>> {
+    if args.via != Via::Grpc {
+        return Ok(None);
+    }
+    let channel = tonic::transport::Endpoint::from_shared(edge.to_owned())?
+        .connect()
+        .await
+        .context("connecting to the edge over gRPC")?;
+    Ok(Some(ExecutionServiceClient::new(channel)))
 }
 
 fn tyboo_runtime_logging(config: &TybooConfig) {
@@ -230,6 +259,22 @@ impl Scenario {
                     bail!("webhook answered {}", response.status());
                 }
                 response.json::<Value>().await?
+            }
+            WorkflowKind::Noop | WorkflowKind::Chain40 if target.grpc.is_some() => {
+                let mut client = target.grpc.clone().context("no gRPC client")?;
+                let mut request = tonic::Request::new(pb::StartExecutionRequest {
+                    workflow_id: self.workflow_id.clone(),
+                    version: None,
+                    input: Some(tyboo_executor::grpc::conversions::json_to_value(
+                        &json!({"n": index}),
+                    )),
+                });
+                request.metadata_mut().insert(
+                    "authorization",
+                    format!("Bearer {}", target.api_key).parse()?,
+                );
+                let started = client.start_execution(request).await?.into_inner();
+                json!({"executionId": started.execution.context("no execution")?.id})
             }
             WorkflowKind::Noop | WorkflowKind::Chain40 => {
                 let started = target
