@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::SqliteJournalMode;
+use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
     ConnectOptions, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr,
     SqliteTransactionMode, Statement, TransactionOptions, TransactionTrait,
@@ -13,9 +13,16 @@ use sea_orm::{
 const CONNECTION_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A pool of connections to one service's database.
+///
+/// On a SQLite file, write transactions get a pool of their own with a
+/// single connection: SQLite has one write lock per file, and connections
+/// that race for it back off in sleeps of up to 100 ms, while writers
+/// queued on the pool wait their turn without sleeping. Readers keep the
+/// main pool (WAL lets them read while the writer writes).
 #[derive(Clone, Debug)]
 pub struct Database {
     connection: DatabaseConnection,
+    writer: Option<DatabaseConnection>,
 }
 
 impl Database {
@@ -32,6 +39,8 @@ impl Database {
                 "schema name {schema:?} must be lowercase letters, digits and underscores"
             )));
         }
+        let (database_url, synchronous) = sqlite_synchronous(database_url)?;
+        let database_url = database_url.as_str();
         let mut options = ConnectOptions::new(database_url.to_owned());
         options
             .max_connections(max_connections)
@@ -43,15 +52,25 @@ impl Database {
             .set_schema_search_path(schema)
             // WAL lets readers proceed while one transaction writes, and the
             // default busy timeout makes writers queue instead of failing.
-            .map_sqlx_sqlite_opts(|sqlite| sqlite.journal_mode(SqliteJournalMode::Wal));
-        if let Some(path) = sqlite_file_path(database_url) {
-            create_parent_directory(path);
-        }
+            .map_sqlx_sqlite_opts(move |sqlite| {
+                sqlite
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .synchronous(synchronous)
+            });
+        let writer = match sqlite_file_path(database_url) {
+            Some(path) => {
+                create_parent_directory(path);
+                let mut writer_options = options.clone();
+                writer_options.max_connections(1).min_connections(1);
+                Some(sea_orm::Database::connect(writer_options).await?)
+            }
+            None => None,
+        };
         let connection = sea_orm::Database::connect(options).await?;
         if connection.get_database_backend() == DbBackend::Postgres {
             ensure_postgres_schema(&connection, schema).await?;
         }
-        Ok(Database { connection })
+        Ok(Database { connection, writer })
     }
 
     pub fn connection(&self) -> &DatabaseConnection {
@@ -70,10 +89,17 @@ impl Database {
             sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
             ..TransactionOptions::default()
         };
-        self.connection.begin_with_options(options).await
+        self.writer
+            .as_ref()
+            .unwrap_or(&self.connection)
+            .begin_with_options(options)
+            .await
     }
 
     pub async fn close(self) -> Result<(), DbErr> {
+        if let Some(writer) = self.writer {
+            writer.close().await?;
+        }
         self.connection.close().await
     }
 }
@@ -126,6 +152,40 @@ fn is_plain_schema_name(schema: &str) -> bool {
         && characters.all(|rest| rest.is_ascii_lowercase() || rest.is_ascii_digit() || rest == '_')
 }
 
+/// Takes our `synchronous` parameter off a `sqlite:` URL (sqlx does not
+/// know it): `full`, the default, syncs the log at every commit; `normal`
+/// syncs it at checkpoints only, which survives a crashed process but may
+/// lose the last commits on power loss.
+fn sqlite_synchronous(database_url: &str) -> Result<(String, SqliteSynchronous), DbErr> {
+    let Some((base, query)) = database_url
+        .starts_with("sqlite:")
+        .then(|| database_url.split_once('?'))
+        .flatten()
+    else {
+        return Ok((database_url.to_owned(), SqliteSynchronous::Full));
+    };
+    let mut synchronous = SqliteSynchronous::Full;
+    let mut kept = Vec::new();
+    for pair in query.split('&') {
+        match pair.split_once('=') {
+            Some(("synchronous", "full")) => synchronous = SqliteSynchronous::Full,
+            Some(("synchronous", "normal")) => synchronous = SqliteSynchronous::Normal,
+            Some(("synchronous", other)) => {
+                return Err(DbErr::Custom(format!(
+                    "synchronous={other}: expected full or normal"
+                )));
+            }
+            _ => kept.push(pair),
+        }
+    }
+    let url = if kept.is_empty() {
+        base.to_owned()
+    } else {
+        format!("{base}?{}", kept.join("&"))
+    };
+    Ok((url, synchronous))
+}
+
 /// The file a `sqlite:` URL names; `None` for other schemes and for
 /// in-memory databases.
 fn sqlite_file_path(database_url: &str) -> Option<&str> {
@@ -167,6 +227,24 @@ mod tests {
             Some("/var/lib/tyboo/executor.db")
         );
         assert_eq!(sqlite_file_path("sqlite:relative.db"), Some("relative.db"));
+    }
+
+    #[test]
+    fn the_synchronous_parameter_is_ours_and_checked() {
+        let (url, mode) =
+            sqlite_synchronous("sqlite:///d/x.db?mode=rwc&synchronous=normal").unwrap();
+        assert_eq!(url, "sqlite:///d/x.db?mode=rwc");
+        assert!(matches!(mode, SqliteSynchronous::Normal));
+        let (url, mode) = sqlite_synchronous("sqlite:///d/x.db?synchronous=full").unwrap();
+        assert_eq!(url, "sqlite:///d/x.db");
+        assert!(matches!(mode, SqliteSynchronous::Full));
+        let (url, mode) = sqlite_synchronous("sqlite:///d/x.db?mode=rwc").unwrap();
+        assert_eq!(url, "sqlite:///d/x.db?mode=rwc");
+        assert!(matches!(mode, SqliteSynchronous::Full));
+        let refused = sqlite_synchronous("sqlite:///d/x.db?synchronous=off").unwrap_err();
+        assert!(refused.to_string().contains("synchronous=off"), "{refused}");
+        let postgres = "postgres://root@127.0.0.1/x?synchronous=normal";
+        assert_eq!(sqlite_synchronous(postgres).unwrap().0, postgres);
     }
 
     #[test]

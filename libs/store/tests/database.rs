@@ -106,6 +106,46 @@ async fn sqlite_files_get_their_folder_and_write_ahead_logging() {
     std::fs::remove_dir_all(&folder).unwrap();
 }
 
+/// Many writers at once on one SQLite file: each commits, in turn, and a
+/// reader on the main pool reads while a write transaction is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_sqlite_writers_all_commit_and_readers_are_not_blocked() {
+    let database = TestDatabase::sqlite("tyboo-store");
+    let store = Database::connect(database.url(), "store", 8).await.unwrap();
+    create_things(&store).await;
+    let writers: Vec<_> = (0..64)
+        .map(|index| {
+            let store = store.clone();
+            tokio::spawn(async move { insert_thing(&store, &format!("thing-{index}")).await })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.unwrap().unwrap();
+    }
+    let open = store.begin_write().await.unwrap();
+    open.execute_unprepared("INSERT INTO things (id, name) VALUES (x'00', 'held')")
+        .await
+        .unwrap();
+    let count = store
+        .connection()
+        .query_one_raw(Statement::from_string(
+            DbBackend::Sqlite,
+            "SELECT COUNT(*) AS count FROM things",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "count")
+        .unwrap();
+    assert_eq!(
+        count, 64,
+        "the reader sees every committed write, not the open one"
+    );
+    open.rollback().await.unwrap();
+    store.close().await.unwrap();
+    database.discard().await;
+}
+
 #[tokio::test]
 async fn a_schema_name_that_is_not_a_plain_identifier_is_refused() {
     let database = TestDatabase::sqlite("tyboo-store");

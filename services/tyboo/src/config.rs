@@ -20,6 +20,10 @@ pub struct TybooConfig {
     /// `postgres://…` to run on PostgreSQL (each service in its own schema);
     /// empty for SQLite files under `data_dir`.
     pub database_url: String,
+    /// SQLite files only: `full` syncs the write-ahead log at every commit;
+    /// `normal` only at checkpoints, which survives a crashed process but
+    /// may lose the last commits on power loss.
+    pub sqlite_synchronous: SqliteSynchronous,
     /// `redis://…` to dispatch steps through Redis Streams; empty for the
     /// in-process queue (one process only).
     pub queue_url: String,
@@ -39,6 +43,7 @@ impl Default for TybooConfig {
         Self {
             data_dir: PathBuf::from("./tyboo-data"),
             database_url: String::new(),
+            sqlite_synchronous: SqliteSynchronous::Full,
             queue_url: String::new(),
             log: LogConfig::default(),
             grpc: GrpcConfig::default(),
@@ -51,6 +56,14 @@ impl Default for TybooConfig {
             bootstrap: BootstrapConfig::default(),
         }
     }
+}
+
+/// How often SQLite syncs its write-ahead log to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSynchronous {
+    Full,
+    Normal,
 }
 
 /// The address each server binds. Port 0 picks a free port (tests).
@@ -123,7 +136,14 @@ impl TybooConfig {
     pub fn database_url_for(&self, service: &str) -> String {
         if self.database_url.is_empty() {
             let path = self.data_dir.join(format!("{service}.db"));
-            format!("sqlite://{}?mode=rwc", path.display())
+            let synchronous = match self.sqlite_synchronous {
+                SqliteSynchronous::Full => "full",
+                SqliteSynchronous::Normal => "normal",
+            };
+            format!(
+                "sqlite://{}?mode=rwc&synchronous={synchronous}",
+                path.display()
+            )
         } else {
             self.database_url.clone()
         }

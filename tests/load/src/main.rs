@@ -29,6 +29,12 @@ pub enum WorkflowKind {
     Chain40,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SqliteSync {
+    Full,
+    Normal,
+}
+
 /// How executions are started.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Via {
@@ -50,6 +56,10 @@ pub struct Args {
     /// Embedded mesh: PostgreSQL URL (default: SQLite in a temporary folder).
     #[arg(long)]
     database_url: Option<String>,
+    /// Embedded mesh on SQLite: sync the log at every commit (`full`) or at
+    /// checkpoints (`normal`), as the `sqlite_synchronous` key does.
+    #[arg(long, value_enum, default_value = "full")]
+    sqlite_synchronous: SqliteSync,
     /// Embedded mesh: Redis URL for the step queue (default: in-process).
     #[arg(long)]
     queue_url: Option<String>,

@@ -6,13 +6,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
-use tyboo::config::TybooConfig;
+use tyboo::config::{SqliteSynchronous, TybooConfig};
 use tyboo::mesh::Mesh;
 
 use tyboo_proto::tyboo::executor::v1 as pb;
 use tyboo_proto::tyboo::executor::v1::execution_service_client::ExecutionServiceClient;
 
-use crate::{Args, Via, WorkflowKind};
+use crate::{Args, SqliteSync, Via, WorkflowKind};
 
 pub struct Target {
     pub edge: String,
@@ -64,6 +64,10 @@ impl Target {
             data_dir,
             database_url: args.database_url.clone().unwrap_or_default(),
             queue_url: args.queue_url.clone().unwrap_or_default(),
+            sqlite_synchronous: match args.sqlite_synchronous {
+                SqliteSync::Full => SqliteSynchronous::Full,
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+            },
             ..TybooConfig::default()
         };
         let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
