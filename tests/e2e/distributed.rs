@@ -1,29 +1,29 @@
-//! The distributed mode as separate OS processes: tenancy, the vault, the
-//! executor, worker processes and the edge, each a `tyboo` child on its own
-//! loopback ports, on PostgreSQL and Redis Streams. Workers are killed with
-//! SIGKILL and Redis loses its keys mid-batch; every execution still ends and
-//! no completed node runs again.
+//! The distributed mode as separate OS processes (see `topology`): tenancy,
+//! the vault, the executor, worker processes and the edge, each a `tyboo`
+//! child on its own loopback ports, on PostgreSQL and Redis Streams. Workers
+//! are killed with SIGKILL and Redis loses its keys mid-batch; every
+//! execution still ends and no completed node runs again.
 //!
 //! These tests need PostgreSQL and Redis, so they run only when
 //! `TYBOO_TEST_BACKEND=postgres` (Redis at `TYBOO_TEST_REDIS_URL`, default
 //! `redis://127.0.0.1:6379`); in the SQLite pass they say so and return.
 
 use std::collections::{HashMap, HashSet};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, ChildStdout, Command};
+use tyboo::config::TybooConfig;
 
-use crate::sandbox::{Backend, TERMINAL_STATUSES, TestStore};
+use crate::sandbox::{Backend, TERMINAL_STATUSES, TestStore, test_config};
+use crate::topology::{AI_AND_DATA_POOLS, DEFAULT_POOL, Lcg, Topology};
 use crate::upstreams::Upstreams;
-
-type Lines = tokio::io::Lines<BufReader<ChildStdout>>;
 
 /// Steps one worker process runs at once in these tests.
 const WORKER_CONCURRENCY: usize = 4;
+
+/// Two workers for the `default` pool, which runs every node here, and one
+/// for the other pools.
+const WORKERS: [&[&str]; 3] = [DEFAULT_POOL, DEFAULT_POOL, AI_AND_DATA_POOLS];
 
 /// Whether this pass has PostgreSQL and Redis; prints why not otherwise.
 fn distributed_backends(test: &str) -> bool {
@@ -34,221 +34,21 @@ fn distributed_backends(test: &str) -> bool {
     false
 }
 
-fn redis_url() -> String {
-    std::env::var("TYBOO_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+/// The test configuration with leases, heartbeats and redelivery short
+/// enough that a dead worker's steps move on within a second or two.
+fn quick_recovery(store: &TestStore) -> TybooConfig {
+    let mut config = test_config(store);
+    config.executor.broker.visibility_timeout_ms = 2000;
+    config.executor.lease_duration_ms = 1500;
+    config.executor.heartbeat_interval_ms = 300;
+    config.executor.reconcile_interval_ms = 300;
+    config.executor.redispatch_grace_ms = 1000;
+    config.executor.worker_concurrency = WORKER_CONCURRENCY;
+    config
 }
 
-/// A small deterministic generator (Knuth's MMIX LCG): the same seed kills
-/// at the same points on every run.
-struct Lcg(u64);
-
-impl Lcg {
-    fn next(&mut self) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        self.0 >> 33
-    }
-
-    /// A value in `low..high`.
-    fn between(&mut self, low: u64, high: u64) -> u64 {
-        low + self.next() % (high - low)
-    }
-}
-
-/// One `tyboo` child process. Dropping it kills it.
-struct Process {
-    child: Child,
-    _lines: Lines,
-}
-
-/// What a child printed at start: `name address` pairs, and the bootstrap
-/// block on tenancy's first start.
-struct Announced {
-    addresses: HashMap<String, String>,
-    api_key: Option<String>,
-}
-
-/// Every service of a mesh and its workers as separate processes, on a
-/// PostgreSQL database and a Redis key prefix of their own.
-struct Topology {
-    store: Option<TestStore>,
-    redis_url: String,
-    prefix: String,
-    secret: String,
-    tenancy: String,
-    vault: String,
-    executor: String,
-    pub edge: String,
-    pub owner_key: String,
-    services: Vec<Process>,
-    pub workers: Vec<Process>,
-    started_workers: usize,
-    http: reqwest::Client,
-}
-
+/// What the tests here do through the edge, as the owner.
 impl Topology {
-    async fn start(workers: usize) -> Topology {
-        let store = TestStore::create().await;
-        assert!(
-            store.is_postgres(),
-            "the distributed mode runs on PostgreSQL"
-        );
-        let unique = uuid::Uuid::now_v7().simple().to_string();
-        let mut topology = Topology {
-            store: Some(store),
-            redis_url: redis_url(),
-            prefix: format!("tyboo-test-{unique}"),
-            secret: format!("service-secret-{unique}"),
-            tenancy: String::new(),
-            vault: String::new(),
-            executor: String::new(),
-            edge: String::new(),
-            owner_key: String::new(),
-            services: Vec::new(),
-            workers: Vec::new(),
-            started_workers: 0,
-            http: crate::sandbox::http_client(),
-        };
-        let (process, announced) = topology.spawn("tenancy", &["serve", "tenancy"]).await;
-        topology.tenancy = announced.addresses["tenancy"].clone();
-        topology.owner_key = announced
-            .api_key
-            .expect("tenancy prints the owner's key on first start");
-        topology.services.push(process);
-        let (process, announced) = topology.spawn("vault", &["serve", "vault"]).await;
-        topology.vault = announced.addresses["vault"].clone();
-        topology.services.push(process);
-        let (process, announced) = topology.spawn("executor", &["serve", "executor"]).await;
-        topology.executor = announced.addresses["executor"].clone();
-        topology.services.push(process);
-        for _ in 0..workers {
-            topology.add_worker().await;
-        }
-        let (process, announced) = topology.spawn("edge", &["serve", "edge"]).await;
-        topology.edge = announced.addresses["edge"]
-            .trim_start_matches("http://")
-            .to_owned();
-        topology.services.push(process);
-        topology
-    }
-
-    fn store(&self) -> &TestStore {
-        self.store.as_ref().unwrap()
-    }
-
-    fn command(&self, log: &Path) -> Command {
-        let store = self.store();
-        let endpoint = |address: &str| {
-            if address.is_empty() {
-                String::new()
-            } else {
-                format!("http://{address}")
-            }
-        };
-        let mut command = Command::new(env!("CARGO_BIN_EXE_tyboo"));
-        command
-            .env("TYBOO_DATA_DIR", &store.data_dir)
-            .env("TYBOO_DATABASE_URL", &store.database_url)
-            .env("TYBOO_QUEUE_URL", &self.redis_url)
-            .env("TYBOO_TENANCY__SERVICE_SECRET", &self.secret)
-            .env(
-                "TYBOO_VAULT__MASTER_KEY_FILE",
-                store.data_dir.join("vault-master.key"),
-            )
-            .env("TYBOO_ENDPOINTS__TENANCY", endpoint(&self.tenancy))
-            .env("TYBOO_ENDPOINTS__VAULT", endpoint(&self.vault))
-            .env("TYBOO_ENDPOINTS__EXECUTOR", endpoint(&self.executor))
-            .env("TYBOO_LISTEN__EDGE", "127.0.0.1:0")
-            .env("TYBOO_LISTEN__TENANCY", "127.0.0.1:0")
-            .env("TYBOO_LISTEN__ADMIN", "127.0.0.1:0")
-            .env("TYBOO_LISTEN__EXECUTOR", "127.0.0.1:0")
-            .env("TYBOO_LISTEN__VAULT", "127.0.0.1:0")
-            .env("TYBOO_GRPC__DRAIN_TIMEOUT_SECONDS", "5")
-            .env("TYBOO_EXECUTOR__BROKER__KEY_PREFIX", &self.prefix)
-            .env("TYBOO_EXECUTOR__BROKER__VISIBILITY_TIMEOUT_MS", "2000")
-            .env("TYBOO_EXECUTOR__LEASE_DURATION_MS", "1500")
-            .env("TYBOO_EXECUTOR__HEARTBEAT_INTERVAL_MS", "300")
-            .env("TYBOO_EXECUTOR__RECONCILE_INTERVAL_MS", "300")
-            .env("TYBOO_EXECUTOR__REDISPATCH_GRACE_MS", "1000")
-            .env(
-                "TYBOO_EXECUTOR__WORKER_CONCURRENCY",
-                WORKER_CONCURRENCY.to_string(),
-            )
-            .env(
-                "TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS",
-                "[127.0.0.0/8]",
-            )
-            .stdout(Stdio::piped())
-            .kill_on_drop(true);
-        // Each process logs to a file of its own in the data folder, which
-        // is kept when a test fails.
-        crate::process::log_to_file(&mut command, log, "info");
-        command
-    }
-
-    /// Starts `tyboo <args>` and reads what it announces.
-    async fn spawn(&self, name: &str, args: &[&str]) -> (Process, Announced) {
-        let log = self.store().data_dir.join(format!("{name}.log"));
-        let mut child = self.command(&log).args(args).spawn().expect("tyboo starts");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut addresses = HashMap::new();
-        let mut api_key = None;
-        let read = async {
-            while let Some(line) = lines.next_line().await.unwrap() {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                match words.as_slice() {
-                    ["metrics", ..] => break,
-                    [
-                        name @ ("edge" | "tenancy" | "vault" | "executor"),
-                        address,
-                        ..,
-                    ] => {
-                        addresses.insert(name.to_string(), address.to_string());
-                    }
-                    _ => {}
-                }
-            }
-            let next = tokio::time::timeout(Duration::from_millis(300), lines.next_line()).await;
-            if let Ok(Ok(Some(_blank))) = next {
-                while let Some(line) = lines.next_line().await.unwrap() {
-                    if let ["API", "key", key] = line.split_whitespace().collect::<Vec<_>>()[..] {
-                        api_key = Some(key.to_owned());
-                    }
-                    if line.starts_with("The API key is shown") {
-                        break;
-                    }
-                }
-            }
-        };
-        tokio::time::timeout(Duration::from_secs(30), read)
-            .await
-            .unwrap_or_else(|_| panic!("{name} announces its addresses (log: {})", log.display()));
-        (
-            Process {
-                child,
-                _lines: lines,
-            },
-            Announced { addresses, api_key },
-        )
-    }
-
-    /// Starts one more `tyboo worker --pool default`.
-    async fn add_worker(&mut self) {
-        self.started_workers += 1;
-        let name = format!("worker-{}", self.started_workers);
-        let (process, _) = self.spawn(&name, &["worker", "--pool", "default"]).await;
-        self.workers.push(process);
-    }
-
-    /// SIGKILLs the worker at `index` and waits for it to be gone.
-    async fn kill_worker(&mut self, index: usize) {
-        let mut worker = self.workers.remove(index);
-        worker.child.start_kill().unwrap();
-        worker.child.wait().await.unwrap();
-    }
-
     fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.edge, path)
     }
@@ -257,7 +57,7 @@ impl Topology {
         let response = self
             .http
             .post(self.url("/v1/workflows"))
-            .bearer_auth(&self.owner_key)
+            .bearer_auth(&self.owner.api_key)
             .json(&json!({"name": "Two effects", "graph": graph}))
             .send()
             .await
@@ -272,7 +72,7 @@ impl Topology {
         let response = self
             .http
             .post(self.url(&format!("/v1/workflows/{workflow_id}/executions")))
-            .bearer_auth(&self.owner_key)
+            .bearer_auth(&self.owner.api_key)
             .json(&json!({"input": {}}))
             .send()
             .await
@@ -287,7 +87,7 @@ impl Topology {
         let response = self
             .http
             .get(self.url(&format!("/v1/executions/{execution_id}")))
-            .bearer_auth(&self.owner_key)
+            .bearer_auth(&self.owner.api_key)
             .send()
             .await
             .unwrap();
@@ -327,7 +127,7 @@ impl Topology {
                     "{} of {} executions not finished (logs in {}): {}",
                     stuck.len(),
                     execution_ids.len(),
-                    self.store().data_dir.display(),
+                    self.data_dir().display(),
                     serde_json::to_string_pretty(&stuck).unwrap()
                 );
             }
@@ -338,71 +138,6 @@ impl Topology {
             .map(|id| finished.remove(id).unwrap())
             .collect()
     }
-
-    /// Deletes every Redis key under this topology's prefix; returns how
-    /// many there were.
-    fn delete_redis_keys(&self) -> usize {
-        delete_keys(&self.redis_url, &self.prefix)
-    }
-
-    /// Stops every process and removes the database and the Redis keys.
-    async fn stop(mut self) {
-        for mut process in self.workers.drain(..).chain(self.services.drain(..).rev()) {
-            process.child.start_kill().ok();
-            process.child.wait().await.ok();
-        }
-        self.delete_redis_keys();
-        if let Some(store) = self.store.take() {
-            store.remove().await;
-        }
-    }
-}
-
-impl Drop for Topology {
-    fn drop(&mut self) {
-        // The children die with their handles (kill_on_drop); a failed
-        // test's Redis keys go with them.
-        for process in self.workers.iter_mut().chain(self.services.iter_mut()) {
-            process.child.start_kill().ok();
-        }
-        if self.store.is_some() {
-            delete_keys(&self.redis_url, &self.prefix);
-        }
-    }
-}
-
-/// SCAN for `prefix*` and DEL what it finds, with `redis-cli`.
-fn delete_keys(redis_url: &str, prefix: &str) -> usize {
-    let output = std::process::Command::new("redis-cli")
-        .args([
-            "-u",
-            redis_url,
-            "--scan",
-            "--pattern",
-            &format!("{prefix}*"),
-        ])
-        .output()
-        .expect("redis-cli runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let keys: Vec<String> = String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter(|line| !line.is_empty())
-        .map(str::to_owned)
-        .collect();
-    for chunk in keys.chunks(100) {
-        let status = std::process::Command::new("redis-cli")
-            .args(["-u", redis_url, "DEL"])
-            .args(chunk)
-            .stdout(Stdio::null())
-            .status()
-            .expect("redis-cli runs");
-        assert!(status.success());
-    }
-    keys.len()
 }
 
 /// start → POST /sink → GET /slow/300 → POST /sink.
@@ -471,7 +206,8 @@ async fn a_batch_survives_workers_killed_at_seeded_points() {
     }
     let begun = Instant::now();
     let upstreams = Upstreams::start().await;
-    let mut topology = Topology::start(2).await;
+    let store = TestStore::create().await;
+    let mut topology = Topology::start(quick_recovery(&store), &WORKERS).await;
     let workflow_id = topology.create_workflow(two_effects(&upstreams)).await;
 
     const KILLS: usize = 20;
@@ -483,10 +219,16 @@ async fn a_batch_survives_workers_killed_at_seeded_points() {
             execution_ids.push(topology.start_execution(&workflow_id).await);
         }
         tokio::time::sleep(Duration::from_millis(random.between(100, 700))).await;
-        let victim = random.between(0, topology.workers.len() as u64) as usize;
+        // Only the workers that run these workflows' nodes are killed.
+        let candidates = topology.workers_of(DEFAULT_POOL);
+        let victim = candidates[random.between(0, candidates.len() as u64) as usize];
         topology.kill_worker(victim).await;
-        topology.add_worker().await;
-        assert_eq!(topology.workers.len(), 2);
+        topology.add_worker(DEFAULT_POOL).await;
+        assert_eq!(topology.workers_of(DEFAULT_POOL).len(), 2);
+        // A breath between rounds: a node that lost its worker gets a
+        // chance to finish on another before the next kill, so losing a
+        // worker on each of its three tries stays unlikely.
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // A last few after the storm.
     for _ in 0..4 {
@@ -514,6 +256,7 @@ async fn a_batch_survives_workers_killed_at_seeded_points() {
         begun.elapsed().as_secs_f64()
     );
     topology.stop().await;
+    store.remove().await;
 }
 
 #[tokio::test]
@@ -523,7 +266,8 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
     }
     let begun = Instant::now();
     let upstreams = Upstreams::start().await;
-    let topology = Topology::start(2).await;
+    let store = TestStore::create().await;
+    let topology = Topology::start(quick_recovery(&store), &WORKERS).await;
     let workflow_id = topology.create_workflow(two_effects(&upstreams)).await;
 
     let mut execution_ids = Vec::new();
@@ -555,4 +299,5 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
         begun.elapsed().as_secs_f64()
     );
     topology.stop().await;
+    store.remove().await;
 }

@@ -14,5 +14,6 @@ mod grpc_api;
 mod grpcurl;
 mod http_api;
 mod process;
+mod topology;
 mod upstreams;
 mod workflows;
