@@ -1,12 +1,13 @@
 //! The distributed mode as separate OS processes (see `topology`): tenancy,
 //! the vault, the executor, worker processes and the edge, each a `tyboo`
 //! child on its own loopback ports, on PostgreSQL and Redis Streams. Workers
-//! are killed with SIGKILL and Redis loses its keys mid-batch; every
-//! execution still ends and no completed node runs again.
+//! are killed with SIGKILL, and Redis is killed and restarted empty
+//! mid-batch; every execution still ends and no completed node runs again.
 //!
 //! These tests need PostgreSQL and Redis, so they run only when
 //! `TYBOO_TEST_BACKEND=postgres` (Redis at `TYBOO_TEST_REDIS_URL`, default
-//! `redis://127.0.0.1:6379`); in the SQLite pass they say so and return.
+//! `redis://127.0.0.1:6379`; the restart test runs a `redis-server` of its
+//! own); in the SQLite pass they say so and return.
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -15,7 +16,7 @@ use serde_json::{Value, json};
 use tyboo::config::TybooConfig;
 
 use crate::sandbox::{Backend, TERMINAL_STATUSES, TestStore, test_config};
-use crate::topology::{AI_AND_DATA_POOLS, DEFAULT_POOL, Lcg, Topology};
+use crate::topology::{AI_AND_DATA_POOLS, DEFAULT_POOL, Lcg, RedisServer, Topology};
 use crate::upstreams::Upstreams;
 
 /// Steps one worker process runs at once in these tests.
@@ -267,7 +268,12 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
     let begun = Instant::now();
     let upstreams = Upstreams::start().await;
     let store = TestStore::create().await;
-    let topology = Topology::start(quick_recovery(&store), &WORKERS).await;
+    // A Redis of this test's own, without persistence: killing it loses
+    // every stream, consumer group and delayed entry, as a crash does.
+    let mut redis = RedisServer::start(&store.data_dir.join("redis"));
+    let mut config = quick_recovery(&store);
+    config.queue_url = redis.url();
+    let topology = Topology::start(config, &WORKERS).await;
     let workflow_id = topology.create_workflow(two_effects(&upstreams)).await;
 
     let mut execution_ids = Vec::new();
@@ -281,11 +287,12 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let seen_before = upstreams.seen.sink_keys.lock().await.len();
-    // What a Redis restart without persistence looks like to this mesh:
-    // every stream, consumer group and delayed entry of ours is gone.
-    let deleted = topology.delete_redis_keys();
-    assert!(deleted > 0, "the batch had keys in Redis");
-    // Executions started after the loss run too.
+    let keys = topology.count_redis_keys();
+    assert!(keys > 0, "the batch had keys in Redis");
+    // SIGKILL, half a second without Redis, then an empty one on the same
+    // port: every process has to reconnect and find its groups gone.
+    redis.crash_and_restart(Duration::from_millis(500)).await;
+    // Executions started after the restart run too.
     for _ in 0..5 {
         execution_ids.push(topology.start_execution(&workflow_id).await);
     }
@@ -294,10 +301,11 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
         .await;
     let repeats = assert_batch_completed(&executions, &execution_ids, &upstreams).await;
     println!(
-        "{} executions, {deleted} Redis keys deleted after {seen_before} effects, {repeats} effects sent again, {:.1} s",
+        "{} executions, Redis killed holding {keys} keys after {seen_before} effects and restarted empty, {repeats} effects sent again, {:.1} s",
         execution_ids.len(),
         begun.elapsed().as_secs_f64()
     );
     topology.stop().await;
+    drop(redis);
     store.remove().await;
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdout, Command};
@@ -291,14 +291,14 @@ impl Topology {
         self.workers.remove(index).process.kill().await;
     }
 
-    /// Deletes every Redis key under this topology's prefix; returns how
-    /// many there were.
-    pub fn delete_redis_keys(&self) -> usize {
-        delete_keys(
+    /// How many Redis keys this topology has under its prefix.
+    pub fn count_redis_keys(&self) -> usize {
+        scan_keys(
             &self.config.queue_url,
             &self.config.executor.broker.key_prefix,
         )
-        .expect("the queue's keys are removed")
+        .expect("redis-cli scans the queue's keys")
+        .len()
     }
 
     /// Stops every process (workers first, the edge before the services it
@@ -384,4 +384,93 @@ fn delete_keys(redis_url: &str, prefix: &str) -> Result<usize, String> {
         }
     }
     Ok(keys.len())
+}
+
+/// A Redis server of one test's own on a free loopback port, without
+/// persistence, so that a restart loses every key as a crashed Redis
+/// without disk would. Dropping it kills it.
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: std::process::Child,
+}
+
+impl RedisServer {
+    /// Starts `redis-server` with its working folder `dir` (created).
+    pub fn start(dir: &Path) -> RedisServer {
+        std::fs::create_dir_all(dir).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let child = Self::spawn(port, dir);
+        RedisServer {
+            port,
+            dir: dir.to_owned(),
+            child,
+        }
+    }
+
+    fn spawn(port: u16, dir: &Path) -> std::process::Child {
+        let log = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(dir.join("redis.log"))
+            .unwrap();
+        let mut child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(dir)
+            .stdout(log)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|error| {
+                panic!(
+                    "redis-server does not start ({error}); this test runs a Redis of its own \
+                     and needs redis-server on PATH (Debian: apt-get install redis-server)"
+                )
+            });
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            let pong = std::process::Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "ping"])
+                .output()
+                .is_ok_and(|output| output.stdout.starts_with(b"PONG"));
+            if pong {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child.kill().ok();
+        child.wait().ok();
+        panic!(
+            "redis-server does not answer on port {port} (log: {})",
+            dir.join("redis.log").display()
+        );
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// SIGKILLs the server, waits `down` and starts a new, empty one on the
+    /// same port.
+    pub async fn crash_and_restart(&mut self, down: Duration) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        tokio::time::sleep(down).await;
+        let (port, dir) = (self.port, self.dir.clone());
+        self.child = tokio::task::spawn_blocking(move || Self::spawn(port, &dir))
+            .await
+            .unwrap();
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
 }
