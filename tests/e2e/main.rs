@@ -2,7 +2,8 @@
 //! ephemeral loopback ports, on SQLite or (with `TYBOO_TEST_BACKEND=postgres`)
 //! on a PostgreSQL database of its own, and drives it as users do: HTTP/JSON
 //! and native gRPC through the edge, and gRPC with reflection against the
-//! services.
+//! services. With `TYBOO_TEST_TOPOLOGY=processes` as well, a sandbox's mesh
+//! runs as separate `tyboo` processes on PostgreSQL and Redis.
 
 mod sandbox;
 

@@ -1,5 +1,10 @@
 //! A mesh of its own for one test: listeners on 127.0.0.1:0, a fresh data
 //! folder or PostgreSQL database, the bootstrap owner's key, and clients.
+//!
+//! The mesh runs in the test's process, or, with
+//! `TYBOO_TEST_TOPOLOGY=processes` (on PostgreSQL only), as separate `tyboo`
+//! processes on Redis (see `topology`): the same tests then drive the
+//! distributed mode.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,6 +13,8 @@ use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::Value;
 use tyboo::config::TybooConfig;
 use tyboo::mesh::Mesh;
+
+use crate::topology::{EVERY_POOL, Topology};
 
 /// Which database backend the suite runs against, from `TYBOO_TEST_BACKEND`
 /// (`sqlite`, the default, or `postgres`), with the server at
@@ -28,6 +35,34 @@ impl Backend {
             Ok("sqlite") | Err(_) => Backend::Sqlite,
             Ok(other) => panic!("TYBOO_TEST_BACKEND={other}: expected sqlite or postgres"),
         }
+    }
+}
+
+/// How a sandbox runs its mesh, from `TYBOO_TEST_TOPOLOGY`: `embedded` (the
+/// default), every service in the test's process on the in-process queue;
+/// or `processes`, tenancy, the vault, the executor, a worker process per
+/// pool set and the edge as separate `tyboo` processes on PostgreSQL and
+/// Redis (`TYBOO_TEST_REDIS_URL`), which needs `TYBOO_TEST_BACKEND=postgres`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MeshMode {
+    Embedded,
+    Processes,
+}
+
+impl MeshMode {
+    pub fn from_env() -> MeshMode {
+        let mode = match std::env::var("TYBOO_TEST_TOPOLOGY").as_deref() {
+            Ok("embedded") | Err(_) => MeshMode::Embedded,
+            Ok("processes") => MeshMode::Processes,
+            Ok(other) => panic!("TYBOO_TEST_TOPOLOGY={other}: expected embedded or processes"),
+        };
+        if mode == MeshMode::Processes && !matches!(Backend::from_env(), Backend::Postgres { .. }) {
+            panic!(
+                "TYBOO_TEST_TOPOLOGY=processes runs every service as its own process on \
+                 PostgreSQL and Redis: set TYBOO_TEST_BACKEND=postgres too"
+            );
+        }
+        mode
     }
 }
 
@@ -129,6 +164,7 @@ pub fn test_config(store: &TestStore) -> TybooConfig {
 
 pub struct Sandbox {
     mesh: Option<Mesh>,
+    topology: Option<Topology>,
     pub store: Option<TestStore>,
     pub edge: SocketAddr,
     pub tenancy: SocketAddr,
@@ -144,22 +180,45 @@ impl Sandbox {
         Self::start_with(|_| {}).await
     }
 
+    /// Starts a mesh on [`test_config`] as `adjust` changes it, in this
+    /// process or as separate processes (see [`MeshMode`]).
     pub async fn start_with(adjust: impl FnOnce(&mut TybooConfig)) -> Sandbox {
+        let mode = MeshMode::from_env();
         let store = TestStore::create().await;
         let mut config = test_config(&store);
         adjust(&mut config);
-        let mesh = Mesh::start_embedded(config).await.expect("mesh starts");
-        let bootstrap = mesh.bootstrap.clone().expect("first start bootstraps");
-        Sandbox {
-            edge: mesh.edge_address.unwrap(),
-            tenancy: mesh.tenancy_address.unwrap(),
-            executor: mesh.executor_address.unwrap(),
-            owner_key: bootstrap.api_key.clone(),
-            owner_id: bootstrap.user_id.to_string(),
-            workspace_id: bootstrap.workspace_id.to_string(),
-            mesh: Some(mesh),
-            store: Some(store),
-            http: http_client(),
+        match mode {
+            MeshMode::Embedded => {
+                let mesh = Mesh::start_embedded(config).await.expect("mesh starts");
+                let bootstrap = mesh.bootstrap.clone().expect("first start bootstraps");
+                Sandbox {
+                    edge: mesh.edge_address.unwrap(),
+                    tenancy: mesh.tenancy_address.unwrap(),
+                    executor: mesh.executor_address.unwrap(),
+                    owner_key: bootstrap.api_key.clone(),
+                    owner_id: bootstrap.user_id.to_string(),
+                    workspace_id: bootstrap.workspace_id.to_string(),
+                    mesh: Some(mesh),
+                    topology: None,
+                    store: Some(store),
+                    http: http_client(),
+                }
+            }
+            MeshMode::Processes => {
+                let topology = Topology::start(config, &EVERY_POOL).await;
+                Sandbox {
+                    edge: topology.edge,
+                    tenancy: topology.tenancy,
+                    executor: topology.executor,
+                    owner_key: topology.owner.api_key.clone(),
+                    owner_id: topology.owner.owner_id.clone(),
+                    workspace_id: topology.owner.workspace_id.clone(),
+                    mesh: None,
+                    topology: Some(topology),
+                    store: Some(store),
+                    http: http_client(),
+                }
+            }
         }
     }
 
@@ -265,6 +324,9 @@ impl Sandbox {
     pub async fn stop(mut self) {
         if let Some(mesh) = self.mesh.take() {
             mesh.stop().await.expect("mesh stops cleanly");
+        }
+        if let Some(topology) = self.topology.take() {
+            topology.stop().await;
         }
         if let Some(store) = self.store.take() {
             store.remove().await;

@@ -24,6 +24,9 @@ type Lines = tokio::io::Lines<BufReader<ChildStdout>>;
 pub const DEFAULT_POOL: &[&str] = &["default"];
 /// A worker process for the `ai` (llm.chat) and `data` (sql.query) pools.
 pub const AI_AND_DATA_POOLS: &[&str] = &["ai", "data"];
+/// The worker processes of a topology that runs every node type: one per
+/// pool set.
+pub const EVERY_POOL: [&[&str]; 2] = [DEFAULT_POOL, AI_AND_DATA_POOLS];
 
 /// The shared Redis of the PostgreSQL pass.
 pub fn redis_url() -> String {
