@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, contract lint, and every test on
-# the embedded backends (SQLite) and on PostgreSQL + Redis.
+# the embedded backends (SQLite) and on PostgreSQL + Redis; then the workflow
+# end-to-end suite once more with every service and two worker pools as
+# separate `tyboo` processes on PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY).
 #
 # Works from a fresh clone: it installs the tools it needs (buf from npm,
 # Python's grpcio for the reflection-only client) into a cache outside the
@@ -49,11 +51,16 @@ results="$CARGO_TARGET_DIR/test-results.log"
 step "tests on SQLite and in-process backends"
 TYBOO_TEST_BACKEND=sqlite cargo test --workspace --locked 2>&1 | tee -a "$results"
 
+export TYBOO_TEST_POSTGRES_URL="${TYBOO_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/postgres}"
+export TYBOO_TEST_REDIS_URL="${TYBOO_TEST_REDIS_URL:-redis://127.0.0.1:6379}"
+
 step "tests on PostgreSQL and Redis"
 TYBOO_TEST_BACKEND=postgres \
-TYBOO_TEST_POSTGRES_URL="${TYBOO_TEST_POSTGRES_URL:-postgres://root@127.0.0.1:5432/postgres}" \
-TYBOO_TEST_REDIS_URL="${TYBOO_TEST_REDIS_URL:-redis://127.0.0.1:6379}" \
   cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-# One closing line for both passes together.
+step "workflow tests on separate processes (tenancy, vault, executor, workers, edge)"
+TYBOO_TEST_BACKEND=postgres TYBOO_TEST_TOPOLOGY=processes \
+  cargo test -p tyboo --test e2e --locked -- workflows:: 2>&1 | tee -a "$results"
+
+# One closing line for every pass together.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\nall backends: %d passed, %d failed\n", passed, failed }' "$results"
