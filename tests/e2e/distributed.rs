@@ -227,8 +227,9 @@ async fn a_batch_survives_workers_killed_at_seeded_points() {
         topology.add_worker(DEFAULT_POOL).await;
         assert_eq!(topology.workers_of(DEFAULT_POOL).len(), 2);
         // A breath between rounds: a node that lost its worker gets a
-        // chance to finish on another before the next kill, so losing a
-        // worker on each of its three tries stays unlikely.
+        // chance to finish on another before the next kill, so losing the
+        // worker on every one of its max_deliveries (5) deliveries, which
+        // would dead-letter it as poison, stays out of reach.
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     // A last few after the storm.
@@ -307,5 +308,116 @@ async fn a_redis_restart_mid_batch_loses_no_execution() {
     );
     topology.stop().await;
     drop(redis);
+    store.remove().await;
+}
+
+#[tokio::test]
+async fn a_poison_step_is_dead_lettered_while_the_batch_completes() {
+    if !distributed_backends("a_poison_step_is_dead_lettered_while_the_batch_completes") {
+        return;
+    }
+    const MAX_DELIVERIES: u32 = 3;
+    let begun = Instant::now();
+    let upstreams = Upstreams::start().await;
+    let store = TestStore::create().await;
+    let mut config = quick_recovery(&store);
+    config.executor.max_deliveries = MAX_DELIVERIES;
+    let mut topology = Topology::start(config, &WORKERS).await;
+    let workflow_id = topology.create_workflow(two_effects(&upstreams)).await;
+    // Its only node wedges whichever worker runs it; the test then crashes
+    // or freezes that worker, as a job that kills its worker would.
+    let poison_workflow = topology
+        .create_workflow(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual"},
+                {"id": "poison", "type": "http.request",
+                 "parameters": {"method": "POST", "url": upstreams.url("/poison")}}
+            ],
+            "edges": [{"from": "start", "to": "poison"}]
+        }))
+        .await;
+    let poison_execution = topology.start_execution(&poison_workflow).await;
+    let mut execution_ids = Vec::new();
+    for _ in 0..10 {
+        execution_ids.push(topology.start_execution(&workflow_id).await);
+    }
+    let mut stalled = Vec::new();
+    for delivery in 1..=MAX_DELIVERIES as usize {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let peer = loop {
+            if let Some(peer) = upstreams.seen.poison_peers.lock().await.get(delivery - 1) {
+                break *peer;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "delivery {delivery} of the poison step never arrived (logs in {})",
+                topology.data_dir().display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let holder = topology
+            .worker_with_connection_from(peer.port())
+            .expect("a worker process holds the poison call");
+        // Crash the first and last holders; freeze the second, which keeps
+        // its connection and its lease row but stops renewing it.
+        if delivery == 2 {
+            stalled.push(topology.stall_worker(holder));
+        } else {
+            topology.kill_worker(holder).await;
+        }
+        topology.add_worker(DEFAULT_POOL).await;
+        // The rest of the batch keeps arriving and running meanwhile.
+        for _ in 0..5 {
+            execution_ids.push(topology.start_execution(&workflow_id).await);
+        }
+    }
+
+    let poisoned = topology
+        .wait_for_all(
+            std::slice::from_ref(&poison_execution),
+            Duration::from_secs(30),
+        )
+        .await
+        .remove(0);
+    assert_eq!(poisoned["status"], "EXECUTION_STATUS_FAILED", "{poisoned}");
+    let error = poisoned["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains(&format!("delivered {MAX_DELIVERIES} times")),
+        "{poisoned}"
+    );
+    let response = topology
+        .http
+        .get(topology.url("/v1/dead-letters"))
+        .bearer_auth(&topology.owner.api_key)
+        .send()
+        .await
+        .unwrap();
+    let letters: Value = response.json().await.unwrap();
+    let letters = letters["deadLetters"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0]["executionId"], poison_execution.as_str());
+    assert_eq!(letters[0]["nodeId"], "poison");
+
+    let executions = topology
+        .wait_for_all(&execution_ids, Duration::from_secs(40))
+        .await;
+    let repeats = assert_batch_completed(&executions, &execution_ids, &upstreams).await;
+    // Dead-lettered instead of delivered again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        upstreams.seen.poison_peers.lock().await.len(),
+        MAX_DELIVERIES as usize,
+        "the poison step was delivered exactly max_deliveries times"
+    );
+    println!(
+        "poison step dead-lettered after {MAX_DELIVERIES} deliveries (2 crashed workers, 1 stalled) while {} executions completed, {repeats} effects sent again, {:.1} s",
+        execution_ids.len(),
+        begun.elapsed().as_secs_f64()
+    );
+    drop(stalled);
+    topology.stop().await;
     store.remove().await;
 }

@@ -294,6 +294,42 @@ impl Topology {
         self.workers.remove(index).process.kill().await;
     }
 
+    /// SIGSTOPs the worker at `index`, as a worker wedged in a node would
+    /// look: alive, connected, and silent. It leaves `workers`; dropping the
+    /// returned handle kills it.
+    pub fn stall_worker(&mut self, index: usize) -> Worker {
+        let worker = self.workers.remove(index);
+        let pid = worker.process.child.id().expect("the worker runs");
+        let status = std::process::Command::new("kill")
+            .args(["-STOP", &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "SIGSTOP to worker {pid}");
+        worker
+    }
+
+    /// The index of the worker whose process owns the loopback TCP
+    /// connection from `local_port`, found through `/proc`.
+    pub fn worker_with_connection_from(&self, local_port: u16) -> Option<usize> {
+        let inodes = socket_inodes_on_port(local_port);
+        self.workers.iter().position(|worker| {
+            let Some(pid) = worker.process.child.id() else {
+                return false;
+            };
+            let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+                return false;
+            };
+            descriptors.flatten().any(|descriptor| {
+                std::fs::read_link(descriptor.path()).is_ok_and(|target| {
+                    let target = target.to_string_lossy();
+                    inodes
+                        .iter()
+                        .any(|inode| target == format!("socket:[{inode}]"))
+                })
+            })
+        })
+    }
+
     /// How many Redis keys this topology has under its prefix.
     pub fn count_redis_keys(&self) -> usize {
         scan_keys(
@@ -319,6 +355,30 @@ impl Topology {
         delete_keys(&queue_url, &prefix).expect("the queue's keys are removed");
         self.stopped = true;
     }
+}
+
+/// The inodes of the TCP sockets whose local port is `port`, from
+/// `/proc/net/tcp` and `/proc/net/tcp6` (ports there are hexadecimal).
+fn socket_inodes_on_port(port: u16) -> Vec<String> {
+    let wanted = format!(":{port:04X}");
+    ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(table).ok())
+        .flat_map(|table| {
+            table
+                .lines()
+                .skip(1)
+                .filter_map(|line| {
+                    let fields: Vec<&str> = line.split_whitespace().collect();
+                    let local = fields.get(1)?;
+                    local
+                        .ends_with(&wanted)
+                        .then(|| fields.get(9).map(|inode| inode.to_string()))
+                        .flatten()
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A child's stdout closed before it announced itself: it exited.

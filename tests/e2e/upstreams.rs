@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -29,6 +29,9 @@ pub struct Seen {
     pub flaky_hits: AtomicUsize,
     /// 0: healthy; otherwise the status the broken endpoint answers with.
     pub broken_status: AtomicU32,
+    /// The client address of every call to the poison endpoint, which never
+    /// answers, in arrival order.
+    pub poison_peers: Mutex<Vec<SocketAddr>>,
 }
 
 pub struct Upstreams {
@@ -48,11 +51,17 @@ impl Upstreams {
             .route("/flaky", get(flaky))
             .route("/broken", get(broken))
             .route("/slow/{ms}", get(slow))
+            .route("/poison", post(poison))
             .with_state(Arc::clone(&seen));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router).await.unwrap();
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         Upstreams {
             address,
@@ -150,4 +159,15 @@ async fn broken(State(seen): State<Arc<Seen>>) -> Response {
 async fn slow(Path(ms): Path<u64>) -> Json<Value> {
     tokio::time::sleep(Duration::from_millis(ms)).await;
     Json(json!({"slept_ms": ms}))
+}
+
+/// Takes the call and never answers: the caller is expected to die or stall
+/// here (the test does that to it), like a job that wedges its worker.
+async fn poison(
+    State(seen): State<Arc<Seen>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Json<Value> {
+    seen.poison_peers.lock().await.push(peer);
+    std::future::pending::<()>().await;
+    Json(json!({}))
 }
