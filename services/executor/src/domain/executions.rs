@@ -132,6 +132,8 @@ impl Domain {
         };
         executions::insert(db, &execution).await?;
 
+        // The execution's only rows: what the first advance reads.
+        let mut rows = Vec::with_capacity(admission.carried.len() + 1);
         let mut kept_trigger = false;
         for carried in &admission.carried {
             let Some(node) = graph.node(&carried.node_id) else {
@@ -151,6 +153,7 @@ impl Domain {
                 ..carried.clone()
             };
             steps::insert(db, &row).await?;
+            rows.push(row);
         }
         if !kept_trigger {
             let row = step::Model {
@@ -175,8 +178,9 @@ impl Domain {
                 lost_workers: 0,
             };
             steps::insert(db, &row).await?;
+            rows.push(row);
         }
-        let aftermath = self.advance_execution(db, &execution, graph, now).await?;
+        let aftermath = self.advance_from(db, &execution, graph, rows, now).await?;
         ::metrics::counter!(
             crate::metrics::EXECUTIONS_STARTED_TOTAL,
             "trigger" => admission.trigger_type.as_str()

@@ -72,9 +72,21 @@ impl Domain {
         now: DateTime<Utc>,
     ) -> ExecutorResult<Aftermath> {
         let rows = steps::list_for_execution(db, execution.id).await?;
+        self.advance_from(db, execution, graph, rows, now).await
+    }
+
+    /// [`Domain::advance_execution`] from `rows`, every step row of the
+    /// execution as the transaction sees them (in insertion order).
+    pub(crate) async fn advance_from<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        execution: &execution::Model,
+        graph: &WorkflowGraph,
+        mut rows: Vec<step::Model>,
+        now: DateTime<Utc>,
+    ) -> ExecutorResult<Aftermath> {
         let mut terminal = terminal_map(&rows);
         let mut known: HashSet<String> = rows.iter().map(|row| row.node_id.clone()).collect();
-        let mut rows = rows;
         let mut aftermath = Aftermath::default();
         // A skip can decide further nodes, so repeat until nothing changes.
         loop {
