@@ -22,6 +22,9 @@ pub struct Target {
     /// Native gRPC to the edge, for `--via grpc`.
     grpc: Option<ExecutionServiceClient<tonic::transport::Channel>>,
     embedded: Option<(Mesh, Option<std::path::PathBuf>)>,
+    /// Redis URL and key prefix of an embedded mesh's queue, removed at
+    /// the end of the run.
+    queue_keys: Option<(String, String)>,
 }
 
 impl Target {
@@ -51,6 +54,7 @@ impl Target {
                 workspace_id,
                 http,
                 embedded: None,
+                queue_keys: None,
             });
         }
         let (data_dir, owned) = match &args.data_dir {
@@ -70,6 +74,14 @@ impl Target {
             },
             ..TybooConfig::default()
         };
+        // A key prefix of this run's own on a shared Redis.
+        config.executor.broker.key_prefix = format!("tyboo-load-{}", uuid::Uuid::now_v7().simple());
+        let queue_keys = (!config.queue_url.is_empty()).then(|| {
+            (
+                config.queue_url.clone(),
+                config.executor.broker.key_prefix.clone(),
+            )
+        });
         let any_port = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
         config.listen.edge = any_port;
         config.listen.tenancy = any_port;
@@ -97,6 +109,7 @@ impl Target {
             workspace_id: bootstrap.workspace_id.to_string(),
             http,
             embedded: Some((mesh, owned)),
+            queue_keys,
         })
     }
 
@@ -116,6 +129,9 @@ impl Target {
             if let Some(dir) = owned {
                 std::fs::remove_dir_all(dir).ok();
             }
+        }
+        if let Some((url, prefix)) = self.queue_keys {
+            delete_redis_keys(&url, &prefix)?;
         }
         Ok(())
     }
@@ -150,6 +166,24 @@ impl Target {
         }
         Ok(serde_json::from_str(&text)?)
     }
+}
+
+/// Removes the keys under `prefix` with `redis-cli` (SCAN, then DEL).
+fn delete_redis_keys(url: &str, prefix: &str) -> anyhow::Result<()> {
+    let scanned = std::process::Command::new("redis-cli")
+        .args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")])
+        .output()
+        .context("running redis-cli")?;
+    let listed = String::from_utf8_lossy(&scanned.stdout);
+    let keys: Vec<&str> = listed.lines().filter(|key| !key.is_empty()).collect();
+    for chunk in keys.chunks(100) {
+        std::process::Command::new("redis-cli")
+            .args(["-u", url, "DEL"])
+            .args(chunk)
+            .output()
+            .context("running redis-cli")?;
+    }
+    Ok(())
 }
 
 async fn grpc_client(
