@@ -51,15 +51,21 @@ distributed() {
     export TYBOO_ENDPOINTS__EXECUTOR=http://127.0.0.1:58053
     "$tyboo" migrate >/dev/null
     trap 'kill "${pids[@]}" 2>/dev/null' EXIT
-    start() { TYBOO_LISTEN__ADMIN="127.0.0.1:$1" "$tyboo" "${@:2}" >"$dir/$2-$1.out" 2>&1 & pids+=($!); }
+    # Each process prints its addresses, ending with its metrics line, once
+    # it serves; tenancy then prints the bootstrap block.
+    start() {
+      TYBOO_LISTEN__ADMIN="127.0.0.1:$1" "$tyboo" "${@:2}" >"$dir/$1.out" 2>&1 &
+      pids+=($!)
+      until grep -q '^ *metrics' "$dir/$1.out"; do sleep 0.2; done
+    }
     start 59091 serve tenancy
-    until grep -q "API key" "$dir/serve-59091.out"; do sleep 0.2; done
+    until grep -q "API key" "$dir/59091.out"; do sleep 0.2; done
     start 59092 serve vault
     start 59093 serve executor
     start 59094 worker --pool default
     start 59095 serve edge
     until curl -sf http://127.0.0.1:58080/healthz >/dev/null; do sleep 0.2; done
-    key="$(awk '$1 == "API" && $2 == "key" { print $3 }' "$dir/serve-59091.out")"
+    key="$(awk '$1 == "API" && $2 == "key" { print $3 }' "$dir/59091.out")"
     "$load" --edge http://127.0.0.1:58080 --api-key "$key" --pids "$(IFS=,; echo "${pids[*]}")" \
       --workflow "$workflow" --executions "$executions" --half-peak "$@"
   )
