@@ -36,6 +36,11 @@ pub struct ExecutorConfig {
     pub scheduler_interval_ms: u64,
     /// Steps one worker process runs at once, per `Workers::start`.
     pub worker_concurrency: usize,
+    /// Steps of one execution a worker takes on in a row, each claimed by
+    /// the commit of the step before, before it hands the next one to the
+    /// queue so that other executions get the slot; 0 sends every step
+    /// through the queue.
+    pub worker_steps_in_a_row: u32,
     /// How long a worker waits for jobs per receive call.
     pub worker_receive_wait_ms: u64,
     /// How long a worker waits for held steps to finish on shutdown before
@@ -74,6 +79,7 @@ impl Default for ExecutorConfig {
             reconcile_batch_size: 500,
             scheduler_interval_ms: 1_000,
             worker_concurrency: 8,
+            worker_steps_in_a_row: 32,
             worker_receive_wait_ms: 1_000,
             worker_shutdown_grace_ms: 10_000,
             webhook_sync_default_wait_ms: 30_000,

@@ -257,10 +257,16 @@ impl Domain {
     }
 
     /// Extends the lease of a running step; false when the worker no longer
-    /// holds it or its execution stopped, so it must abandon the node.
+    /// holds it or its execution stopped, so it must abandon the node. A
+    /// write like any other: on SQLite it queues with the other writers
+    /// instead of racing them for the file's lock.
     pub async fn renew_lease(&self, claimed: &Claimed) -> ExecutorResult<bool> {
         let expires = now() + self.lease_duration();
-        Ok(steps::renew_lease(self.db(), claimed.step.id, claimed.step.fencing, expires).await?)
+        let txn = self.store().begin_write().await?;
+        let renewed =
+            steps::renew_lease(&txn, claimed.step.id, claimed.step.fencing, expires).await?;
+        txn.commit().await?;
+        Ok(renewed)
     }
 
     /// Commits a node's output and moves the execution forward.

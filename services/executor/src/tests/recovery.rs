@@ -329,7 +329,74 @@ async fn a_commit_takes_the_next_step_of_the_workers_pools_on(world: World) {
     assert_eq!(refused, Committed::Refused);
 }
 
+/// A worker takes at most `worker_steps_in_a_row` steps of one execution
+/// on in a row, each claimed by the commit before it (so its run starts the
+/// instant the previous one ended); the next goes through the queue, where
+/// other executions get the slot too. 0 sends every step through the queue.
+async fn a_worker_takes_at_most_the_configured_steps_in_a_row(world: World) {
+    let nodes: Vec<_> = (1..=6)
+        .map(|index| json!({"id": format!("s{index}"), "type": "set", "parameters": {"values": {"i": index}}}))
+        .chain([json!({"id": "start", "type": "trigger.manual"})])
+        .collect();
+    let edges: Vec<_> = (1..=6)
+        .map(|index| {
+            let from = if index == 1 {
+                "start".to_owned()
+            } else {
+                format!("s{}", index - 1)
+            };
+            json!({"from": from, "to": format!("s{index}")})
+        })
+        .collect();
+    let workflow_id = world.create(json!({"nodes": nodes, "edges": edges})).await;
+    // limit → the steps taken on from a commit, of s2..s6.
+    for (limit, expected) in [
+        (0, vec![]),
+        (3, vec!["s2", "s3", "s4", "s6"]),
+        (32, vec!["s2", "s3", "s4", "s5", "s6"]),
+    ] {
+        let config = crate::config::ExecutorConfig {
+            worker_steps_in_a_row: limit,
+            ..world.config.clone()
+        };
+        let executor = crate::Executor::connect(
+            &world.url,
+            config,
+            world.keys.clone(),
+            world.executor.domain().dispatch().clone(),
+        )
+        .await
+        .unwrap();
+        let shutdown = Shutdown::new();
+        // One slot, so that nothing but the limit splits the chain.
+        let workers = Workers::start(&executor, &tyboo_engine::Pool::ALL, 1, shutdown.clone());
+        let execution_id = world.start(workflow_id, json!({})).await;
+        let detail = world.finished(execution_id, Duration::from_secs(20)).await;
+        assert_eq!(detail.execution.status, "succeeded", "limit {limit}");
+        let run = |node: &str| {
+            detail
+                .runs
+                .iter()
+                .find(|run| run.node_id == node && run.status == "succeeded")
+                .unwrap_or_else(|| panic!("{node} ran"))
+        };
+        let taken_on: Vec<&str> = ["s2", "s3", "s4", "s5", "s6"]
+            .into_iter()
+            .enumerate()
+            .filter(|(index, node)| {
+                let before = run(&format!("s{}", index + 1));
+                Some(run(node).start_time) == before.end_time
+            })
+            .map(|(_, node)| node)
+            .collect();
+        assert_eq!(taken_on, expected, "limit {limit}");
+        shutdown.trigger();
+        workers.join().await;
+    }
+}
+
 conformance!(
+    a_worker_takes_at_most_the_configured_steps_in_a_row,
     a_commit_takes_the_next_step_of_the_workers_pools_on,
     a_restart_finishes_executions_without_rerunning_completed_nodes,
     a_worker_that_lost_its_lease_cannot_commit,

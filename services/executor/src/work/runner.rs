@@ -51,9 +51,17 @@ pub(super) async fn handle_delivery(
         tracing::warn!(%error, "acknowledging a delivery failed");
     }
     // Steps the commits readied for this worker's pools run here at once,
-    // one after another, on the same slot.
+    // one after another, on the same slot, up to the configured number in a
+    // row; then the next one goes through the queue.
+    let limit = domain.config().worker_steps_in_a_row;
+    let mut in_a_row = 0;
     while let Some(claimed) = next.take() {
-        let follow = worker.follow();
+        in_a_row += 1;
+        let follow = if in_a_row < limit {
+            worker.follow()
+        } else {
+            None
+        };
         match run_claimed(domain, &claimed, follow, abort.clone()).await {
             Ok(following) => next = following,
             Err(error) => {
@@ -106,7 +114,12 @@ async fn run(
         ClaimOutcome::Later(at) => return Ok(Ran::Again(Some(at))),
         ClaimOutcome::Claimed(claimed) => claimed,
     };
-    run_claimed(domain, &claimed, worker.follow(), abort)
+    let follow = if domain.config().worker_steps_in_a_row > 0 {
+        worker.follow()
+    } else {
+        None
+    };
+    run_claimed(domain, &claimed, follow, abort)
         .await
         .map(Ran::Done)
 }
