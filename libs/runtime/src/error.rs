@@ -1,9 +1,12 @@
 //! The one error-code table: every gRPC code with its HTTP status and name.
 //! Services return `tonic::Status`; the edge turns the same code into the same
 //! HTTP status, so a client sees one meaning whichever protocol it speaks.
+//! It also holds the one way a service's error becomes that status.
+
+use std::fmt::Display;
 
 use http::StatusCode;
-use tonic::Code;
+use tonic::{Code, Status};
 
 /// The HTTP status that stands for a gRPC code (as in google.rpc.Code).
 pub fn http_status(code: Code) -> StatusCode {
@@ -56,6 +59,34 @@ pub fn code_name(code: Code) -> &'static str {
 /// `RESOURCE_EXHAUSTED` to gRPC clients.
 pub const PAYLOAD_TOO_LARGE: &str = "PAYLOAD_TOO_LARGE";
 
+/// The status a service's error becomes, given the error's code. A caller's
+/// fault keeps its message. A fault of ours (`Internal`) is logged and shown
+/// only as "internal error". A backend that is down (`Unavailable`) is logged
+/// as a warning and shown as "<backend> unavailable, retry later".
+///
+/// `service` names the service in the logs, e.g. "tenancy"; `backend` names
+/// what is down, e.g. "database".
+pub fn service_status(service: &str, backend: &str, code: Code, error: &dyn Display) -> Status {
+    match code {
+        Code::Internal => internal_status(service, error),
+        Code::Unavailable => unavailable_status(service, backend, error),
+        _ => Status::new(code, error.to_string()),
+    }
+}
+
+/// A fault of ours: the error is logged, the caller sees only "internal error".
+pub fn internal_status(service: &str, error: &dyn Display) -> Status {
+    tracing::error!(error = %error, "{service} request failed");
+    Status::internal("internal error")
+}
+
+/// A backend that is down: the error is logged as a warning, the caller is
+/// told to retry later and sees nothing of the error itself.
+pub fn unavailable_status(service: &str, backend: &str, error: &dyn Display) -> Status {
+    tracing::warn!(error = %error, "{service} {backend} unavailable");
+    Status::unavailable(format!("{backend} unavailable, retry later"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +102,48 @@ mod tests {
             StatusCode::SERVICE_UNAVAILABLE
         );
         assert_eq!(code_name(Code::FailedPrecondition), "FAILED_PRECONDITION");
+    }
+
+    #[test]
+    fn a_callers_fault_keeps_its_code_and_message() {
+        for code in [
+            Code::InvalidArgument,
+            Code::Unauthenticated,
+            Code::PermissionDenied,
+            Code::NotFound,
+            Code::AlreadyExists,
+            Code::FailedPrecondition,
+            Code::Aborted,
+            Code::ResourceExhausted,
+            Code::DataLoss,
+        ] {
+            let status = service_status("tenancy", "database", code, &"email: must be set");
+            assert_eq!(status.code(), code);
+            assert_eq!(status.message(), "email: must be set");
+        }
+    }
+
+    #[test]
+    fn an_internal_fault_hides_its_message() {
+        let secret = "relation audit_events: secret detail";
+        let status = service_status("tenancy", "database", Code::Internal, &secret);
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+
+        let status = internal_status("vault", &secret);
+        assert_eq!(status.code(), Code::Internal);
+        assert_eq!(status.message(), "internal error");
+    }
+
+    #[test]
+    fn an_unavailable_backend_asks_for_a_retry_and_hides_the_cause() {
+        let cause = "connection refused by 10.0.0.7:5432";
+        let status = service_status("tenancy", "database", Code::Unavailable, &cause);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "database unavailable, retry later");
+
+        let status = unavailable_status("executor", "backend", &cause);
+        assert_eq!(status.code(), Code::Unavailable);
+        assert_eq!(status.message(), "backend unavailable, retry later");
     }
 }

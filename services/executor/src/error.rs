@@ -74,33 +74,17 @@ impl ExecutorError {
 
 impl From<AuthError> for ExecutorError {
     fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::MissingCredentials | AuthError::InvalidToken(_) | AuthError::Expired => {
-                ExecutorError::Unauthenticated(error.to_string())
-            }
-            AuthError::PermissionDenied(message) => ExecutorError::PermissionDenied(message),
-            AuthError::KeySource(message) => {
-                ExecutorError::Internal(format!("signing keys unavailable: {message}"))
-            }
-            AuthError::Internal(message) => ExecutorError::Internal(message),
+        match error.into_code_and_message() {
+            (tonic::Code::Unauthenticated, message) => ExecutorError::Unauthenticated(message),
+            (tonic::Code::PermissionDenied, message) => ExecutorError::PermissionDenied(message),
+            (_, message) => ExecutorError::Internal(message),
         }
     }
 }
 
 impl From<ExecutorError> for tonic::Status {
     fn from(error: ExecutorError) -> Self {
-        let code = error.code();
-        match code {
-            tonic::Code::Internal => {
-                tracing::error!(error = %error, "executor request failed");
-                tonic::Status::internal("internal error")
-            }
-            tonic::Code::Unavailable => {
-                tracing::warn!(error = %error, "executor backend unavailable");
-                tonic::Status::unavailable("backend unavailable, retry later")
-            }
-            _ => tonic::Status::new(code, error.to_string()),
-        }
+        tyboo_runtime::error::service_status("executor", "backend", error.code(), &error)
     }
 }
 

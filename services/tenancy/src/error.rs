@@ -61,33 +61,17 @@ impl TenancyError {
 
 impl From<AuthError> for TenancyError {
     fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::MissingCredentials | AuthError::InvalidToken(_) | AuthError::Expired => {
-                TenancyError::Unauthenticated(error.to_string())
-            }
-            AuthError::PermissionDenied(message) => TenancyError::PermissionDenied(message),
-            AuthError::KeySource(message) => {
-                TenancyError::Internal(format!("signing keys unavailable: {message}"))
-            }
-            AuthError::Internal(message) => TenancyError::Internal(message),
+        match error.into_code_and_message() {
+            (tonic::Code::Unauthenticated, message) => TenancyError::Unauthenticated(message),
+            (tonic::Code::PermissionDenied, message) => TenancyError::PermissionDenied(message),
+            (_, message) => TenancyError::Internal(message),
         }
     }
 }
 
 impl From<TenancyError> for tonic::Status {
     fn from(error: TenancyError) -> Self {
-        let code = error.code();
-        match code {
-            tonic::Code::Internal => {
-                tracing::error!(error = %error, "tenancy request failed");
-                tonic::Status::internal("internal error")
-            }
-            tonic::Code::Unavailable => {
-                tracing::warn!(error = %error, "tenancy database unavailable");
-                tonic::Status::unavailable("database unavailable, retry later")
-            }
-            _ => tonic::Status::new(code, error.to_string()),
-        }
+        tyboo_runtime::error::service_status("tenancy", "database", error.code(), &error)
     }
 }
 

@@ -72,22 +72,16 @@ impl VaultError {
 
 impl From<AuthError> for VaultError {
     fn from(error: AuthError) -> Self {
-        match error {
-            AuthError::MissingCredentials | AuthError::InvalidToken(_) | AuthError::Expired => {
-                VaultError::Unauthenticated(error.to_string())
-            }
-            AuthError::PermissionDenied(message) => VaultError::PermissionDenied(message),
-            AuthError::KeySource(message) => {
-                VaultError::Internal(format!("signing keys unavailable: {message}"))
-            }
-            AuthError::Internal(message) => VaultError::Internal(message),
+        match error.into_code_and_message() {
+            (tonic::Code::Unauthenticated, message) => VaultError::Unauthenticated(message),
+            (tonic::Code::PermissionDenied, message) => VaultError::PermissionDenied(message),
+            (_, message) => VaultError::Internal(message),
         }
     }
 }
 
 impl From<VaultError> for tonic::Status {
     fn from(error: VaultError) -> Self {
-        let code = error.code();
         match &error {
             VaultError::Audit(_) => {
                 tracing::warn!(error = %error, "vault action refused: audit write failed");
@@ -99,15 +93,7 @@ impl From<VaultError> for tonic::Status {
                 tracing::error!(error = %error, "a sealed credential failed authentication");
                 tonic::Status::data_loss("credential cannot be decrypted")
             }
-            VaultError::Database(_) if code == tonic::Code::Unavailable => {
-                tracing::warn!(error = %error, "vault database unavailable");
-                tonic::Status::unavailable("database unavailable, retry later")
-            }
-            VaultError::Config(_) | VaultError::Internal(_) | VaultError::Database(_) => {
-                tracing::error!(error = %error, "vault request failed");
-                tonic::Status::internal("internal error")
-            }
-            _ => tonic::Status::new(code, error.to_string()),
+            _ => tyboo_runtime::error::service_status("vault", "database", error.code(), &error),
         }
     }
 }
