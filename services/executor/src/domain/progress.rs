@@ -30,18 +30,6 @@ pub struct Aftermath {
     pub steps: Vec<step::Model>,
 }
 
-impl Aftermath {
-    pub fn merge(&mut self, other: Aftermath) {
-        self.jobs.extend(other.jobs);
-        if !other.steps.is_empty() {
-            self.steps = other.steps;
-        }
-        if other.finished.is_some() {
-            self.finished = other.finished;
-        }
-    }
-}
-
 /// The scheduling view of the execution's steps.
 pub fn terminal_map(rows: &[step::Model]) -> HashMap<String, Terminal> {
     rows.iter()

@@ -154,30 +154,20 @@ impl Domain {
                 .unwrap_or(Value::Null)
         });
 
-        let claimed = steps::claim(
-            &txn,
-            steps::Claim {
-                step_id: step.id,
-                expected_state: &step.state,
-                expected_fencing: step.fencing,
-                attempt,
-                lost_workers,
-                lease_owner: owner,
-                lease_expires_at: now + self.lease_duration(),
-                now,
-            },
-        )
-        .await?;
-        if !claimed {
+        let previous_attempt = step.attempt;
+        let Some(step) = self
+            .lease_step(&txn, step, attempt, lost_workers, owner, now)
+            .await?
+        else {
             txn.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
-        }
+        };
         if lost {
             node_runs::finish(
                 &txn,
                 execution.id,
                 &step.node_id,
-                step.attempt,
+                previous_attempt,
                 node_runs::RunEnd {
                     status: NodeRunStatus::Failed.as_str(),
                     error: Some("the worker running this attempt stopped responding"),
@@ -192,38 +182,8 @@ impl Domain {
             executions::mark_running(&txn, execution.id, now).await?;
         }
         if resume_output.is_none() && !poisoned {
-            let run = node_run::Model {
-                id: Uuid::now_v7(),
-                workspace_id: execution.workspace_id,
-                execution_id: execution.id,
-                node_id: step.node_id.clone(),
-                attempt,
-                status: NodeRunStatus::Running.as_str().to_owned(),
-                input: to_json_text(&Value::Array(inputs.clone())),
-                output: None,
-                port: None,
-                error: None,
-                error_class: None,
-                start_time: now,
-                end_time: None,
-                resume_time: None,
-                llm_model: None,
-                prompt_tokens: None,
-                completion_tokens: None,
-                total_tokens: None,
-            };
-            node_runs::record_start(&txn, &run).await?;
+            start_run(&txn, &execution, &step, &inputs, now).await?;
         }
-        let step = step::Model {
-            state: StepState::Running.as_str().to_owned(),
-            attempt,
-            lost_workers,
-            fencing: step.fencing + 1,
-            lease_owner: Some(owner.to_owned()),
-            lease_expires_at: Some(now + self.lease_duration()),
-            start_time: Some(now),
-            ..step
-        };
         let mut claimed = Claimed {
             execution,
             step,
@@ -254,6 +214,46 @@ impl Domain {
         }
         txn.commit().await?;
         Ok(ClaimOutcome::Claimed(Box::new(claimed)))
+    }
+
+    /// Claims `step` for `owner` as `attempt` (with `lost_workers` lost
+    /// deliveries behind it) under a new lease and the next fencing number;
+    /// the row as the claim leaves it, or `None` when someone changed it
+    /// first.
+    async fn lease_step<C: ConnectionTrait>(
+        &self,
+        db: &C,
+        step: step::Model,
+        attempt: i32,
+        lost_workers: i32,
+        owner: &str,
+        now: DateTime<Utc>,
+    ) -> ExecutorResult<Option<step::Model>> {
+        let lease_expires_at = now + self.lease_duration();
+        let taken = steps::claim(
+            db,
+            steps::Claim {
+                step_id: step.id,
+                expected_state: &step.state,
+                expected_fencing: step.fencing,
+                attempt,
+                lost_workers,
+                lease_owner: owner,
+                lease_expires_at,
+                now,
+            },
+        )
+        .await?;
+        Ok(taken.then(|| step::Model {
+            state: StepState::Running.as_str().to_owned(),
+            attempt,
+            lost_workers,
+            fencing: step.fencing + 1,
+            lease_owner: Some(owner.to_owned()),
+            lease_expires_at: Some(lease_expires_at),
+            start_time: Some(now),
+            ..step
+        }))
     }
 
     /// Extends the lease of a running step; false when the worker no longer
@@ -414,58 +414,16 @@ impl Domain {
         let Some(node) = previous.graph.node(&node_id).cloned() else {
             return Ok(None);
         };
-        let lease_expires_at = now + self.lease_duration();
-        let taken = steps::claim(
-            db,
-            steps::Claim {
-                step_id: step.id,
-                expected_state: &step.state,
-                expected_fencing: step.fencing,
-                attempt: step.attempt,
-                lost_workers: step.lost_workers,
-                lease_owner: next.owner,
-                lease_expires_at,
-                now,
-            },
-        )
-        .await?;
-        if !taken {
+        let (attempt, lost_workers) = (step.attempt, step.lost_workers);
+        let Some(step) = self
+            .lease_step(db, step, attempt, lost_workers, next.owner, now)
+            .await?
+        else {
             return Ok(None);
-        }
+        };
         aftermath.jobs.remove(index);
         let (inputs, nodes) = inputs_of(&previous.graph, &node_id, &aftermath.steps);
-        node_runs::record_start(
-            db,
-            &node_run::Model {
-                id: Uuid::now_v7(),
-                workspace_id: execution.workspace_id,
-                execution_id: execution.id,
-                node_id: node_id.clone(),
-                attempt: step.attempt,
-                status: NodeRunStatus::Running.as_str().to_owned(),
-                input: to_json_text(&Value::Array(inputs.clone())),
-                output: None,
-                port: None,
-                error: None,
-                error_class: None,
-                start_time: now,
-                end_time: None,
-                resume_time: None,
-                llm_model: None,
-                prompt_tokens: None,
-                completion_tokens: None,
-                total_tokens: None,
-            },
-        )
-        .await?;
-        let step = step::Model {
-            state: StepState::Running.as_str().to_owned(),
-            fencing: step.fencing + 1,
-            lease_owner: Some(next.owner.to_owned()),
-            lease_expires_at: Some(lease_expires_at),
-            start_time: Some(now),
-            ..step
-        };
+        start_run(db, &execution, &step, &inputs, now).await?;
         Ok(Some(Box::new(Claimed {
             execution,
             step,
@@ -604,6 +562,39 @@ impl Domain {
             i64::try_from(self.config().lease_duration_ms).unwrap_or(i64::MAX / 2),
         )
     }
+}
+
+/// Records the start of the attempt a claim took `step` for, with the inputs
+/// it runs on.
+async fn start_run<C: ConnectionTrait>(
+    db: &C,
+    execution: &execution::Model,
+    step: &step::Model,
+    inputs: &[Value],
+    now: DateTime<Utc>,
+) -> ExecutorResult<()> {
+    let run = node_run::Model {
+        id: Uuid::now_v7(),
+        workspace_id: execution.workspace_id,
+        execution_id: execution.id,
+        node_id: step.node_id.clone(),
+        attempt: step.attempt,
+        status: NodeRunStatus::Running.as_str().to_owned(),
+        input: to_json_text(&Value::Array(inputs.to_vec())),
+        output: None,
+        port: None,
+        error: None,
+        error_class: None,
+        start_time: now,
+        end_time: None,
+        resume_time: None,
+        llm_model: None,
+        prompt_tokens: None,
+        completion_tokens: None,
+        total_tokens: None,
+    };
+    node_runs::record_start(db, &run).await?;
+    Ok(())
 }
 
 /// The inputs of `node_id` (outputs of the predecessors whose edges fired, in

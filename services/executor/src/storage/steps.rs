@@ -44,18 +44,6 @@ pub async fn insert<C: ConnectionTrait>(db: &C, model: &step::Model) -> Result<(
     .map(|_| ())
 }
 
-pub async fn find<C: ConnectionTrait>(
-    db: &C,
-    execution_id: Uuid,
-    node_id: &str,
-) -> Result<Option<step::Model>, DbErr> {
-    step::Entity::find()
-        .filter(step::Column::ExecutionId.eq(execution_id))
-        .filter(step::Column::NodeId.eq(node_id))
-        .one(db)
-        .await
-}
-
 pub async fn list_for_execution<C: ConnectionTrait>(
     db: &C,
     execution_id: Uuid,

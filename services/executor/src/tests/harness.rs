@@ -126,6 +126,18 @@ impl World {
         .unwrap()
     }
 
+    /// The first-attempt job of `node_id` on the default pool, as the queue
+    /// would deliver it.
+    pub fn default_job(&self, execution_id: Uuid, node_id: &str) -> tyboo_broker::Job {
+        tyboo_broker::Job {
+            pool: "default".to_owned(),
+            execution_id,
+            node_id: node_id.to_owned(),
+            attempt: 1,
+            workspace_id: self.workspace_id,
+        }
+    }
+
     pub fn workers(&self, shutdown: &Shutdown) -> WorkerHandle {
         Workers::start(&self.executor, &Pool::ALL, 4, shutdown.clone())
     }

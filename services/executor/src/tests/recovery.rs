@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::json;
-use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue, Job};
+use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue};
 use tyboo_runtime::shutdown::Shutdown;
 
 use super::conformance;
@@ -81,13 +81,7 @@ async fn a_worker_that_lost_its_lease_cannot_commit(world: World) {
         .await;
     let execution_id = world.start(workflow_id, json!({})).await;
     let domain = world.executor.domain();
-    let job = Job {
-        pool: "default".to_owned(),
-        execution_id,
-        node_id: "work".to_owned(),
-        attempt: 1,
-        workspace_id: world.workspace_id,
-    };
+    let job = world.default_job(execution_id, "work");
     let ClaimOutcome::Claimed(stale) = domain.claim_step(&job, "worker-a").await.unwrap() else {
         panic!("the ready step can be claimed");
     };
@@ -133,13 +127,7 @@ async fn a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries(wo
         .await;
     let execution_id = world.start(workflow_id, json!({})).await;
     let domain = world.executor.domain();
-    let job = Job {
-        pool: "default".to_owned(),
-        execution_id,
-        node_id: "work".to_owned(),
-        attempt: 1,
-        workspace_id: world.workspace_id,
-    };
+    let job = world.default_job(execution_id, "work");
     let max_deliveries = world.config.max_deliveries;
     assert!(max_deliveries > 1);
     // Each delivery's worker dies holding the step: its lease runs out.
@@ -216,13 +204,7 @@ async fn lost_deliveries_do_not_spend_the_retry_budget(world: World) {
         .await;
     let execution_id = world.start(workflow_id, json!({})).await;
     let domain = world.executor.domain();
-    let job = Job {
-        pool: "default".to_owned(),
-        execution_id,
-        node_id: "work".to_owned(),
-        attempt: 1,
-        workspace_id: world.workspace_id,
-    };
+    let job = world.default_job(execution_id, "work");
     let ClaimOutcome::Claimed(_lost) = domain.claim_step(&job, "worker-a").await.unwrap() else {
         panic!("the ready step can be claimed");
     };
@@ -266,13 +248,7 @@ async fn a_commit_takes_the_next_step_of_the_workers_pools_on(world: World) {
         .await;
     let execution_id = world.start(workflow_id, json!({})).await;
     let domain = world.executor.domain();
-    let job = |node_id: &str| Job {
-        pool: "default".to_owned(),
-        execution_id,
-        node_id: node_id.to_owned(),
-        attempt: 1,
-        workspace_id: world.workspace_id,
-    };
+    let job = |node_id: &str| world.default_job(execution_id, node_id);
     let ClaimOutcome::Claimed(a) = domain.claim_step(&job("a"), "worker-a").await.unwrap() else {
         panic!("a is ready");
     };

@@ -53,16 +53,10 @@ pub(super) async fn handle_delivery(
     // Steps the commits readied for this worker's pools run here at once,
     // one after another, on the same slot, up to the configured number in a
     // row; then the next one goes through the queue.
-    let limit = domain.config().worker_steps_in_a_row;
     let mut in_a_row = 0;
     while let Some(claimed) = next.take() {
         in_a_row += 1;
-        let follow = if in_a_row < limit {
-            worker.follow()
-        } else {
-            None
-        };
-        match run_claimed(domain, &claimed, follow, abort.clone()).await {
+        match run_claimed(domain, &claimed, worker.follow(in_a_row), abort.clone()).await {
             Ok(following) => next = following,
             Err(error) => {
                 tracing::warn!(%error, execution_id = %claimed.execution.id, node_id = %claimed.step.node_id, "step failed to commit; handing it back");
@@ -75,19 +69,22 @@ pub(super) async fn handle_delivery(
     }
 }
 
-/// The worker a job runs on: its consumer name, the pools it serves, and
-/// whether it still takes work.
+/// The worker a job runs on: its consumer name, the pools it serves, how
+/// many steps of one execution it takes on in a row, and whether it still
+/// takes work.
 pub(super) struct WorkerIdentity {
     pub consumer: String,
     pub pools: Vec<String>,
+    pub steps_in_a_row: u32,
     pub shutdown: Shutdown,
 }
 
 impl WorkerIdentity {
     /// Whether, and as whom, this worker takes the next step of an execution
-    /// right after committing one: not once it is shutting down.
-    fn follow(&self) -> Option<Continue<'_>> {
-        (!self.shutdown.is_triggered()).then_some(Continue {
+    /// right after committing one, having taken `taken` on in a row already:
+    /// not past `steps_in_a_row`, and not once it is shutting down.
+    fn follow(&self, taken: u32) -> Option<Continue<'_>> {
+        (taken < self.steps_in_a_row && !self.shutdown.is_triggered()).then_some(Continue {
             pools: &self.pools,
             owner: &self.consumer,
         })
@@ -114,12 +111,7 @@ async fn run(
         ClaimOutcome::Later(at) => return Ok(Ran::Again(Some(at))),
         ClaimOutcome::Claimed(claimed) => claimed,
     };
-    let follow = if domain.config().worker_steps_in_a_row > 0 {
-        worker.follow()
-    } else {
-        None
-    };
-    run_claimed(domain, &claimed, follow, abort)
+    run_claimed(domain, &claimed, worker.follow(0), abort)
         .await
         .map(Ran::Done)
 }

@@ -66,6 +66,7 @@ async fn receive_loop(domain: Domain, pools: Vec<String>, concurrency: usize, sh
     let worker = Arc::new(WorkerIdentity {
         consumer: consumer.clone(),
         pools: pools.clone(),
+        steps_in_a_row: domain.config().worker_steps_in_a_row,
         shutdown: shutdown.clone(),
     });
     loop {
