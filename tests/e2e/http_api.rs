@@ -245,7 +245,7 @@ async fn bad_input_gets_400_naming_the_field_and_oversize_gets_413() {
 }
 
 #[tokio::test]
-async fn edge_serves_openapi_health_and_metrics() {
+async fn edge_serves_openapi_and_health_and_metrics_stay_on_the_admin_port() {
     let sandbox = Sandbox::start().await;
     let openapi: serde_json::Value = sandbox
         .http
@@ -271,7 +271,7 @@ async fn edge_serves_openapi_health_and_metrics() {
     sandbox.get("/v1/me", &sandbox.owner_key.clone()).await;
     let metrics = sandbox
         .http
-        .get(sandbox.url("/metrics"))
+        .get(format!("http://{}/metrics", sandbox.admin))
         .send()
         .await
         .unwrap()
@@ -283,5 +283,70 @@ async fn edge_serves_openapi_health_and_metrics() {
         metrics.contains("tyboo_grpc_server_requests_total"),
         "{metrics}"
     );
+
+    // The public port has no metrics, however the path is spelled: each
+    // answers exactly like a route that does not exist.
+    let unknown = public_answer(&sandbox, "/no-such-route").await;
+    assert_eq!(unknown.0, 404);
+    for spelling in [
+        "/metrics",
+        "/metrics/",
+        "/v1/../metrics",
+        "/v1/%2e%2e/metrics",
+        "/v1/%2E%2E/metrics",
+        "/v1/.%2e/metrics",
+        "/v1/./../metrics",
+        "/hooks/../metrics",
+        "/../metrics",
+        "//metrics",
+        "/v1/../metrics?format=prometheus",
+    ] {
+        let answer = public_answer(&sandbox, spelling).await;
+        assert_eq!(answer.0, 404, "{spelling}");
+        assert!(!answer.1.contains("tyboo_"), "{spelling}: {}", answer.1);
+        assert_eq!(
+            error_code(&answer.1),
+            error_code(&unknown.1),
+            "{spelling} answers like any unknown route: {}",
+            answer.1
+        );
+    }
+    // A dot segment is resolved before routing, for real routes too.
+    let (status, me) = sandbox
+        .get("/v1/workspaces/../me", &sandbox.owner_key.clone())
+        .await;
+    assert_eq!(status, 200, "{me}");
+    assert_eq!(me["email"], "owner@example.com");
     sandbox.stop().await;
+}
+
+/// The `code` of a JSON error body.
+fn error_code(body: &str) -> serde_json::Value {
+    let start = body.find('{').unwrap_or(0);
+    let end = body.rfind('}').map_or(body.len(), |end| end + 1);
+    let error: serde_json::Value = serde_json::from_str(&body[start..end])
+        .unwrap_or_else(|_| panic!("a JSON error body: {body}"));
+    assert!(!error["code"].is_null(), "{body}");
+    error["code"].clone()
+}
+
+/// Status and body of an unauthenticated GET on the public port, the path
+/// sent exactly as written (no client-side normalization).
+async fn public_answer(sandbox: &Sandbox, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(sandbox.edge).await.unwrap();
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nhost: edge\r\nx-request-id: fixed\r\nconnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).await.unwrap();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or(0);
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
+    (status, body)
 }

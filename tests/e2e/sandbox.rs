@@ -167,6 +167,8 @@ pub struct Sandbox {
     topology: Option<Topology>,
     pub store: Option<TestStore>,
     pub edge: SocketAddr,
+    /// The admin listener (`/metrics`) of the process that runs the edge.
+    pub admin: SocketAddr,
     pub tenancy: SocketAddr,
     pub executor: SocketAddr,
     pub owner_key: String,
@@ -193,6 +195,7 @@ impl Sandbox {
                 let bootstrap = mesh.bootstrap.clone().expect("first start bootstraps");
                 Sandbox {
                     edge: mesh.edge_address.unwrap(),
+                    admin: mesh.admin_address,
                     tenancy: mesh.tenancy_address.unwrap(),
                     executor: mesh.executor_address.unwrap(),
                     owner_key: bootstrap.api_key.clone(),
@@ -208,6 +211,7 @@ impl Sandbox {
                 let topology = Topology::start(config, &EVERY_POOL).await;
                 Sandbox {
                     edge: topology.edge,
+                    admin: topology.edge_admin,
                     tenancy: topology.tenancy,
                     executor: topology.executor,
                     owner_key: topology.owner.api_key.clone(),

@@ -96,6 +96,8 @@ pub struct Topology {
     pub vault: SocketAddr,
     pub executor: SocketAddr,
     pub edge: SocketAddr,
+    /// The edge process's admin listener (`/metrics`).
+    pub edge_admin: SocketAddr,
     /// The owner tenancy created on its first start.
     pub owner: Bootstrap,
     services: Vec<Process>,
@@ -141,6 +143,7 @@ impl Topology {
             vault: unset,
             executor: unset,
             edge: unset,
+            edge_admin: unset,
             owner: Bootstrap::default(),
             services: Vec::new(),
             workers: Vec::new(),
@@ -176,6 +179,7 @@ impl Topology {
         let (process, announced) = topology.spawn("edge", &["serve", "edge"], false).await;
         topology.services.push(process);
         topology.edge = announced.addresses["edge"];
+        topology.edge_admin = announced.addresses["metrics"];
         topology
     }
 
@@ -211,7 +215,12 @@ impl Topology {
                     ended(name, &log)
                 };
                 match line.split_whitespace().collect::<Vec<_>>().as_slice() {
-                    ["metrics", ..] => break,
+                    ["metrics", url, ..] => {
+                        let address = url.trim_start_matches("http://");
+                        let address = address.trim_end_matches("/metrics");
+                        addresses.insert("metrics".to_owned(), address.parse().unwrap());
+                        break;
+                    }
                     [
                         service @ ("edge" | "tenancy" | "vault" | "executor"),
                         address,

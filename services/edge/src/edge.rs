@@ -14,6 +14,7 @@ use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::{DescriptorPool, SerializeOptions};
 use tonic::transport::Channel;
+use tower::ServiceBuilder;
 
 use crate::auth::Authenticator;
 use crate::config::EdgeConfig;
@@ -52,7 +53,9 @@ pub(crate) struct Shared {
 }
 
 /// The public entry point: HTTP/JSON transcoding, native gRPC passthrough,
-/// `/openapi.json`, `/healthz` and `/metrics`, all on one listener.
+/// `/openapi.json`, `/healthz` and webhooks, all on one listener. Metrics
+/// are operations data (every tenant's totals): they are served only on the
+/// process's admin listener, never here.
 #[derive(Clone)]
 pub struct Edge {
     shared: Arc<Shared>,
@@ -141,11 +144,11 @@ impl Edge {
         self
     }
 
-    /// Every route of the edge, wrapped in its middleware stack.
+    /// Every route of the edge, wrapped in its middleware stack, behind the
+    /// path normalization that must happen before routing.
     pub fn router(&self) -> Router {
         let router = Router::new()
             .route("/healthz", get(healthz))
-            .route("/metrics", get(metrics_text))
             .route("/openapi.json", get(openapi_json))
             .route(
                 "/hooks/{workspace_id}/{*path}",
@@ -153,7 +156,12 @@ impl Edge {
             )
             .fallback(dispatch::dispatch)
             .with_state(Arc::clone(&self.shared));
-        layers::apply(router, &self.shared.config)
+        let routed = layers::apply(router, &self.shared.config);
+        Router::new().fallback_service(
+            ServiceBuilder::new()
+                .map_request(layers::normalize_path::normalize_request)
+                .service(routed),
+        )
     }
 
     /// Marks the edge as serving or draining; `/healthz` answers 503 while
@@ -170,17 +178,6 @@ async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
         (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")
     };
     (status, axum::Json(serde_json::json!({ "status": text }))).into_response()
-}
-
-async fn metrics_text() -> Response {
-    (
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
-        )],
-        tyboo_runtime::telemetry::render_metrics(),
-    )
-        .into_response()
 }
 
 async fn openapi_json(State(shared): State<Arc<Shared>>) -> Response {

@@ -6,7 +6,8 @@
 //! native gRPC through to the same services, and in both cases exchanges the
 //! caller's API key for a short-lived principal token that the services verify
 //! themselves. It also serves `/openapi.json` generated from the same
-//! descriptors, `/healthz` and `/metrics`.
+//! descriptors, `/healthz` and the public webhook URLs under `/hooks`; its
+//! metrics are served on the process's admin listener, not here.
 //!
 //! How a request flows: `layers` (metrics, request id, CORS, deadline, body
 //! limit) → `dispatch` (gRPC passthrough or JSON) → `routes` / `path_template`

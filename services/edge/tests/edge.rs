@@ -324,7 +324,7 @@ async fn internal_services_are_unimplemented_through_the_edge() {
 }
 
 #[tokio::test]
-async fn openapi_health_and_metrics_are_served() {
+async fn openapi_and_health_are_served_and_metrics_are_not() {
     let sandbox = Sandbox::start(EdgeConfig::default()).await;
     let openapi = sandbox.call(Method::GET, "/openapi.json", &[], "").await;
     assert_eq!(openapi.status, StatusCode::OK);
@@ -338,11 +338,15 @@ async fn openapi_health_and_metrics_are_served() {
     assert_eq!(draining.status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(draining.json, json!({"status": "NOT_SERVING"}));
 
-    let metrics = sandbox.call(Method::GET, "/metrics", &[], "").await;
-    assert_eq!(metrics.status, StatusCode::OK);
-    let text = metrics.json.as_str().expect("metrics are text");
+    // The edge still counts its requests, for the admin listener to serve.
+    let text = tyboo_runtime::telemetry::render_metrics();
     assert!(text.contains("tyboo_edge_requests_total"), "{text}");
     assert!(text.contains(r#"route="/healthz""#), "{text}");
+    for path in ["/metrics", "/v1/../metrics", "/v1/%2e%2e/metrics"] {
+        let answer = sandbox.call(Method::GET, path, &[], "").await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(!answer.json.to_string().contains("tyboo_"), "{path}");
+    }
     sandbox.shutdown().await;
 }
 

@@ -12,10 +12,15 @@
 //! 4. [`deadline`] — bounds everything below it (key exchange, reading the
 //!    body, the upstream call) and fixes the deadline sent upstream.
 //! 5. [`body_limit`] — innermost, next to the handler that reads the body.
+//!
+//! [`normalize_path`] is not in this stack: the stack runs after routing,
+//! and the path must be normalized before it. [`crate::edge::Edge::router`]
+//! puts it in front of the router.
 
 pub(crate) mod body_limit;
 pub(crate) mod deadline;
 pub(crate) mod metrics;
+pub(crate) mod normalize_path;
 pub(crate) mod request_id;
 
 use std::time::Duration;
