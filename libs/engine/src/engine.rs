@@ -9,7 +9,6 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
-use zeroize::Zeroizing;
 
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
 use crate::egress::{self, EgressConfig, EgressPolicy};
@@ -17,6 +16,7 @@ use crate::error::{EngineError, EngineResult, NodeError};
 use crate::expr::{self, Evaluator, ExpressionLimits};
 use crate::graph::{NodeSpec, RetryPolicy};
 use crate::nodes;
+use crate::redact::{REDACTED, Redactor};
 use crate::schema::{self, SchemaMode};
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -245,9 +245,11 @@ impl Engine {
             )));
         }
         let timeout = self.node_timeout(node);
-        let secrets = secret_strings(context.credential.as_ref());
+        let redactor = Redactor::new(context.credential.as_ref());
         let outcome =
-            match tokio::time::timeout(timeout, self.run_unbounded(node, info, context)).await {
+            match tokio::time::timeout(timeout, self.run_unbounded(node, info, context, &redactor))
+                .await
+            {
                 Ok(outcome) => outcome,
                 Err(_) => Err(NodeError::timeout(format!(
                     "node `{}` timed out after {} ms",
@@ -256,9 +258,9 @@ impl Engine {
                 ))),
             };
         match outcome {
-            Ok(outcome) => self.check_output(node, redact_outcome(outcome, &secrets)),
+            Ok(outcome) => self.check_output(node, redact_outcome(outcome, &redactor)),
             Err(mut error) => {
-                error.message = redact_text(&error.message, &secrets);
+                error.message = redactor.text(&error.message);
                 Err(error)
             }
         }
@@ -269,6 +271,7 @@ impl Engine {
         node: &NodeSpec,
         info: &NodeTypeInfo,
         context: &NodeContext,
+        redactor: &Redactor,
     ) -> Result<NodeOutcome, NodeError> {
         let document = Arc::new(context.expression_document());
         let parameters = self.render(node, document.clone()).await?;
@@ -290,6 +293,7 @@ impl Engine {
             parameters,
             context,
             document,
+            redactor,
         };
         nodes::run(info.name, run).await
     }
@@ -328,60 +332,9 @@ impl Engine {
     }
 }
 
-/// Credential strings worth redacting; very short ones would redact ordinary words.
-/// They are copies of the plaintext, so they are zeroized when the run is over.
-fn secret_strings(credential: Option<&Value>) -> Vec<Zeroizing<String>> {
-    fn collect(value: &Value, found: &mut Vec<Zeroizing<String>>) {
-        match value {
-            Value::String(text) if text.len() >= 6 => found.push(Zeroizing::new(text.clone())),
-            Value::Array(items) => items.iter().for_each(|item| collect(item, found)),
-            Value::Object(fields) => fields.values().for_each(|field| collect(field, found)),
-            _ => {}
-        }
-    }
-    let mut found = Vec::new();
-    if let Some(credential) = credential {
-        collect(credential, &mut found);
-    }
-    // Longest first, so a secret that contains another is redacted whole.
-    found.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
-    found
-}
-
-const REDACTED: &str = "[redacted]";
-
-fn redact_text(text: &str, secrets: &[Zeroizing<String>]) -> String {
-    let mut redacted = text.to_owned();
-    for secret in secrets {
-        if redacted.contains(secret.as_str()) {
-            redacted = redacted.replace(secret.as_str(), REDACTED);
-        }
-    }
-    redacted
-}
-
-fn redact_value(value: Value, secrets: &[Zeroizing<String>]) -> Value {
-    match value {
-        Value::String(text) => Value::String(redact_text(&text, secrets)),
-        Value::Array(items) => Value::Array(
-            items
-                .into_iter()
-                .map(|item| redact_value(item, secrets))
-                .collect(),
-        ),
-        Value::Object(fields) => Value::Object(
-            fields
-                .into_iter()
-                .map(|(key, field)| (redact_text(&key, secrets), redact_value(field, secrets)))
-                .collect(),
-        ),
-        other => other,
-    }
-}
-
 /// A live secret never leaves a node run in its output or error.
-fn redact_outcome(outcome: NodeOutcome, secrets: &[Zeroizing<String>]) -> NodeOutcome {
-    if secrets.is_empty() {
+fn redact_outcome(outcome: NodeOutcome, redactor: &Redactor) -> NodeOutcome {
+    if redactor.is_empty() {
         return outcome;
     }
     match outcome {
@@ -391,12 +344,12 @@ fn redact_outcome(outcome: NodeOutcome, secrets: &[Zeroizing<String>]) -> NodeOu
             usage,
         } => NodeOutcome::Completed {
             port,
-            output: redact_value(output, secrets),
+            output: redactor.value(output),
             usage,
         },
         NodeOutcome::Wait { until, output } => NodeOutcome::Wait {
             until,
-            output: redact_value(output, secrets),
+            output: redactor.value(output),
         },
     }
 }
@@ -458,14 +411,14 @@ mod tests {
 
     #[test]
     fn secrets_are_redacted_from_outputs() {
-        let secrets = secret_strings(Some(&serde_json::json!({"api_key": "sk-live-123456"})));
+        let redactor = Redactor::new(Some(&serde_json::json!({"api_key": "sk-live-123456"})));
         let outcome = redact_outcome(
             NodeOutcome::Completed {
                 port: "main".to_owned(),
                 output: serde_json::json!({"echo": "key=sk-live-123456"}),
                 usage: None,
             },
-            &secrets,
+            &redactor,
         );
         let NodeOutcome::Completed { output, .. } = outcome else {
             panic!("completed")

@@ -11,6 +11,7 @@ mod expr;
 mod graph;
 mod nodes;
 mod progress;
+mod redact;
 mod schedule;
 mod schema;
 mod validate;

@@ -469,3 +469,73 @@ async fn slack_message_posts_incoming_webhook_json() {
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
 }
+
+/// The leaks seen from outside: an upstream that echoes the Basic header it
+/// received (a later `transform` with `@base64d` then printed the password),
+/// an error body cut to its excerpt before redaction (a token minus its last
+/// character), and a webhook URL printed in its normalised form.
+#[tokio::test]
+async fn derived_forms_of_secrets_never_leave_the_node() {
+    const PASSWORD: &str = "pw-hunter2-correct-horse";
+    let address = serve(upstream()).await;
+    let engine = loopback_engine();
+
+    // 1. The echoed Basic header, and what a downstream node could decode.
+    let spec = node(
+        "call",
+        "http.request",
+        json!({"url": format!("http://{address}/echo")}),
+    );
+    let mut run_context = context("call", vec![]);
+    run_context.credential = Some(json!({"basic": {"username": "api-user", "password": PASSWORD}}));
+    let (_, output, _) = completed(engine.run_node(&spec, &run_context).await.expect("runs"));
+    assert_eq!(output["body"]["authorization"], "Basic [redacted]");
+    let decode = node(
+        "decode",
+        "transform",
+        json!({"program": ".input.body.authorization | ltrimstr(\"Basic \") | @base64d"}),
+    );
+    let downstream = context("decode", vec![output.clone()]);
+    let decoded = engine.run_node(&decode, &downstream).await;
+    let shown = format!("{decoded:?}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+
+    // 2. An error body whose 300-character cut falls inside the token.
+    let token = "tok-0123456789-abcdefghijkl";
+    let padding = "e".repeat(290);
+    let router = Router::new().route(
+        "/fail",
+        get(move || {
+            let body = format!("{padding}{token}");
+            async move { (StatusCode::BAD_REQUEST, body) }
+        }),
+    );
+    let failing = serve(router).await;
+    let spec = node(
+        "call",
+        "http.request",
+        json!({"url": format!("http://{failing}/fail")}),
+    );
+    let mut run_context = context("call", vec![]);
+    run_context.credential = Some(json!({"bearer_token": token}));
+    let error = engine
+        .run_node(&spec, &run_context)
+        .await
+        .expect_err("400 fails the node");
+    assert!(!error.message.contains("tok-0123"), "{}", error.message);
+    assert!(error.message.contains("[redacted]"), "{}", error.message);
+
+    // 3. A webhook URL the client prints normalised when it cannot connect.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let webhook = format!("HTTP://127.0.0.1:{port}/services/T0/B0/SeCrEtPaRt");
+    let spec = node("notify", "slack.message", json!({"text": "hello"}));
+    let mut run_context = context("notify", vec![]);
+    run_context.credential = Some(json!({"webhook_url": webhook}));
+    let error = engine
+        .run_node(&spec, &run_context)
+        .await
+        .expect_err("nothing listens there");
+    assert!(!error.message.contains("SeCrEt"), "{}", error.message);
+}

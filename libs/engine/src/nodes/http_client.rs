@@ -14,6 +14,9 @@ use crate::error::NodeError;
 
 pub(super) const IDEMPOTENCY_KEY: &str = "Idempotency-Key";
 
+/// How much of an upstream's body an error message quotes.
+const BODY_EXCERPT_CHARS: usize = 300;
+
 /// Retry-After values longer than this are treated as this; the retry policy caps
 /// further anyway.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
@@ -46,11 +49,11 @@ impl HttpResponse {
         parse_retry_after(&self.headers)
     }
 
-    /// The start of the body, for error messages.
-    pub fn body_excerpt(&self) -> String {
-        let text = String::from_utf8_lossy(&self.body);
-        let excerpt: String = text.chars().take(300).collect();
-        excerpt.trim().to_owned()
+    /// The start of the body, for error messages: redacted first, then cut,
+    /// so the cut cannot leave part of a secret.
+    pub fn body_excerpt(&self, run: &NodeRun<'_>) -> String {
+        run.redactor
+            .excerpt(&String::from_utf8_lossy(&self.body), BODY_EXCERPT_CHARS)
     }
 
     /// The error for a status the node did not accept: 429 and 5xx are worth retrying,
@@ -60,7 +63,7 @@ impl HttpResponse {
             .ok()
             .and_then(|status| status.canonical_reason())
             .unwrap_or("");
-        let excerpt = self.body_excerpt();
+        let excerpt = self.body_excerpt(run);
         let message = if excerpt.is_empty() {
             format!(
                 "node `{}`: upstream answered {} {reason}",

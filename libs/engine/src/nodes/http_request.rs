@@ -11,6 +11,7 @@ use super::http_client::{self, HttpResponse};
 use super::{NodeRun, completed};
 use crate::engine::NodeOutcome;
 use crate::error::NodeError;
+use crate::redact::basic_credentials;
 use crate::schema::parse_status_range;
 
 #[derive(Deserialize)]
@@ -97,7 +98,13 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
             request = request.header(AUTHORIZATION, header_value);
         }
         if let Some(basic) = &credential.basic {
-            request = request.basic_auth(&basic.username, basic.password.as_deref());
+            // Built here rather than by reqwest so that what is sent is
+            // exactly the form the redactor knows.
+            let sent = basic_credentials(&basic.username, basic.password.as_deref());
+            let mut header_value = HeaderValue::from_str(&format!("Basic {sent}"))
+                .map_err(|_| run.fail("credential has an invalid basic authentication"))?;
+            header_value.set_sensitive(true);
+            request = request.header(AUTHORIZATION, header_value);
         }
     }
 

@@ -18,6 +18,7 @@ use crate::egress::AllowedHosts;
 use crate::engine::{EngineInner, NodeContext, NodeOutcome};
 use crate::error::NodeError;
 use crate::graph::{MAIN_PORT, NodeSpec};
+use crate::redact::Redactor;
 
 /// Where the executor puts a credential's allowed hosts, next to its fields.
 pub(crate) const CREDENTIAL_ALLOWED_HOSTS: &str = "allowed_hosts";
@@ -28,6 +29,9 @@ pub(crate) struct NodeRun<'r> {
     pub parameters: Value,
     pub context: &'r NodeContext,
     pub document: Arc<Value>,
+    /// Every form of the credential's secrets; text that may echo them is
+    /// redacted with it before it is cut to an excerpt.
+    pub redactor: &'r Redactor,
 }
 
 impl NodeRun<'_> {

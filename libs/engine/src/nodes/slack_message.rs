@@ -48,6 +48,6 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     Ok(completed(serde_json::json!({
         "ok": true,
         "status": response.status,
-        "response": response.body_excerpt(),
+        "response": response.body_excerpt(&run),
     })))
 }
