@@ -15,6 +15,10 @@ pub struct VaultConfig {
     pub max_name_length: usize,
     /// Most entries in a credential's `allowed_hosts`.
     pub max_allowed_hosts: usize,
+    /// Shortest value a secret field may have, in characters. Workers
+    /// redact every secret from what nodes return; a shorter one would
+    /// redact ordinary words along with it.
+    pub min_secret_chars: usize,
     pub page_size_default: u32,
     pub page_size_max: u32,
     /// Most ids one `CheckCredentials` call may ask about.
@@ -46,6 +50,7 @@ impl Default for VaultConfig {
             max_fields_bytes: 16 * 1024,
             max_name_length: 200,
             max_allowed_hosts: 32,
+            min_secret_chars: 8,
             page_size_default: 50,
             page_size_max: 500,
             max_check_ids: 500,
@@ -107,8 +112,9 @@ impl VaultConfig {
     /// Rejects settings the service cannot run with; the message names the
     /// key. Master key material is checked when the key ring is built.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 9] = [
+        let positive: [(&str, u64); 10] = [
             ("max_fields_bytes", self.max_fields_bytes as u64),
+            ("min_secret_chars", self.min_secret_chars as u64),
             ("max_name_length", self.max_name_length as u64),
             ("page_size_default", u64::from(self.page_size_default)),
             ("page_size_max", u64::from(self.page_size_max)),

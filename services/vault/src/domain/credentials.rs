@@ -26,7 +26,7 @@ impl Domain {
         let name = validation::name(&new.name, config.max_name_length)?;
         let spec = types::require("type", &new.credential_type)?;
         let allowed_hosts = validation::allowed_hosts(new.allowed_hosts, config.max_allowed_hosts)?;
-        spec.validate(&new.fields)?;
+        spec.validate(&new.fields, config.min_secret_chars)?;
         let plaintext = new.fields.to_json(config.max_fields_bytes)?;
         drop(new.fields);
         self.record_key_state().await?;
@@ -117,7 +117,7 @@ impl Domain {
             )));
         }
         let spec = types::require("type", &current.credential_type)?;
-        spec.validate(&replacement.fields)?;
+        spec.validate(&replacement.fields, config.min_secret_chars)?;
         let plaintext = replacement.fields.to_json(config.max_fields_bytes)?;
         drop(replacement.fields);
 

@@ -30,6 +30,9 @@ struct FieldSpec {
     description: &'static str,
     required: bool,
     format: Format,
+    /// Redacted wherever a node would return it, so held to the minimum
+    /// length (`vault.min_secret_chars`) when not empty.
+    secret: bool,
 }
 
 #[derive(Debug)]
@@ -42,6 +45,7 @@ pub struct CredentialTypeSpec {
     open_map: bool,
 }
 
+/// A field that is not a secret: a name, a driver, a base URL.
 const fn field(
     name: &'static str,
     description: &'static str,
@@ -53,6 +57,20 @@ const fn field(
         description,
         required,
         format,
+        secret: false,
+    }
+}
+
+/// A field whose value is a secret.
+const fn secret(
+    name: &'static str,
+    description: &'static str,
+    required: bool,
+    format: Format,
+) -> FieldSpec {
+    FieldSpec {
+        secret: true,
+        ..field(name, description, required, format)
     }
 }
 
@@ -63,7 +81,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
         description: "A header sent with every request, such as X-API-Key.",
         fields: &[
             field("name", "The header name.", true, Format::HeaderName),
-            field("value", "The header value.", true, Format::SingleLine),
+            secret("value", "The header value.", true, Format::SingleLine),
         ],
         open_map: false,
     },
@@ -71,7 +89,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
         name: "bearer_token",
         title: "Bearer token",
         description: "Sent as `Authorization: Bearer <token>`.",
-        fields: &[field("token", "The token.", true, Format::SingleLine)],
+        fields: &[secret("token", "The token.", true, Format::SingleLine)],
         open_map: false,
     },
     CredentialTypeSpec {
@@ -85,7 +103,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
                 true,
                 Format::SingleLine,
             ),
-            field(
+            secret(
                 "password",
                 "May be empty.",
                 true,
@@ -99,7 +117,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
         title: "OpenAI-compatible API key",
         description: "For llm.chat against OpenAI or any compatible API.",
         fields: &[
-            field("api_key", "The API key.", true, Format::SingleLine),
+            secret("api_key", "The API key.", true, Format::SingleLine),
             field(
                 "base_url",
                 "The API's base URL; unset means https://api.openai.com/v1.",
@@ -113,7 +131,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
         name: "slack_webhook",
         title: "Slack incoming webhook",
         description: "The webhook URL that slack.message posts to.",
-        fields: &[field(
+        fields: &[secret(
             "url",
             "The https webhook URL.",
             true,
@@ -132,7 +150,7 @@ const CATALOG: &[CredentialTypeSpec] = &[
                 true,
                 Format::OneOf(&["postgres", "sqlite"]),
             ),
-            field(
+            secret(
                 "url",
                 "postgres://… or sqlite:….",
                 true,
@@ -183,10 +201,16 @@ pub fn require(field: &str, name: &str) -> VaultResult<&'static CredentialTypeSp
 const MAX_KEY_LENGTH: usize = 128;
 
 impl CredentialTypeSpec {
-    /// Rejects fields that do not fit the type, naming the first at fault.
-    pub fn validate(&self, fields: &SecretFields) -> VaultResult<()> {
+    /// Rejects fields that do not fit the type, naming the first at fault;
+    /// a non-empty secret must have at least `min_secret_chars` characters.
+    pub fn validate(&self, fields: &SecretFields, min_secret_chars: usize) -> VaultResult<()> {
         if self.open_map {
-            return validate_open_map(fields);
+            validate_open_map(fields)?;
+            for name in fields.names() {
+                let value = fields.get(name).unwrap_or_default();
+                check_secret_length(&format!("fields.{name}"), value, min_secret_chars)?;
+            }
+            return Ok(());
         }
         for name in fields.names() {
             if !self.fields.iter().any(|spec| spec.name == name) {
@@ -201,7 +225,12 @@ impl CredentialTypeSpec {
             match fields.get(spec.name) {
                 None if spec.required => return Err(VaultError::invalid(path, "must be set")),
                 None => {}
-                Some(value) => check_format(&path, spec.format, value)?,
+                Some(value) => {
+                    check_format(&path, spec.format, value)?;
+                    if spec.secret {
+                        check_secret_length(&path, value, min_secret_chars)?;
+                    }
+                }
             }
         }
         if self.name == "basic_auth" && fields.get("username").is_some_and(|v| v.contains(':')) {
@@ -256,6 +285,21 @@ impl CredentialTypeSpec {
             "additionalProperties": false,
         })
     }
+}
+
+/// Says how long the value is, never what it is.
+fn check_secret_length(path: &str, value: &str, min_secret_chars: usize) -> VaultResult<()> {
+    let length = value.chars().count();
+    if length == 0 || length >= min_secret_chars {
+        return Ok(());
+    }
+    Err(VaultError::invalid(
+        path,
+        format!(
+            "is {length} characters; a secret must have at least {min_secret_chars} \
+             (vault.min_secret_chars), so that redacting it hides nothing else"
+        ),
+    ))
 }
 
 fn check_format(path: &str, format: Format, value: &str) -> VaultResult<()> {
@@ -388,7 +432,7 @@ mod tests {
     fn rejection(type_name: &str, pairs: &[(&str, &str)]) -> String {
         find(type_name)
             .unwrap()
-            .validate(&fields(pairs))
+            .validate(&fields(pairs), 8)
             .unwrap_err()
             .to_string()
     }
@@ -402,6 +446,40 @@ mod tests {
         assert_eq!(
             find("basic_auth").unwrap().schema()["required"],
             json!(["username", "password"])
+        );
+    }
+
+    #[test]
+    fn secrets_shorter_than_the_minimum_are_refused() {
+        let spec = find("bearer_token").unwrap();
+        assert!(spec.validate(&fields(&[("token", "1234567")]), 8).is_err());
+        assert!(spec.validate(&fields(&[("token", "12345678")]), 8).is_ok());
+        let message = rejection("bearer_token", &[("token", "seven77")]);
+        assert_eq!(
+            message,
+            "fields.token: is 7 characters; a secret must have at least 8 \
+             (vault.min_secret_chars), so that redacting it hides nothing else"
+        );
+        // Characters, not bytes.
+        assert!(spec.validate(&fields(&[("token", "ééééééé")]), 8).is_err());
+        let message = rejection("key_value", &[("region", "eu")]);
+        assert!(
+            message.starts_with("fields.region: is 2 characters"),
+            "{message}"
+        );
+        // An empty password is no secret (an API key sent as the user name).
+        let basic = find("basic_auth").unwrap();
+        assert!(
+            basic
+                .validate(&fields(&[("username", "sk_test_key"), ("password", "")]), 8)
+                .is_ok()
+        );
+        // Names are not secrets.
+        assert!(
+            find("http_header")
+                .unwrap()
+                .validate(&fields(&[("name", "X-Key"), ("value", "value-long")]), 8)
+                .is_ok()
         );
     }
 

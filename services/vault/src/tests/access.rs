@@ -35,7 +35,7 @@ async fn answers_for(world: &World, token: &str, credential_id: &str) -> Vec<(Co
             api.replace_credential(request(
                 pb::ReplaceCredentialRequest {
                     credential_id: credential_id.to_owned(),
-                    fields: Some(fields_struct(&[("token", "stolen")])),
+                    fields: Some(fields_struct(&[("token", "stolen-token")])),
                     allowed_hosts: None,
                     expected_version: None,
                 },
@@ -47,7 +47,7 @@ async fn answers_for(world: &World, token: &str, credential_id: &str) -> Vec<(Co
             api.replace_credential(request(
                 pb::ReplaceCredentialRequest {
                     credential_id: credential_id.to_owned(),
-                    fields: Some(fields_struct(&[("token", "stolen")])),
+                    fields: Some(fields_struct(&[("token", "stolen-token")])),
                     allowed_hosts: Some(pb::AllowedHosts {
                         hosts: vec!["evil.example".to_owned()],
                     }),
@@ -112,7 +112,7 @@ async fn another_workspaces_credential_answers_exactly_as_a_missing_one(world: W
 }
 
 async fn only_allowed_services_decrypt_and_others_see_not_found(world: World) {
-    let id = world.create_bearer("api", "s3cret").await;
+    let id = world.create_bearer("api", "s3cret-token").await;
     let decrypt_as = |token: String, credential_id: String| {
         let access = world.access();
         let workspace_id = world.workspace_id.to_string();
@@ -147,7 +147,7 @@ async fn only_allowed_services_decrypt_and_others_see_not_found(world: World) {
         .into_inner();
     assert_eq!(
         super::harness::string_field(&decrypted.fields.unwrap(), "token"),
-        "s3cret"
+        "s3cret-token"
     );
     assert_eq!(decrypted.allowed_hosts, ["api.example.com"]);
 
@@ -189,12 +189,12 @@ async fn only_allowed_services_decrypt_and_others_see_not_found(world: World) {
 }
 
 async fn check_credentials_reports_only_the_workspaces_own(world: World) {
-    let ours = world.create_bearer("ours", "a").await;
+    let ours = world.create_bearer("ours", "ours-token").await;
     let other_world = World {
         workspace_id: Uuid::now_v7(),
         ..world.clone()
     };
-    let theirs = other_world.create_bearer("theirs", "b").await;
+    let theirs = other_world.create_bearer("theirs", "theirs-token").await;
     let ask = |token: String| {
         let access = world.access();
         let ids = vec![

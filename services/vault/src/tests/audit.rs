@@ -16,13 +16,13 @@ conformance!(
 );
 
 async fn writes_are_audited_with_who_what_and_which_version(world: World) {
-    let id = world.create_bearer("audited", "first").await;
+    let id = world.create_bearer("audited", "first-token").await;
     world
         .credentials()
         .replace_credential(request(
             pb::ReplaceCredentialRequest {
                 credential_id: id.to_string(),
-                fields: Some(fields_struct(&[("token", "second")])),
+                fields: Some(fields_struct(&[("token", "second-token")])),
                 allowed_hosts: None,
                 expected_version: None,
             },
@@ -78,7 +78,7 @@ async fn a_failed_audit_write_fails_the_action_and_changes_nothing(world: World)
             pb::CreateCredentialRequest {
                 name: "never".to_owned(),
                 r#type: "bearer_token".to_owned(),
-                fields: Some(fields_struct(&[("token", "t")])),
+                fields: Some(fields_struct(&[("token", "token-one")])),
                 allowed_hosts: Vec::new(),
             },
             &editor,
@@ -88,7 +88,7 @@ async fn a_failed_audit_write_fails_the_action_and_changes_nothing(world: World)
         .replace_credential(request(
             pb::ReplaceCredentialRequest {
                 credential_id: id.to_string(),
-                fields: Some(fields_struct(&[("token", "changed")])),
+                fields: Some(fields_struct(&[("token", "changed-token")])),
                 allowed_hosts: None,
                 expected_version: None,
             },

@@ -38,7 +38,7 @@ async fn credentials_live_through_create_replace_list_and_delete(world: World) {
             pb::CreateCredentialRequest {
                 name: " Slack alerts ".to_owned(),
                 r#type: "bearer_token".to_owned(),
-                fields: Some(fields_struct(&[("token", "t")])),
+                fields: Some(fields_struct(&[("token", "token-one")])),
                 allowed_hosts: Vec::new(),
             },
             &editor,
@@ -93,7 +93,7 @@ async fn credentials_live_through_create_replace_list_and_delete(world: World) {
 
     for index in 0..4 {
         world
-            .create_bearer(&format!("token {index}"), "secret")
+            .create_bearer(&format!("token {index}"), "secret-token")
             .await;
     }
     let mut names = Vec::new();
@@ -185,13 +185,29 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
         ),
         (
             "bearer_token",
-            &[("token", "t"), ("extra", "x")],
+            &[("token", "7-chars")],
+            "fields.token: is 7 characters; a secret must have at least 8 \
+             (vault.min_secret_chars), so that redacting it hides nothing else",
+        ),
+        (
+            "key_value",
+            &[("api.secret", "short")],
+            "fields.api.secret: is 5 characters; a secret must have at least 8 \
+             (vault.min_secret_chars), so that redacting it hides nothing else",
+        ),
+        (
+            "bearer_token",
+            &[("token", "token-one"), ("extra", "x")],
             "fields.extra: is not a field of bearer_token",
         ),
-        ("http_header", &[("value", "v")], "fields.name: must be set"),
         (
             "http_header",
-            &[("name", "X Bad"), ("value", "v")],
+            &[("value", "header-value")],
+            "fields.name: must be set",
+        ),
+        (
+            "http_header",
+            &[("name", "X Bad"), ("value", "header-value")],
             "fields.name: is not a valid HTTP header name",
         ),
         (
@@ -201,7 +217,7 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
         ),
         (
             "basic_auth",
-            &[("password", "p")],
+            &[("password", "password-1")],
             "fields.username: must be set",
         ),
         (
@@ -211,18 +227,21 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
         ),
         (
             "basic_auth",
-            &[("username", "a:b"), ("password", "p")],
+            &[("username", "a:b"), ("password", "password-1")],
             "fields.username: must not contain ':'",
         ),
         ("openai_api_key", &[], "fields.api_key: must be set"),
         (
             "openai_api_key",
-            &[("api_key", "k"), ("base_url", "not a url")],
+            &[("api_key", "sk-api-key"), ("base_url", "not a url")],
             "fields.base_url: is not an absolute URL",
         ),
         (
             "openai_api_key",
-            &[("api_key", "k"), ("base_url", "ftp://models.local/v1")],
+            &[
+                ("api_key", "sk-api-key"),
+                ("base_url", "ftp://models.local/v1"),
+            ],
             "fields.base_url: must be an http or https URL",
         ),
         ("slack_webhook", &[], "fields.url: must be set"),
@@ -306,7 +325,7 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
                 pb::CreateCredentialRequest {
                     name: "typed".to_owned(),
                     r#type: request_type.to_owned(),
-                    fields: Some(fields_struct(&[("token", "t")])),
+                    fields: Some(fields_struct(&[("token", "token-one")])),
                     allowed_hosts: Vec::new(),
                 },
                 &editor,
@@ -319,12 +338,18 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
 
     // Every type accepts well-formed fields.
     let good: &[(&str, &[(&str, &str)])] = &[
-        ("http_header", &[("name", "X-API-Key"), ("value", "v")]),
-        ("bearer_token", &[("token", "t")]),
+        (
+            "http_header",
+            &[("name", "X-API-Key"), ("value", "header-value")],
+        ),
+        ("bearer_token", &[("token", "token-one")]),
         ("basic_auth", &[("username", "u"), ("password", "")]),
         (
             "openai_api_key",
-            &[("api_key", "k"), ("base_url", "http://localhost:11434/v1")],
+            &[
+                ("api_key", "sk-api-key"),
+                ("base_url", "http://localhost:11434/v1"),
+            ],
         ),
         (
             "slack_webhook",
@@ -334,7 +359,10 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
             "database",
             &[("driver", "sqlite"), ("url", "sqlite:data.db")],
         ),
-        ("key_value", &[("region", "eu"), ("api.secret", "s")]),
+        (
+            "key_value",
+            &[("region", "eu-west-1"), ("api.secret", "s-secret-value")],
+        ),
     ];
     for (credential_type, fields) in good {
         world
@@ -464,7 +492,7 @@ async fn secrets_never_appear_in_public_answers_or_debug_output(world: World) {
 }
 
 async fn viewers_read_metadata_but_cannot_write(world: World) {
-    let id = world.create_bearer("shared", "secret").await;
+    let id = world.create_bearer("shared", "secret-token").await;
     let viewer = world.user_token_in(world.workspace_id, Role::Viewer);
     let api = world.credentials();
     api.get_credential(request(

@@ -45,7 +45,7 @@ async fn rotation_then_rewrap_then_retirement_keeps_every_credential_usable(worl
     for index in 0..3 {
         ids.push(
             world
-                .create_bearer(&format!("old {index}"), &format!("secret {index}"))
+                .create_bearer(&format!("old {index}"), &format!("secret-token {index}"))
                 .await,
         );
     }
@@ -63,12 +63,12 @@ async fn rotation_then_rewrap_then_retirement_keeps_every_credential_usable(worl
     rotated.master_keys.push(master_key(2));
     rotated.active_version = Some(2);
     let world = world.restart(rotated.clone()).await;
-    let fresh = world.create_bearer("new", "secret new").await;
+    let fresh = world.create_bearer("new", "secret-token new").await;
     assert_eq!(world.row(fresh).await.key_version, 2);
     for (index, id) in ids.iter().enumerate() {
         assert_eq!(
             world.decrypted_token(*id).await.unwrap(),
-            format!("secret {index}")
+            format!("secret-token {index}")
         );
     }
     let rotation: Vec<_> = world
@@ -139,10 +139,13 @@ async fn rotation_then_rewrap_then_retirement_keeps_every_credential_usable(worl
     for (index, id) in ids.iter().enumerate() {
         assert_eq!(
             world.decrypted_token(*id).await.unwrap(),
-            format!("secret {index}")
+            format!("secret-token {index}")
         );
     }
-    assert_eq!(world.decrypted_token(fresh).await.unwrap(), "secret new");
+    assert_eq!(
+        world.decrypted_token(fresh).await.unwrap(),
+        "secret-token new"
+    );
     let after = status(&world).await;
     assert!(after.complete, "{after:?}");
     assert_eq!(after.undecryptable, 0);
@@ -150,7 +153,7 @@ async fn rotation_then_rewrap_then_retirement_keeps_every_credential_usable(worl
 }
 
 async fn rows_under_a_retired_version_fail_clearly(world: World) {
-    let straggler = world.create_bearer("straggler", "old").await;
+    let straggler = world.create_bearer("straggler", "old-token").await;
     let mut retired = world.config.clone();
     retired.master_keys.push(master_key(2));
     retired.active_version = Some(2);
@@ -173,7 +176,7 @@ async fn rows_under_a_retired_version_fail_clearly(world: World) {
         .replace_credential(request(
             pb::ReplaceCredentialRequest {
                 credential_id: straggler.to_string(),
-                fields: Some(super::harness::fields_struct(&[("token", "new")])),
+                fields: Some(super::harness::fields_struct(&[("token", "new-token")])),
                 allowed_hosts: None,
                 expected_version: None,
             },
@@ -182,7 +185,7 @@ async fn rows_under_a_retired_version_fail_clearly(world: World) {
         .await
         .map(|_| ())
         .unwrap();
-    assert_eq!(world.decrypted_token(straggler).await.unwrap(), "new");
+    assert_eq!(world.decrypted_token(straggler).await.unwrap(), "new-token");
 }
 
 async fn key_management_needs_a_service_token(world: World) {
