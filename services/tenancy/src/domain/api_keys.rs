@@ -248,8 +248,16 @@ impl Domain {
             api_key_id: Some(key.id),
             api_key_version: Some(secret_version(&key)),
         };
-        self.sign(principal, self.config().principal_token_ttl_seconds)
-            .await
+        // A token never outlives the key it was issued for.
+        let mut ttl_seconds = self.config().principal_token_ttl_seconds;
+        if let Some(expiry) = key.expire_time {
+            let left = (expiry - now).num_seconds().max(0);
+            ttl_seconds = ttl_seconds.min(u64::try_from(left).unwrap_or(0));
+        }
+        if ttl_seconds == 0 {
+            return Err(invalid_api_key());
+        }
+        self.sign(principal, ttl_seconds).await
     }
 }
 

@@ -17,6 +17,7 @@ conformance!(
     keys_are_listed_by_role_and_managed_within_rank,
     rotation_and_revocation_stop_old_credentials_at_once,
     expired_keys_stop_working,
+    tokens_never_outlive_their_key,
     authentication_records_last_use,
 );
 
@@ -193,6 +194,54 @@ async fn expired_keys_stop_working(tenancy: Tenancy) {
         ),
         Code::FailedPrecondition
     );
+}
+
+async fn tokens_never_outlive_their_key(tenancy: Tenancy) {
+    let fixture = bootstrap(&tenancy).await;
+    let domain = tenancy.domain();
+    let owner_scope = scope(&tenancy, &fixture.owner, fixture.workspace_id).await;
+    let soon = crate::storage::now() + chrono::Duration::hours(1);
+    let expiring = domain
+        .create_api_key(&owner_scope, &name("short-lived"), Some(soon))
+        .await
+        .unwrap();
+    // The key has 90 s left, the token lifetime is 300 s: the token ends
+    // with the key, not 210 s after it.
+    let key_expiry = crate::storage::now() + chrono::Duration::seconds(90);
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::ExpireTime, Expr::value(key_expiry))
+        .filter(api_key::Column::Id.eq(expiring.api_key.id))
+        .exec(domain.store().connection())
+        .await
+        .unwrap();
+    let issued = domain.authenticate_api_key(&expiring.secret).await.unwrap();
+    assert!(
+        issued.expire_time <= key_expiry,
+        "token until {}, key until {key_expiry}",
+        issued.expire_time
+    );
+    assert!(issued.expire_time > key_expiry - chrono::Duration::seconds(5));
+
+    // With less than a second left, no token is issued at all.
+    let almost = crate::storage::now() + chrono::Duration::milliseconds(500);
+    api_key::Entity::update_many()
+        .col_expr(api_key::Column::ExpireTime, Expr::value(almost))
+        .filter(api_key::Column::Id.eq(expiring.api_key.id))
+        .exec(domain.store().connection())
+        .await
+        .unwrap();
+    assert_eq!(
+        code_of(domain.authenticate_api_key(&expiring.secret).await),
+        Code::Unauthenticated
+    );
+
+    // A key without an expiry keeps the configured lifetime.
+    let issued = domain
+        .authenticate_api_key(&fixture.owner_key)
+        .await
+        .unwrap();
+    let lifetime = issued.expire_time - crate::storage::now();
+    assert!(lifetime > chrono::Duration::seconds(290));
 }
 
 async fn authentication_records_last_use(tenancy: Tenancy) {
