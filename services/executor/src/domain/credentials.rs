@@ -150,7 +150,7 @@ pub fn accepted_types(credential_type: &str) -> &'static [&'static str] {
         "http" => &["http_header", "bearer_token", "basic_auth"],
         "llm" => &["openai_api_key"],
         "slack" => &["slack_webhook"],
-        "sql" => &["database"],
+        "database" => &["database"],
         _ => &[],
     }
 }
@@ -377,5 +377,22 @@ mod tests {
         assert!(accepted_types("http").contains(&"bearer_token"));
         assert!(accepted_types("llm").contains(&"openai_api_key"));
         assert!(accepted_types("none").is_empty());
+    }
+
+    /// Every use the node catalog names is one the vault can serve: a name
+    /// here that the catalog does not use (it once said `sql` where the
+    /// catalog says `database`) leaves that node with no credential at all.
+    #[test]
+    fn every_credential_use_of_the_catalog_accepts_a_vault_type() {
+        for info in tyboo_engine::Catalog::standard_ref().all() {
+            if let Some(wanted) = info.credential_type {
+                assert!(
+                    !accepted_types(wanted).is_empty(),
+                    "{} takes `{wanted}` credentials, which no vault type serves",
+                    info.name
+                );
+            }
+        }
+        assert_eq!(accepted_types("database"), ["database"]);
     }
 }
