@@ -208,91 +208,101 @@ pub fn canonicalize(address: IpAddr) -> IpAddr {
     address
 }
 
-fn in_v4(address: Ipv4Addr, network: [u8; 4], prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u32::MAX << (32 - prefix)
-    };
-    (u32::from(address) & mask) == (u32::from(Ipv4Addr::from(network)) & mask)
-}
+/// Every range refused by default: the IANA IPv4 and IPv6 Special-Purpose
+/// Address Registries (RFC 6890 and the RFCs that add to them), cloud
+/// metadata endpoints, and multicast. Each row: the range, what it is, its
+/// source. The first row that holds an address names the reason, so the
+/// narrow metadata rows come before the ranges around them. An allow range
+/// in `executor.engine.egress.allow_cidrs` opens a row for an operator.
+///
+/// Ranges that carry an IPv4 address inside an IPv6 one and reach it
+/// (mapped, compatible, NAT64 `64:ff9b::/96`, 6to4) are judged as that IPv4
+/// address by [`canonicalize`] first; those rows below catch what is left.
+const SPECIAL_PURPOSE: &[(&str, &str, &str)] = &[
+    (
+        "169.254.169.254/32",
+        "cloud metadata",
+        "AWS, GCP, Azure instance metadata",
+    ),
+    (
+        "fd00:ec2::254/128",
+        "cloud metadata",
+        "AWS instance metadata over IPv6",
+    ),
+    (
+        "0.0.0.0/8",
+        "unspecified (this-network)",
+        "RFC 791, RFC 6890",
+    ),
+    ("10.0.0.0/8", "private", "RFC 1918"),
+    ("100.64.0.0/10", "carrier-grade NAT", "RFC 6598"),
+    ("127.0.0.0/8", "loopback", "RFC 1122"),
+    ("169.254.0.0/16", "link-local", "RFC 3927"),
+    ("172.16.0.0/12", "private", "RFC 1918"),
+    ("192.0.0.0/24", "IETF protocol assignment", "RFC 6890"),
+    ("192.0.2.0/24", "documentation", "RFC 5737"),
+    ("192.31.196.0/24", "AS112 (v4)", "RFC 7535"),
+    ("192.52.193.0/24", "AMT relay", "RFC 7450"),
+    (
+        "192.88.99.0/24",
+        "6to4 relay anycast (deprecated)",
+        "RFC 7526",
+    ),
+    ("192.168.0.0/16", "private", "RFC 1918"),
+    ("192.175.48.0/24", "AS112 direct delegation", "RFC 7534"),
+    ("198.18.0.0/15", "benchmarking", "RFC 2544"),
+    ("198.51.100.0/24", "documentation", "RFC 5737"),
+    ("203.0.113.0/24", "documentation", "RFC 5737"),
+    ("224.0.0.0/4", "multicast", "RFC 5771"),
+    ("255.255.255.255/32", "broadcast", "RFC 919, RFC 8190"),
+    ("240.0.0.0/4", "reserved", "RFC 1112"),
+    ("::/128", "unspecified", "RFC 4291"),
+    ("::1/128", "loopback", "RFC 4291"),
+    ("::ffff:0:0/96", "IPv4-mapped", "RFC 4291"),
+    ("::ffff:0:0:0/96", "IPv4-translated", "RFC 2765, RFC 6145"),
+    ("64:ff9b::/96", "IPv4/IPv6 translation (NAT64)", "RFC 6052"),
+    (
+        "64:ff9b:1::/48",
+        "local-use IPv4/IPv6 translation",
+        "RFC 8215",
+    ),
+    ("100::/64", "discard-only", "RFC 6666"),
+    ("2001::/23", "IETF protocol assignment", "RFC 2928"),
+    ("2001::/32", "Teredo", "RFC 4380, RFC 8190"),
+    ("2001:2::/48", "benchmarking", "RFC 5180"),
+    ("2001:db8::/32", "documentation", "RFC 3849"),
+    ("2001:10::/28", "ORCHID (deprecated)", "RFC 4843"),
+    ("2001:20::/28", "ORCHIDv2", "RFC 7343"),
+    ("2002::/16", "6to4", "RFC 3056"),
+    ("2620:4f:8000::/48", "AS112 (v6)", "RFC 7534"),
+    ("3fff::/20", "documentation", "RFC 9637"),
+    ("5f00::/16", "segment routing (SRv6) SIDs", "RFC 9602"),
+    ("fc00::/7", "unique local (private)", "RFC 4193, RFC 8190"),
+    ("fe80::/10", "link-local", "RFC 4291"),
+    ("fec0::/10", "site-local (deprecated)", "RFC 3879"),
+    ("ff00::/8", "multicast", "RFC 4291"),
+];
 
-fn in_v6(address: Ipv6Addr, network: Ipv6Addr, prefix: u8) -> bool {
-    let mask = if prefix == 0 {
-        0
-    } else {
-        u128::MAX << (128 - prefix)
-    };
-    (u128::from(address) & mask) == (u128::from(network) & mask)
+/// [`SPECIAL_PURPOSE`], parsed once.
+fn special_purpose() -> &'static [(IpNet, &'static str)] {
+    static PARSED: std::sync::OnceLock<Vec<(IpNet, &'static str)>> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        SPECIAL_PURPOSE
+            .iter()
+            .map(|(range, reason, _source)| {
+                let net: IpNet = range.parse().expect("the special-purpose table parses");
+                (net, *reason)
+            })
+            .collect()
+    })
 }
 
 /// Why an (already canonical) address is refused by default, if it is.
 fn refusal_reason(address: IpAddr) -> Option<&'static str> {
-    match address {
-        IpAddr::V4(v4) => {
-            let ranges: &[([u8; 4], u8, &'static str)] = &[
-                ([169, 254, 169, 254], 32, "cloud metadata"),
-                ([0, 0, 0, 0], 8, "unspecified (this-network)"),
-                ([127, 0, 0, 0], 8, "loopback"),
-                ([10, 0, 0, 0], 8, "private"),
-                ([172, 16, 0, 0], 12, "private"),
-                ([192, 168, 0, 0], 16, "private"),
-                ([169, 254, 0, 0], 16, "link-local"),
-                ([100, 64, 0, 0], 10, "carrier-grade NAT"),
-                ([192, 0, 0, 0], 24, "IETF protocol assignment"),
-                ([192, 0, 2, 0], 24, "documentation"),
-                ([198, 51, 100, 0], 24, "documentation"),
-                ([203, 0, 113, 0], 24, "documentation"),
-                ([198, 18, 0, 0], 15, "benchmarking"),
-                ([224, 0, 0, 0], 4, "multicast"),
-                ([255, 255, 255, 255], 32, "broadcast"),
-                ([240, 0, 0, 0], 4, "reserved"),
-            ];
-            ranges
-                .iter()
-                .find(|(network, prefix, _)| in_v4(v4, *network, *prefix))
-                .map(|(_, _, reason)| *reason)
-        }
-        IpAddr::V6(v6) => {
-            let ranges: &[(Ipv6Addr, u8, &'static str)] = &[
-                (
-                    Ipv6Addr::new(0xfd00, 0xec2, 0, 0, 0, 0, 0, 0x254),
-                    128,
-                    "cloud metadata",
-                ),
-                (Ipv6Addr::UNSPECIFIED, 128, "unspecified"),
-                (Ipv6Addr::LOCALHOST, 128, "loopback"),
-                (
-                    Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
-                    7,
-                    "unique local (private)",
-                ),
-                (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
-                (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, "site-local"),
-                (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
-                (
-                    Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
-                    32,
-                    "documentation",
-                ),
-                (
-                    Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
-                    20,
-                    "documentation",
-                ),
-                (
-                    Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
-                    64,
-                    "discard-only",
-                ),
-                (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 32, "Teredo"),
-            ];
-            ranges
-                .iter()
-                .find(|(network, prefix, _)| in_v6(v6, *network, *prefix))
-                .map(|(_, _, reason)| *reason)
-        }
-    }
+    special_purpose()
+        .iter()
+        .find(|(range, _)| range.contains(&address))
+        .map(|(_, reason)| *reason)
 }
 
 /// Resolves names with the system resolver and keeps only permitted addresses.
@@ -467,6 +477,49 @@ mod tests {
         assert!(!refused(&policy, "https://93.184.215.14/"));
         assert!(!refused(&policy, "https://[2606:4700::1111]/"));
         assert!(!refused(&policy, "https://example.com/"));
+    }
+
+    /// Every row of the table refuses its first address, its last, and one
+    /// inside, in every spelling the URL parser accepts; public addresses on
+    /// both families stay open.
+    #[test]
+    fn every_special_purpose_range_is_refused() {
+        let policy = default_policy();
+        for (range, reason, source) in SPECIAL_PURPOSE {
+            let net: IpNet = range.parse().unwrap();
+            assert!(!source.is_empty(), "{range} names its source");
+            for address in [net.network(), net.broadcast()] {
+                let refusal = policy.check_ip(address);
+                assert!(refusal.is_err(), "{range} ({reason}): {address} is refused");
+            }
+        }
+        for address in [
+            "::ffff:0:7f00:1",
+            "::ffff:0:a00:1",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
+            "2001:4:112::1",
+            "2620:4f:8000::1",
+            "5f00::1",
+            "192.88.99.1",
+            "192.31.196.1",
+            "192.52.193.1",
+            "192.175.48.1",
+        ] {
+            let address: IpAddr = address.parse().unwrap();
+            assert!(policy.check_ip(address).is_err(), "{address} is refused");
+        }
+        for address in [
+            "93.184.215.14",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "2a00:1450::1",
+        ] {
+            let address: IpAddr = address.parse().unwrap();
+            assert!(policy.check_ip(address).is_ok(), "{address} is public");
+        }
+        assert!(refused(&policy, "http://[::ffff:0:7f00:1]/"));
+        assert!(refused(&policy, "http://[64:ff9b:1::7f00:1]/"));
     }
 
     #[test]
