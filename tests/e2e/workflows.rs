@@ -714,3 +714,141 @@ async fn a_delay_waits_without_holding_a_worker_and_the_execution_data_cap_holds
     );
     sandbox.stop().await;
 }
+
+fn sql_graph(credential_id: Option<&str>, steps: &[(&str, Value)]) -> Value {
+    let mut nodes = vec![json!({"id": "start", "type": "trigger.manual"})];
+    let mut edges = Vec::new();
+    let mut previous = "start".to_owned();
+    for (id, parameters) in steps {
+        let mut node = json!({"id": id, "type": "sql.query", "parameters": parameters,
+                              "retry": {"maxAttempts": 1, "initialBackoffMs": 10,
+                                        "maxBackoffMs": 10, "multiplier": 1.0}});
+        if let Some(credential) = credential_id {
+            node["credentialId"] = json!(credential);
+        }
+        nodes.push(node);
+        edges.push(json!({"from": previous, "to": id}));
+        previous = (*id).to_owned();
+    }
+    json!({"nodes": nodes, "edges": edges})
+}
+
+/// A stored `database` credential drives `sql.query` against a SQLite file in the
+/// operator's SQLite directory: the URL comes from the vault, not the workflow.
+#[tokio::test]
+async fn sql_query_runs_on_a_stored_database_credential() {
+    let sqlite_dir = std::env::temp_dir().join(format!("tyboo-e2e-sql-{}", uuid::Uuid::now_v7()));
+    std::fs::create_dir_all(&sqlite_dir).unwrap();
+    let dir = sqlite_dir.clone();
+    let sandbox = Sandbox::start_with(move |config| {
+        config.executor.engine.sql.sqlite_dir = Some(dir);
+    })
+    .await;
+    let (status, created) = sandbox
+        .post(
+            "/v1/credentials",
+            Some(&sandbox.owner_key),
+            json!({"name": "Shop database", "type": "database",
+                   "fields": {"driver": "sqlite", "url": "sqlite:shop.db"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let credential_id = created["credential"]["id"].as_str().unwrap().to_owned();
+    let graph = sql_graph(
+        Some(&credential_id),
+        &[
+            (
+                "create",
+                json!({"driver": "sqlite",
+                              "query": "CREATE TABLE IF NOT EXISTS orders (id INTEGER PRIMARY KEY, total REAL)"}),
+            ),
+            (
+                "insert",
+                json!({"driver": "sqlite",
+                              "query": "INSERT INTO orders (total) VALUES (?), (?)",
+                              "params": [12.5, 30]}),
+            ),
+            (
+                "select",
+                json!({"driver": "sqlite",
+                              "query": "SELECT id, total FROM orders ORDER BY id"}),
+            ),
+        ],
+    );
+    let workflow = sandbox.create_workflow("Orders in SQLite", graph).await;
+    let execution = sandbox
+        .wait_for_execution(&sandbox.start_execution(&workflow, json!({})).await)
+        .await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    assert_eq!(
+        node_runs(&execution, "insert")[0]["output"]["rows_affected"].as_f64(),
+        Some(2.0)
+    );
+    let selected = &node_runs(&execution, "select")[0]["output"];
+    assert_eq!(
+        selected["rows"],
+        json!([{"id": 1.0, "total": 12.5}, {"id": 2.0, "total": 30.0}]),
+        "{selected}"
+    );
+    assert!(
+        sqlite_dir.join("shop.db").is_file(),
+        "the file is in the SQLite directory"
+    );
+    sandbox.stop().await;
+    let _ = std::fs::remove_dir_all(sqlite_dir);
+}
+
+/// A tenant's `sql.query` never reaches the platform's own database: not by its
+/// URL (loopback is allowed in tests, as an operator might), not through a socket
+/// override, and not as a SQLite file when the SQLite directory is the data folder.
+#[tokio::test]
+async fn sql_query_cannot_reach_the_platform_database_or_its_files() {
+    let store_dir = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let seen = store_dir.clone();
+    let sandbox = Sandbox::start_with(move |config| {
+        // An operator mistake: the tenants' SQLite directory is the platform's data folder.
+        config.executor.engine.sql.sqlite_dir = Some(config.data_dir.clone());
+        *seen.lock().unwrap() = Some(config.database_url.clone());
+    })
+    .await;
+    let database_url = store_dir.lock().unwrap().clone().unwrap();
+    let mut attempts = vec![
+        json!({"driver": "sqlite", "url": "sqlite:executor.db", "query": "SELECT * FROM workflows"}),
+        json!({"driver": "sqlite", "url": "sqlite:tenancy.db", "query": "SELECT * FROM api_keys"}),
+        json!({"driver": "postgres",
+               "url": "postgres://root@127.0.0.1:5432/postgres?host=/var/run/postgresql",
+               "query": "SELECT 1"}),
+        json!({"driver": "postgres", "url": "postgres://root@%2Fvar%2Frun%2Fpostgresql/postgres",
+               "query": "SELECT 1"}),
+        json!({"driver": "postgres", "url": "postgres://root@example.invalid/postgres?hostaddr=127.0.0.1",
+               "query": "SELECT 1"}),
+    ];
+    if sandbox.store.as_ref().unwrap().is_postgres() {
+        attempts.push(json!({"driver": "postgres", "url": database_url,
+                             "query": "SELECT key_hash FROM tenancy.api_keys"}));
+        attempts.push(json!({"driver": "postgres",
+                             "url": database_url.replace("127.0.0.1", "localhost"),
+                             "query": "SELECT 1"}));
+    }
+    for parameters in attempts {
+        let graph = sql_graph(None, &[("db", parameters.clone())]);
+        let workflow = sandbox.create_workflow("Platform probe", graph).await;
+        let execution = sandbox
+            .wait_for_execution(&sandbox.start_execution(&workflow, json!({})).await)
+            .await;
+        assert_eq!(
+            execution["status"], "EXECUTION_STATUS_FAILED",
+            "{parameters}: {execution}"
+        );
+        let run = node_runs(&execution, "db")[0];
+        assert_eq!(
+            run["errorClass"], "ERROR_CLASS_PERMANENT",
+            "{parameters}: {run}"
+        );
+        assert!(run["output"]["rows"].is_null(), "{parameters}: {run}");
+    }
+    sandbox.stop().await;
+}

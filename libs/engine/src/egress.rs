@@ -119,6 +119,70 @@ pub async fn with_credential_hosts<F: std::future::Future>(
 #[derive(Clone, Debug)]
 pub struct EgressPolicy {
     allow: Vec<IpNet>,
+    platform: Vec<PlatformEndpoint>,
+}
+
+/// The platform's own stores: the database and the queue every service of this
+/// process talks to, and the folders their files live in. No node may reach them,
+/// whatever ranges an operator allows. The process that runs the engine fills this
+/// in from its own `database_url`, `queue_url` and data folder; it is not read from
+/// configuration, so nothing a workflow carries can change it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PlatformStores {
+    /// `postgres://…`, `redis://…` URLs (SQLite URLs name files: see `paths`).
+    pub urls: Vec<String>,
+    /// Folders holding the platform's SQLite files.
+    pub paths: Vec<std::path::PathBuf>,
+}
+
+/// One `host:port` of a platform store, with the addresses it resolved to at start.
+#[derive(Clone, Debug)]
+struct PlatformEndpoint {
+    host: String,
+    port: u16,
+    addresses: Vec<IpAddr>,
+}
+
+impl PlatformEndpoint {
+    fn from_url(raw: &str) -> Option<PlatformEndpoint> {
+        let url = Url::parse(raw).ok()?;
+        let port = url.port().or(match url.scheme() {
+            "postgres" | "postgresql" => Some(5432),
+            "redis" | "rediss" => Some(6379),
+            _ => None,
+        })?;
+        let host = match url.host()? {
+            Host::Domain(name) => percent_encoding::percent_decode_str(name)
+                .decode_utf8_lossy()
+                .to_ascii_lowercase(),
+            Host::Ipv4(address) => address.to_string(),
+            Host::Ipv6(address) => address.to_string(),
+        };
+        if host.is_empty() || host.starts_with('/') {
+            return None;
+        }
+        // Resolved once at start: an endpoint is matched by name and by address.
+        let addresses = std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map(|resolved| resolved.map(|address| canonicalize(address.ip())).collect())
+            .unwrap_or_default();
+        Some(PlatformEndpoint {
+            host,
+            port,
+            addresses,
+        })
+    }
+
+    fn holds(&self, address: SocketAddr) -> bool {
+        if address.port() != self.port {
+            return false;
+        }
+        let address = canonicalize(address.ip());
+        // Every loopback and unspecified address reaches the same local server.
+        let local = |ip: IpAddr| ip.is_loopback() || ip.is_unspecified();
+        self.addresses
+            .iter()
+            .any(|own| *own == address || (local(*own) && local(address)))
+    }
 }
 
 impl EgressPolicy {
@@ -135,7 +199,67 @@ impl EgressPolicy {
                     })
             })
             .collect::<EngineResult<Vec<IpNet>>>()?;
-        Ok(EgressPolicy { allow })
+        Ok(EgressPolicy {
+            allow,
+            platform: Vec::new(),
+        })
+    }
+
+    /// Refuses the platform's own stores on top of the configured policy.
+    pub fn with_platform(mut self, stores: &PlatformStores) -> EgressPolicy {
+        self.platform = stores
+            .urls
+            .iter()
+            .filter_map(|url| PlatformEndpoint::from_url(url))
+            .collect();
+        self
+    }
+
+    /// Whether a connection to `address` may be made: the address is permitted and
+    /// is none of the platform's own stores, even inside an allowed range.
+    pub fn check_socket(&self, address: SocketAddr) -> Result<(), EgressRefused> {
+        self.check_ip(address.ip())?;
+        match self.platform.iter().find(|own| own.holds(address)) {
+            Some(own) => Err(EgressRefused(format!(
+                "{address} is the platform's own store ({}:{})",
+                own.host, own.port
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Refuses `host:port` when it names a platform store, by name or by any
+    /// address the name resolves to now.
+    fn check_platform(&self, host: &Host<&str>, port: u16) -> Result<(), EgressRefused> {
+        if !self.platform.iter().any(|own| own.port == port) {
+            return Ok(());
+        }
+        let name = match host {
+            Host::Ipv4(address) => {
+                return self.check_socket(SocketAddr::new((*address).into(), port));
+            }
+            Host::Ipv6(address) => {
+                return self.check_socket(SocketAddr::new((*address).into(), port));
+            }
+            Host::Domain(name) => name.to_ascii_lowercase(),
+        };
+        if let Some(own) = self
+            .platform
+            .iter()
+            .find(|own| own.port == port && own.host == name)
+        {
+            return Err(EgressRefused(format!(
+                "{name}:{port} is the platform's own store ({}:{})",
+                own.host, own.port
+            )));
+        }
+        // Rare (only on a store's port), so a blocking lookup is acceptable here.
+        if let Ok(resolved) = std::net::ToSocketAddrs::to_socket_addrs(&(name.as_str(), port)) {
+            for address in resolved {
+                self.check_socket(address)?;
+            }
+        }
+        Ok(())
     }
 
     /// Whether `address` may be connected to; the error says why not.
@@ -163,11 +287,16 @@ impl EgressPolicy {
                 url.scheme()
             )));
         }
-        match url.host() {
-            None => Err(EgressRefused("the URL has no host".to_owned())),
-            Some(Host::Ipv4(address)) => self.check_ip(IpAddr::V4(address)),
-            Some(Host::Ipv6(address)) => self.check_ip(IpAddr::V6(address)),
-            Some(Host::Domain(_)) => Ok(()),
+        let host = url.host();
+        match &host {
+            None => return Err(EgressRefused("the URL has no host".to_owned())),
+            Some(Host::Ipv4(address)) => self.check_ip(IpAddr::V4(*address))?,
+            Some(Host::Ipv6(address)) => self.check_ip(IpAddr::V6(*address))?,
+            Some(Host::Domain(_)) => {}
+        }
+        match (host, url.port_or_known_default()) {
+            (Some(host), Some(port)) => self.check_platform(&host, port),
+            _ => Ok(()),
         }
     }
 }
@@ -329,7 +458,7 @@ impl SafeResolver {
         let mut first_refusal = None;
         let mut permitted = Vec::new();
         for address in resolved {
-            match self.policy.check_ip(address.ip()) {
+            match self.policy.check_socket(address) {
                 Ok(()) => permitted.push(address),
                 Err(refusal) => {
                     first_refusal.get_or_insert(refusal);
@@ -534,6 +663,47 @@ mod tests {
         assert!(!refused(&policy, "http://[::ffff:127.0.0.1]/"));
         assert!(refused(&policy, "http://127.0.0.2/"));
         assert!(refused(&policy, "http://169.254.169.254/"));
+    }
+
+    #[test]
+    fn the_platforms_own_stores_are_refused_inside_allowed_ranges() {
+        let policy = EgressPolicy::from_config(&EgressConfig {
+            allow_cidrs: vec![
+                "127.0.0.0/8".to_owned(),
+                "::1/128".to_owned(),
+                "0.0.0.0/8".to_owned(),
+            ],
+            ..EgressConfig::default()
+        })
+        .expect("valid")
+        .with_platform(&PlatformStores {
+            urls: vec![
+                "postgres://root:pw@127.0.0.1:5432/postgres".to_owned(),
+                "redis://localhost".to_owned(),
+                "sqlite:///var/lib/tyboo/executor.db".to_owned(),
+            ],
+            paths: Vec::new(),
+        });
+        for url in [
+            "http://127.0.0.1:5432/",
+            "http://127.0.0.2:5432/",
+            "http://[::1]:5432/",
+            "http://[::ffff:127.0.0.1]:5432/",
+            "http://0.0.0.0:5432/",
+            "http://2130706433:5432/",
+            "http://localhost:5432/",
+            "http://LOCALHOST:6379/",
+            "http://127.0.0.1:6379/",
+            "https://[::1]:6379/",
+        ] {
+            assert!(refused(&policy, url), "{url} reaches a platform store");
+        }
+        assert!(!refused(&policy, "http://127.0.0.1:8080/"));
+        assert!(!refused(&policy, "http://localhost:5433/"));
+        let socket = |text: &str| text.parse::<SocketAddr>().unwrap();
+        assert!(policy.check_socket(socket("127.0.0.1:5432")).is_err());
+        assert!(policy.check_socket(socket("[::1]:6379")).is_err());
+        assert!(policy.check_socket(socket("127.0.0.1:5433")).is_ok());
     }
 
     #[test]

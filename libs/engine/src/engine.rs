@@ -11,7 +11,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
-use crate::egress::{self, EgressConfig, EgressPolicy};
+use crate::egress::{self, EgressConfig, EgressPolicy, PlatformStores};
 use crate::error::{EngineError, EngineResult, NodeError};
 use crate::expr::{self, Evaluator, ExpressionLimits};
 use crate::graph::{NodeSpec, RetryPolicy};
@@ -26,6 +26,10 @@ pub struct EngineConfig {
     pub limits: RunLimits,
     pub user_agent: String,
     pub sql: SqlConfig,
+    /// The platform's own stores, refused to every node. Set by the process from its
+    /// own connection settings, never read from a configuration file.
+    #[serde(skip)]
+    pub platform: PlatformStores,
 }
 
 impl Default for EngineConfig {
@@ -35,6 +39,7 @@ impl Default for EngineConfig {
             limits: RunLimits::default(),
             user_agent: concat!("tyboo-studio/", env!("CARGO_PKG_VERSION")).to_owned(),
             sql: SqlConfig::default(),
+            platform: PlatformStores::default(),
         }
     }
 }
@@ -189,7 +194,8 @@ impl Engine {
             ));
         }
         config.limits.expression.validate()?;
-        let egress = Arc::new(EgressPolicy::from_config(&config.egress)?);
+        let egress =
+            Arc::new(EgressPolicy::from_config(&config.egress)?.with_platform(&config.platform));
         let http = egress::build_client(&config.egress, egress.clone(), &config.user_agent)?;
         let evaluator = Evaluator::from_limits(&config.limits.expression);
         Ok(Engine {

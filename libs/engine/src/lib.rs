@@ -20,8 +20,8 @@ pub use catalog::{
     Catalog, Category, NodeTypeInfo, PathSegment, SWITCH_DEFAULT_PORT, TRIGGER_PREFIX,
 };
 pub use egress::{
-    AllowedHosts, CredentialHostRefused, EgressConfig, EgressPolicy, EgressRefused, SafeResolver,
-    canonicalize, install_tls_provider,
+    AllowedHosts, CredentialHostRefused, EgressConfig, EgressPolicy, EgressRefused, PlatformStores,
+    SafeResolver, canonicalize, install_tls_provider,
 };
 pub use engine::{
     Engine, EngineConfig, LlmUsage, NodeContext, NodeOutcome, RunLimits, SqlConfig, backoff,

@@ -6,7 +6,9 @@ mod common;
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
-use tyboo_engine::{EgressConfig, Engine, EngineConfig, ErrorClass, NodeOutcome, SqlConfig};
+use tyboo_engine::{
+    EgressConfig, Engine, EngineConfig, ErrorClass, NodeOutcome, PlatformStores, SqlConfig,
+};
 use uuid::Uuid;
 
 use common::{context, node};
@@ -147,6 +149,52 @@ async fn postgres_hosts_follow_the_egress_policy() {
         error.message
     );
     assert!(!error.message.contains("pw@"), "{}", error.message);
+}
+
+/// The platform's own database is refused by name and by every local spelling of
+/// its address, although the operator allowed loopback; so are socket overrides.
+#[tokio::test]
+async fn the_platform_database_is_unreachable_from_sql_query() {
+    let engine = Engine::new(EngineConfig {
+        egress: EgressConfig {
+            allow_cidrs: vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()],
+            ..EgressConfig::default()
+        },
+        platform: PlatformStores {
+            urls: vec!["postgres://root@127.0.0.1:5432/postgres".to_owned()],
+            paths: Vec::new(),
+        },
+        ..EngineConfig::default()
+    })
+    .expect("engine");
+    for url in [
+        "postgres://root@127.0.0.1:5432/postgres",
+        "postgres://root@localhost/postgres",
+        "postgres://root@[::1]:5432/test",
+        "postgres://root@127.0.0.9:5432/postgres",
+        "postgresql://root@localhost:5432/root?sslmode=disable",
+    ] {
+        let error = query(&engine, "postgres", url, "SELECT 1", json!([]))
+            .await
+            .expect_err(url);
+        assert_eq!(error.parameter.as_deref(), Some("url"), "{url}");
+        assert!(
+            error.message.contains("platform's own store"),
+            "{url}: {}",
+            error.message
+        );
+    }
+    for url in [
+        "postgres://root@example.invalid/postgres?host=/var/run/postgresql",
+        "postgres://root@%2Fvar%2Frun%2Fpostgresql/postgres",
+        "postgres://root@example.invalid/postgres?hostaddr=127.0.0.1",
+        "postgres:///postgres",
+    ] {
+        let error = query(&engine, "postgres", url, "SELECT 1", json!([]))
+            .await
+            .expect_err(url);
+        assert_eq!(error.parameter.as_deref(), Some("url"), "{url}");
+    }
 }
 
 #[tokio::test]

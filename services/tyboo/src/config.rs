@@ -131,6 +131,19 @@ impl Default for BootstrapConfig {
 }
 
 impl TybooConfig {
+    /// The platform's own database, queue and data folder, which no workflow node
+    /// may reach whatever egress ranges are allowed.
+    pub fn platform_stores(&self) -> tyboo_engine::PlatformStores {
+        tyboo_engine::PlatformStores {
+            urls: [&self.database_url, &self.queue_url]
+                .into_iter()
+                .filter(|url| !url.is_empty())
+                .cloned()
+                .collect(),
+            paths: vec![self.data_dir.clone()],
+        }
+    }
+
     /// The database URL of one service: the shared PostgreSQL URL, or a
     /// SQLite file of its own under the data folder.
     pub fn database_url_for(&self, service: &str) -> String {

@@ -261,9 +261,11 @@ async fn open_executor(
     let dispatch = tyboo_broker::connect(queue_url, &config.executor.broker)
         .await
         .context("connecting to the step queue")?;
+    let mut executor_config = config.executor.clone();
+    executor_config.engine.platform = config.platform_stores();
     let executor = Executor::connect(
         &config.database_url_for("executor"),
-        config.executor.clone(),
+        executor_config,
         std::sync::Arc::new(GrpcKeySource::new(tenancy.clone())),
         dispatch,
     )

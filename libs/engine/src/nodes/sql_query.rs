@@ -6,11 +6,10 @@
 //! connections (and secrets) alive beyond the node that needed them.
 
 use std::path::{Component, Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use futures::TryStreamExt;
-use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection};
+use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sea_orm::sqlx::{self, AssertSqlSafe, ConnectOptions, Connection, Database, Either, Executor};
 use serde::Deserialize;
@@ -100,23 +99,173 @@ async fn with_connect_timeout<T>(
     }
 }
 
+/// What a PostgreSQL URL may choose: each part checked, nothing else.
+#[derive(Debug)]
+struct PgTarget {
+    host: String,
+    port: u16,
+    username: String,
+    password: String,
+    database: String,
+    ssl_mode: PgSslMode,
+}
+
+/// Query parameters that would choose another host, port, socket, user or
+/// database, or make the worker read its own files or send server options.
+const PG_REFUSED_PARAMETERS: &[&str] = &[
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "options",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "passfile",
+    "service",
+];
+
+/// Reads a PostgreSQL URL into checked parts. The driver's own URL parser is not
+/// used: it connects to a Unix socket when the host (or a `host` parameter) starts
+/// with `/` or `%2F`, takes `hostaddr` over the host that was checked, and fills
+/// whatever the URL leaves out from the worker's `PG*` environment and `.pgpass`.
+fn pg_target(raw: &str) -> Result<PgTarget, String> {
+    let url = url::Url::parse(raw).map_err(|_| "is not a PostgreSQL URL".to_owned())?;
+    if !matches!(url.scheme(), "postgres" | "postgresql") {
+        return Err("must start with postgres:// or postgresql://".to_owned());
+    }
+    let decode = |part: &str, what: &str| {
+        percent_encoding::percent_decode_str(part)
+            .decode_utf8()
+            .map(|decoded| decoded.into_owned())
+            .map_err(|_| format!("has a {what} that is not UTF-8"))
+    };
+    let host = match url.host() {
+        None => {
+            return Err(
+                "names no host (a local socket is not reachable from workflows)".to_owned(),
+            );
+        }
+        Some(url::Host::Ipv4(address)) => address.to_string(),
+        Some(url::Host::Ipv6(address)) => address.to_string(),
+        Some(url::Host::Domain(name)) => {
+            let name = decode(name, "host")?;
+            let plain = |character: char| {
+                character.is_ascii_alphanumeric() || matches!(character, '-' | '.' | '_')
+            };
+            if name.is_empty() || !name.chars().all(plain) {
+                return Err(
+                    "must name a host by DNS name or IP address; Unix sockets are not reachable from workflows"
+                        .to_owned(),
+                );
+            }
+            name
+        }
+    };
+    let username = match url.username() {
+        "" => "postgres".to_owned(),
+        name => decode(name, "user")?,
+    };
+    let password = match url.password() {
+        Some(password) => decode(password, "password")?,
+        None => String::new(),
+    };
+    let database = match url.path().trim_start_matches('/') {
+        "" => username.clone(),
+        path => decode(path, "database name")?,
+    };
+    if database.contains('/') {
+        return Err("must name one database after the host".to_owned());
+    }
+    let mut ssl_mode = PgSslMode::Prefer;
+    for (key, value) in url.query_pairs() {
+        match &*key {
+            "sslmode" | "ssl-mode" => {
+                ssl_mode = value
+                    .parse()
+                    .map_err(|_| format!("has an unknown sslmode `{value}`"))?;
+            }
+            "application_name" => {}
+            refused if PG_REFUSED_PARAMETERS.contains(&refused) => {
+                return Err(format!(
+                    "sets `{refused}` in the query string; host, port, user, password and database come only from the URL itself, and files, sockets and server options cannot be chosen"
+                ));
+            }
+            unknown => return Err(format!("has an unknown parameter `{unknown}`")),
+        }
+    }
+    Ok(PgTarget {
+        host,
+        port: url.port().unwrap_or(5432),
+        username,
+        password,
+        database,
+        ssl_mode,
+    })
+}
+
+/// The worker's environment variables the driver would read into every connection
+/// without a setter to clear them: a client key or certificate, or server options,
+/// would go to whatever server a workflow names.
+const PG_INHERITED_ENVIRONMENT: &[&str] = &["PGSSLCERT", "PGSSLKEY", "PGOPTIONS"];
+
+/// Connect options from checked parts only, to the checked `address`. Every field
+/// the driver would otherwise take from the environment is set explicitly.
+fn pg_options(
+    target: &PgTarget,
+    address: &str,
+    statement_timeout_ms: u64,
+) -> Result<PgConnectOptions, String> {
+    if let Some(name) = PG_INHERITED_ENVIRONMENT
+        .iter()
+        .find(|name| std::env::var_os(name).is_some())
+    {
+        return Err(format!(
+            "the worker's environment sets {name}, which would be sent to every server a workflow names; the operator unsets it"
+        ));
+    }
+    let options = PgConnectOptions::new_without_pgpass()
+        .host(address)
+        .port(target.port)
+        .username(&target.username)
+        .password(&target.password)
+        .database(&target.database)
+        .ssl_mode(target.ssl_mode)
+        .application_name("tyboo-sql-query")
+        // The node's timeout drops the connection; this makes the server stop the statement too.
+        .options([("statement_timeout", statement_timeout_ms.to_string())]);
+    // Nothing but the checked parts may decide where the connection goes.
+    let expected_options = format!("-c statement_timeout={statement_timeout_ms}");
+    if options.get_socket().is_some()
+        || options.get_host() != address
+        || options.get_port() != target.port
+        || options.get_options() != Some(expected_options.as_str())
+    {
+        return Err("resolves to connect options other than the checked ones".to_owned());
+    }
+    Ok(options)
+}
+
 async fn run_postgres(
     run: &NodeRun<'_>,
     url: &str,
     parameters: &Parameters,
     max_rows: usize,
 ) -> Result<QueryResult, NodeError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|_| run.fail_parameter("url", "is not a PostgreSQL URL"))?;
-    let host = options.get_host().to_owned();
-    if host.starts_with('/') {
-        return Err(run.fail_parameter("url", "Unix sockets are not reachable from workflows"));
-    }
-    // Resolve once, check the addresses like any egress, and connect to the checked
-    // address, so the name cannot resolve elsewhere in between.
+    let target = pg_target(url).map_err(|reason| run.fail_parameter("url", reason))?;
+    // Resolve once, check the addresses like any egress (and against the platform's
+    // own stores), and connect to the checked address, so the name cannot resolve
+    // elsewhere in between.
     let resolver = SafeResolver::new(run.engine.egress.clone());
     let addresses = resolver
-        .resolve_checked(&host, options.get_port())
+        .resolve_checked(&target.host, target.port)
         .await
         .map_err(|refusal| run.fail_parameter("url", refusal))?;
     let address = addresses[0].ip().to_string();
@@ -125,10 +274,8 @@ async fn run_postgres(
             .timeout_ms
             .unwrap_or(run.engine.config.limits.default_node_timeout_ms),
     );
-    let options = options
-        .host(&address)
-        // The node's timeout drops the connection; this makes the server stop the statement too.
-        .options([("statement_timeout", statement_timeout.to_string())]);
+    let options = pg_options(&target, &address, statement_timeout)
+        .map_err(|reason| run.fail_parameter("url", reason))?;
     let mut connection: PgConnection = with_connect_timeout(run, options.connect()).await?;
     let query = bind_all(
         sqlx::query::<sqlx::Postgres>(AssertSqlSafe(parameters.query.clone())),
@@ -141,14 +288,18 @@ async fn run_postgres(
 
 /// Maps a SQLite URL (`sqlite:name.db`, `sqlite://dir/name.db` or a bare relative path)
 /// into the operator's SQLite directory; absolute paths and `..` are refused, so a
-/// workflow cannot open files elsewhere on the worker.
+/// workflow cannot open files elsewhere on the worker. A query string or fragment
+/// is refused too: SQLite's URI parameters (`mode`, `vfs`, `immutable`…) are not a
+/// workflow's to choose.
 fn sqlite_path(root: &Path, url: &str) -> Option<PathBuf> {
     let without_scheme = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
-    let relative = without_scheme.split('?').next().unwrap_or_default();
-    let relative = Path::new(relative);
+    if without_scheme.contains(['?', '#']) || without_scheme.starts_with("file:") {
+        return None;
+    }
+    let relative = Path::new(without_scheme);
     if relative.as_os_str().is_empty()
         || !relative
             .components()
@@ -157,6 +308,48 @@ fn sqlite_path(root: &Path, url: &str) -> Option<PathBuf> {
         return None;
     }
     Some(root.join(relative))
+}
+
+/// The path with its existing part resolved (symbolic links followed), so a link
+/// inside the directory cannot lead anywhere else.
+fn resolve_existing(path: &Path) -> std::io::Result<PathBuf> {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        match existing.canonicalize() {
+            Ok(resolved) => {
+                return Ok(rest
+                    .iter()
+                    .rev()
+                    .fold(resolved, |path, part| path.join(part)));
+            }
+            Err(error) => {
+                let (Some(parent), Some(name)) = (existing.parent(), existing.file_name()) else {
+                    return Err(error);
+                };
+                rest.push(name.to_owned());
+                existing = parent;
+            }
+        }
+    }
+}
+
+/// Whether the database file stays inside the SQLite directory once links are
+/// followed, and away from the platform's own files.
+fn sqlite_confined(root: &Path, path: &Path, platform: &[PathBuf]) -> Result<(), &'static str> {
+    let root = resolve_existing(root).map_err(|_| "the SQLite directory cannot be resolved")?;
+    let path = resolve_existing(path).map_err(|_| "the database path cannot be resolved")?;
+    if !path.starts_with(&root) {
+        return Err("must stay inside the SQLite directory");
+    }
+    let platform_files = platform
+        .iter()
+        .filter_map(|own| resolve_existing(own).ok())
+        .any(|own| path.starts_with(own));
+    if platform_files {
+        return Err("names one of the platform's own database files");
+    }
+    Ok(())
 }
 
 /// Statements that make SQLite open or write other files.
@@ -185,6 +378,8 @@ async fn run_sqlite(
             "must name a database file relative to the SQLite directory",
         )
     })?;
+    sqlite_confined(root, &path, &run.engine.config.platform.paths)
+        .map_err(|reason| run.fail_parameter("url", reason))?;
     if touches_other_files(&parameters.query) {
         return Err(run.fail_parameter("query", "ATTACH and VACUUM are not allowed"));
     }
@@ -281,12 +476,115 @@ mod tests {
             Some(root.join("app.db"))
         );
         assert_eq!(
-            sqlite_path(root, "sqlite://team/app.db?mode=rwc"),
+            sqlite_path(root, "sqlite://team/app.db"),
             Some(root.join("team/app.db"))
         );
+        for switching in [
+            "sqlite://team/app.db?mode=rwc",
+            "sqlite:app.db?mode=memory&cache=shared",
+            "sqlite:app.db?vfs=unix-none",
+            "sqlite:app.db#x",
+            "sqlite:file:app.db",
+        ] {
+            assert_eq!(sqlite_path(root, switching), None, "{switching}");
+        }
         assert_eq!(sqlite_path(root, "sqlite:///etc/passwd"), None);
         assert_eq!(sqlite_path(root, "../escape.db"), None);
         assert_eq!(sqlite_path(root, "sqlite:"), None);
+    }
+
+    #[test]
+    fn sqlite_links_and_platform_files_are_refused() {
+        let scratch = std::env::temp_dir().join(format!("tyboo-sql-{}", uuid::Uuid::now_v7()));
+        let root = scratch.join("sqlite");
+        let platform = scratch.join("data");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&platform).unwrap();
+        std::fs::write(platform.join("executor.db"), b"").unwrap();
+        let platform_paths = vec![platform.clone()];
+        assert_eq!(
+            sqlite_confined(&root, &root.join("app.db"), &platform_paths),
+            Ok(())
+        );
+        std::os::unix::fs::symlink(platform.join("executor.db"), root.join("link.db")).unwrap();
+        std::os::unix::fs::symlink(&platform, root.join("linked")).unwrap();
+        for through_link in ["link.db", "linked/executor.db", "linked/new.db"] {
+            assert!(
+                sqlite_confined(&root, &root.join(through_link), &platform_paths).is_err(),
+                "{through_link}"
+            );
+        }
+        // The operator pointed the SQLite directory at the platform's own folder.
+        assert_eq!(
+            sqlite_confined(&platform, &platform.join("executor.db"), &platform_paths),
+            Err("names one of the platform's own database files")
+        );
+        let _ = std::fs::remove_dir_all(scratch);
+    }
+
+    #[test]
+    fn postgres_urls_choose_nothing_but_their_checked_parts() {
+        let target = pg_target("postgres://ada:p%40ss@db.example.com:6543/sales?sslmode=require")
+            .expect("a plain URL");
+        assert_eq!(
+            (
+                target.host.as_str(),
+                target.port,
+                target.username.as_str(),
+                target.password.as_str(),
+                target.database.as_str()
+            ),
+            ("db.example.com", 6543, "ada", "p@ss", "sales")
+        );
+        assert!(matches!(target.ssl_mode, PgSslMode::Require));
+        let defaults = pg_target("postgres://10.1.2.3").expect("host only");
+        assert_eq!(
+            (
+                defaults.port,
+                defaults.username.as_str(),
+                defaults.database.as_str()
+            ),
+            (5432, "postgres", "postgres")
+        );
+        assert_eq!(defaults.password, "", "no password is sent, not PGPASSWORD");
+        for hostile in [
+            "postgres://user@db.example.com/db?host=/var/run/postgresql",
+            "postgres://user@db.example.com/db?host=%2Fvar%2Frun%2Fpostgresql",
+            "postgres://user@db.example.com/db?hostaddr=127.0.0.1",
+            "postgres://user@db.example.com/db?port=5433",
+            "postgres://user@db.example.com/db?dbname=other",
+            "postgres://user@db.example.com/db?user=postgres",
+            "postgres://user@db.example.com/db?password=x",
+            "postgres://user@db.example.com/db?options=-c%20search_path%3Dtenancy",
+            "postgres://user@db.example.com/db?options[search_path]=tenancy",
+            "postgres://user@db.example.com/db?sslkey=/etc/shadow",
+            "postgres://user@db.example.com/db?sslrootcert=/etc/passwd",
+            "postgres://user@db.example.com/db?passfile=/root/.pgpass",
+            "postgres://user@db.example.com/db?unknown=1",
+            "postgres://user@%2Fvar%2Frun%2Fpostgresql/db",
+            "postgres://user@%2fvar%2frun%2fpostgresql:5432/db",
+            "postgres://user@/db",
+            "postgres:///db",
+            "postgres:///db?host=/tmp",
+            "postgres://user@db%20x/db",
+            "postgres://user@db.example.com/db/extra",
+            "mysql://user@db.example.com/db",
+            "postgres://user@db.example.com/db?sslmode=sometimes",
+        ] {
+            assert!(pg_target(hostile).is_err(), "{hostile} must be refused");
+        }
+    }
+
+    #[test]
+    fn postgres_options_connect_only_to_the_checked_address() {
+        let target = pg_target("postgres://ada:secret@db.example.com:6543/sales").unwrap();
+        let options = pg_options(&target, "203.0.113.7", 5000).expect("options");
+        assert_eq!(options.get_socket(), None);
+        assert_eq!(options.get_host(), "203.0.113.7");
+        assert_eq!(options.get_port(), 6543);
+        assert_eq!(options.get_username(), "ada");
+        assert_eq!(options.get_database(), Some("sales"));
+        assert_eq!(options.get_options(), Some("-c statement_timeout=5000"));
     }
 
     #[test]
