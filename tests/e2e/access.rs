@@ -163,3 +163,101 @@ async fn expired_revoked_and_rotated_keys_get_401() {
 
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn an_invitation_to_an_existing_address_needs_that_users_own_key() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+    let (admin_id, admin_key) = sandbox
+        .add_member("admin-a@example.com", "ROLE_ADMIN")
+        .await;
+
+    // Mallory owns workspace B.
+    let (status, created) = sandbox
+        .post("/v1/workspaces", Some(&owner), json!({"name": "Team B"}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let workspace_b = created["workspace"]["id"].as_str().unwrap().to_owned();
+    let key_b = created["ownerApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let invite = |key: String, email: &'static str, role: &'static str| {
+        let sandbox = &sandbox;
+        let workspace_b = workspace_b.clone();
+        async move {
+            let (status, invitation) = sandbox
+                .post(
+                    &format!("/v1/workspaces/{workspace_b}/invitations"),
+                    Some(&key),
+                    json!({"email": email, "role": role}),
+                )
+                .await;
+            assert_eq!(status, 200, "{invitation}");
+            invitation["token"].as_str().unwrap().to_owned()
+        }
+    };
+    let token = invite(key_b.clone(), "mallory@example.com", "ROLE_OWNER").await;
+    let (status, accepted) = sandbox
+        .post("/v1/invitations:accept", None, json!({"token": token}))
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    let mallory = accepted["apiKey"]["secret"].as_str().unwrap().to_owned();
+
+    // Mallory invites A's admin's address and accepts the token himself.
+    let token = invite(mallory.clone(), "admin-a@example.com", "ROLE_VIEWER").await;
+    let (status, answer) = sandbox
+        .post("/v1/invitations:accept", None, json!({"token": token}))
+        .await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = sandbox
+        .post(
+            "/v1/invitations:accept",
+            Some(&mallory),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["apiKey"].is_null(), "{answer}");
+
+    // Nothing was written: the invitation is pending, A's admin is no member of B.
+    let (_, pending) = sandbox
+        .get(
+            &format!("/v1/workspaces/{workspace_b}/invitations"),
+            &mallory,
+        )
+        .await;
+    assert!(
+        pending["invitations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|open| open["email"] == "admin-a@example.com"),
+        "{pending}"
+    );
+    let (_, members) = sandbox
+        .get(&format!("/v1/workspaces/{workspace_b}/members"), &mallory)
+        .await;
+    assert!(
+        members["members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|member| member["userId"] != admin_id.as_str()),
+        "{members}"
+    );
+
+    // A's admin, signed in with her own key, may accept: she stays one user.
+    let (status, accepted) = sandbox
+        .post(
+            "/v1/invitations:accept",
+            Some(&admin_key),
+            json!({"token": token}),
+        )
+        .await;
+    assert_eq!(status, 200, "{accepted}");
+    assert_eq!(accepted["member"]["userId"], admin_id.as_str());
+    assert_eq!(accepted["member"]["role"], "ROLE_VIEWER");
+
+    sandbox.stop().await;
+}

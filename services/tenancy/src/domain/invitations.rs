@@ -2,7 +2,7 @@
 //! once, stored as a hash, valid until it expires, is accepted or revoked.
 
 use chrono::{DateTime, Utc};
-use tyboo_auth::{Permission, Role};
+use tyboo_auth::{Permission, Principal, Role};
 use uuid::Uuid;
 
 use super::Domain;
@@ -159,10 +159,17 @@ impl Domain {
 
     /// Accepts an invitation with its token: creates the user if the address
     /// is new, the membership, and a first API key, in one transaction.
+    ///
+    /// The token alone proves only that its holder received the invitation,
+    /// not that they own the address. So when the address already belongs to
+    /// a user, `caller` must be that user (signed in with one of their own
+    /// keys): otherwise whoever holds the token would get a key acting as them.
+    /// Users are never merged; nothing is written when the check fails.
     pub async fn accept_invitation(
         &self,
         token: &str,
         display_name: Option<&Name>,
+        caller: Option<&Principal>,
     ) -> TenancyResult<Acceptance> {
         let not_found = || TenancyError::NotFound("invitation");
         if !token.starts_with(INVITATION_TOKEN_PREFIX) {
@@ -189,8 +196,34 @@ impl Domain {
             Some(name) => name.as_str().to_owned(),
             None => row.email.split('@').next().unwrap_or(&row.email).to_owned(),
         };
-        let (user, _) =
-            workspaces::find_or_create_user(&transaction, &row.email, &display_name, now).await?;
+        let user = match workspaces::find_user_by_email(&transaction, &row.email).await? {
+            Some(existing) => match caller {
+                None => {
+                    return Err(TenancyError::Unauthenticated(
+                            "an account already uses this address: accept the invitation with one of that account's API keys".to_owned(),
+                        ));
+                }
+                Some(caller) if caller.user_id() != Some(existing.id) => {
+                    return Err(TenancyError::PermissionDenied(
+                        "this invitation is for another account's address".to_owned(),
+                    ));
+                }
+                Some(_) => existing,
+            },
+            None => {
+                let (user, created) =
+                    workspaces::find_or_create_user(&transaction, &row.email, &display_name, now)
+                        .await?;
+                if !created {
+                    // Another acceptance created the account meanwhile: it is
+                    // that account's now, and only its owner may join with it.
+                    return Err(TenancyError::FailedPrecondition(
+                        "an account for this address was just created: accept again with its API key".to_owned(),
+                    ));
+                }
+                user
+            }
+        };
         if members::find_membership(&transaction, row.workspace_id, user.id)
             .await?
             .is_some()

@@ -224,12 +224,17 @@ impl TenancyService for TenancyGrpc {
         }))
     }
 
-    /// The token is the credential: no principal is needed.
+    /// The token is the credential for a new address; an address that
+    /// already has an account also needs that account's own principal.
     #[tracing::instrument(skip(self, request))]
     async fn accept_invitation(
         &self,
         request: Request<AcceptInvitationRequest>,
     ) -> Result<Response<AcceptInvitationResponse>, Status> {
+        let caller = match tyboo_auth::bearer_token(request.metadata()) {
+            Some(_) => Some(self.caller(&request).await?),
+            None => None,
+        };
         let AcceptInvitationRequest {
             token,
             display_name,
@@ -244,7 +249,7 @@ impl TenancyService for TenancyGrpc {
         };
         let acceptance = self
             .domain
-            .accept_invitation(&token, display_name.as_ref())
+            .accept_invitation(&token, display_name.as_ref(), caller.as_ref())
             .await?;
         Ok(Response::new(AcceptInvitationResponse {
             member: Some(acceptance.member.into()),

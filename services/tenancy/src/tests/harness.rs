@@ -136,7 +136,7 @@ pub async fn join(tenancy: &Tenancy, fixture: &Fixture, email: &str, role: Role)
         .await
         .unwrap();
     let accepted = domain
-        .accept_invitation(&invitation.token, None)
+        .accept_invitation(&invitation.token, None, None)
         .await
         .unwrap();
     let principal = principal_for(tenancy, &accepted.api_key.secret).await;

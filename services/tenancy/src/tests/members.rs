@@ -190,7 +190,7 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
     );
     let display_name = Name::parse("display_name", "Ada Lovelace", 200).unwrap();
     let accepted = domain
-        .accept_invitation(&first.token, Some(&display_name))
+        .accept_invitation(&first.token, Some(&display_name), None)
         .await
         .unwrap();
     assert_eq!(accepted.member.role, Role::Editor);
@@ -199,7 +199,7 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
     let ada = principal_for(&tenancy, &accepted.api_key.secret).await;
     assert_eq!(ada.role, Some(Role::Editor));
     let error = domain
-        .accept_invitation(&first.token, None)
+        .accept_invitation(&first.token, None, None)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
@@ -215,7 +215,7 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
         .unwrap();
     assert_eq!(closed.state, InvitationState::Revoked);
     assert_eq!(
-        code_of(domain.accept_invitation(&revoked.token, None).await),
+        code_of(domain.accept_invitation(&revoked.token, None, None).await),
         Code::FailedPrecondition
     );
     assert_eq!(
@@ -241,7 +241,7 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
         .await
         .unwrap();
     let error = domain
-        .accept_invitation(&expiring.token, None)
+        .accept_invitation(&expiring.token, None, None)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::FailedPrecondition);
@@ -267,11 +267,15 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
     );
 
     assert_eq!(
-        code_of(domain.accept_invitation("tyi_not-a-real-token", None).await),
+        code_of(
+            domain
+                .accept_invitation("tyi_not-a-real-token", None, None)
+                .await
+        ),
         Code::NotFound
     );
     assert_eq!(
-        code_of(domain.accept_invitation("garbage", None).await),
+        code_of(domain.accept_invitation("garbage", None, None).await),
         Code::NotFound
     );
 }
@@ -339,8 +343,49 @@ async fn invitations_respect_roles_and_existing_members(tenancy: Tenancy) {
         .create_invitation(&second_scope, &email("viewer@acme.test"), Role::Editor, ttl)
         .await
         .unwrap();
+    // The token alone is not enough for an address that has an account:
+    // without a key, or with someone else's, nothing is written.
+    assert_eq!(
+        code_of(
+            domain
+                .accept_invitation(&invitation.token, None, None)
+                .await
+        ),
+        Code::Unauthenticated
+    );
+    assert_eq!(
+        code_of(
+            domain
+                .accept_invitation(&invitation.token, None, Some(&second_owner))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    assert_eq!(
+        code_of(
+            domain
+                .accept_invitation(&invitation.token, None, Some(&admin.principal))
+                .await
+        ),
+        Code::PermissionDenied
+    );
+    let pending = domain.list_invitations(&second_scope, false).await.unwrap();
+    assert!(
+        pending
+            .iter()
+            .any(|open| open.id == invitation.invitation.id
+                && open.state == InvitationState::Pending)
+    );
+    assert!(
+        domain
+            .list_members(&second_scope)
+            .await
+            .unwrap()
+            .iter()
+            .all(|member| member.user_id != viewer.user_id)
+    );
     let accepted = domain
-        .accept_invitation(&invitation.token, None)
+        .accept_invitation(&invitation.token, None, Some(&viewer.principal))
         .await
         .unwrap();
     assert_eq!(accepted.member.user_id, viewer.user_id);
