@@ -369,6 +369,25 @@ impl Sandbox {
         created["workflow"]["id"].as_str().unwrap().to_owned()
     }
 
+    /// The edge URL of a workflow's webhook trigger `node_id`, as its
+    /// editors read it.
+    pub async fn hook_url(&self, workflow_id: &str, node_id: &str) -> String {
+        let (status, listed) = self
+            .get(
+                &format!("/v1/workflows/{workflow_id}/webhooks"),
+                &self.owner_key,
+            )
+            .await;
+        assert_eq!(status, 200, "{listed}");
+        let hook = listed["webhooks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|hook| hook["nodeId"] == node_id)
+            .unwrap_or_else(|| panic!("no webhook `{node_id}`: {listed}"));
+        self.url(hook["urlPath"].as_str().unwrap())
+    }
+
     /// Polls an execution until it reaches a terminal status.
     pub async fn wait_for_execution(&self, execution_id: &str) -> Value {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);

@@ -37,10 +37,10 @@ fn orders_graph(upstreams: &Upstreams, mode: &str) -> Value {
 async fn webhook_to_http_transform_if_and_slack() {
     let sandbox = Sandbox::start().await;
     let upstreams = Upstreams::start().await;
-    sandbox
+    let workflow_id = sandbox
         .create_workflow("Big orders to Slack", orders_graph(&upstreams, "async"))
         .await;
-    let hook = sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id));
+    let hook = sandbox.hook_url(&workflow_id, "hook").await;
 
     // A big order goes all the way to Slack.
     let response = sandbox
@@ -112,10 +112,10 @@ async fn webhook_to_http_transform_if_and_slack() {
     assert_eq!(upstreams.seen.slack_messages.lock().await.len(), 1);
     assert_eq!(upstreams.seen.orders_hits.load(Ordering::SeqCst), 2);
 
-    // Unknown hooks answer 404.
+    // The old spelling (workspace and path) and unknown hooks answer 404.
     let missing = sandbox
         .http
-        .post(sandbox.url(&format!("/hooks/{}/nope", sandbox.workspace_id)))
+        .post(sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id)))
         .json(&json!({}))
         .send()
         .await
@@ -128,12 +128,12 @@ async fn webhook_to_http_transform_if_and_slack() {
 async fn synchronous_webhook_answers_with_the_chosen_node_output() {
     let sandbox = Sandbox::start().await;
     let upstreams = Upstreams::start().await;
-    sandbox
+    let workflow_id = sandbox
         .create_workflow("Order lookup", orders_graph(&upstreams, "sync"))
         .await;
     let response = sandbox
         .http
-        .post(sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id)))
+        .post(sandbox.hook_url(&workflow_id, "hook").await)
         .json(&json!({"order_id": "small-3"}))
         .send()
         .await
@@ -363,10 +363,10 @@ async fn payload_caps_and_validation_errors_name_what_is_wrong() {
     })
     .await;
     let upstreams = Upstreams::start().await;
-    sandbox
+    let workflow_id = sandbox
         .create_workflow("Orders", orders_graph(&upstreams, "async"))
         .await;
-    let hook = sandbox.url(&format!("/hooks/{}/orders", sandbox.workspace_id));
+    let hook = sandbox.hook_url(&workflow_id, "hook").await;
     let big = json!({"order_id": "x", "pad": "y".repeat(4096)});
     let response = sandbox.http.post(&hook).json(&big).send().await.unwrap();
     assert_eq!(response.status(), 400);
@@ -850,5 +850,351 @@ async fn sql_query_cannot_reach_the_platform_database_or_its_files() {
         );
         assert!(run["output"]["rows"].is_null(), "{parameters}: {run}");
     }
+    sandbox.stop().await;
+}
+
+/// The parts of an error a caller can compare: everything but its request id.
+fn comparable(mut error: Value) -> Value {
+    if let Some(object) = error.as_object_mut() {
+        object.remove("request_id");
+    }
+    error
+}
+
+#[tokio::test]
+async fn hook_urls_are_unguessable_rotatable_and_wrong_ones_look_missing() {
+    let sandbox = Sandbox::start().await;
+    let upstreams = Upstreams::start().await;
+    let workflow_id = sandbox
+        .create_workflow("Orders", orders_graph(&upstreams, "async"))
+        .await;
+    let hook = sandbox.hook_url(&workflow_id, "hook").await;
+    let token = hook
+        .split("/hooks/")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .to_owned();
+    assert!(token.starts_with("whk_") && token.len() == 47, "{hook}");
+
+    // Unknown token, a forged one, the workspace in its place, another path,
+    // another method: one answer, byte for byte but the request id.
+    let mut forged = token.clone();
+    forged.replace_range(10..14, "AAAA");
+    let workspace = sandbox.workspace_id.clone();
+    let wrong = [
+        (reqwest::Method::POST, format!("/hooks/{forged}/orders")),
+        (reqwest::Method::POST, format!("/hooks/{workspace}/orders")),
+        (reqwest::Method::POST, format!("/hooks/{token}/other")),
+        (reqwest::Method::POST, format!("/hooks/{token}/orders/x")),
+        (reqwest::Method::GET, format!("/hooks/{token}/orders")),
+        (reqwest::Method::PUT, format!("/hooks/{token}/orders")),
+        (reqwest::Method::DELETE, format!("/hooks/{token}/orders")),
+    ];
+    let mut answers = Vec::new();
+    for (method, path) in wrong {
+        let response = sandbox
+            .http
+            .request(method.clone(), sandbox.url(&path))
+            .json(&json!({"order_id": "x"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 404, "{method} {path}");
+        answers.push(comparable(response.json().await.unwrap()));
+    }
+    assert!(
+        answers.windows(2).all(|pair| pair[0] == pair[1]),
+        "{answers:?}"
+    );
+    assert_eq!(upstreams.seen.orders_hits.load(Ordering::SeqCst), 0);
+
+    // Only editors read hook URLs: a viewer's key is refused.
+    let (_, viewer) = sandbox
+        .add_member("viewer@example.com", "ROLE_VIEWER")
+        .await;
+    let (status, _) = sandbox
+        .get(&format!("/v1/workflows/{workflow_id}/webhooks"), &viewer)
+        .await;
+    assert_eq!(status, 403);
+
+    // Rotation kills the old URL at once; the new one works.
+    let (status, rotated) = sandbox
+        .post(
+            &format!("/v1/workflows/{workflow_id}/webhooks/hook:rotate"),
+            Some(&sandbox.owner_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_hook = sandbox.url(rotated["webhook"]["urlPath"].as_str().unwrap());
+    assert_ne!(new_hook, hook);
+    assert_eq!(sandbox.hook_url(&workflow_id, "hook").await, new_hook);
+    let old = sandbox
+        .http
+        .post(&hook)
+        .json(&json!({"order_id": "small-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(old.status(), 404);
+    let fresh = sandbox
+        .http
+        .post(&new_hook)
+        .json(&json!({"order_id": "small-1"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fresh.status(), 202);
+    let (status, _) = sandbox
+        .post(
+            &format!("/v1/workflows/{workflow_id}/webhooks/fetch:rotate"),
+            Some(&sandbox.owner_key),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 404);
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn delivery_ids_belong_to_one_hook() {
+    let sandbox = Sandbox::start().await;
+    let graph = |path: &str, value: &str| {
+        json!({
+            "nodes": [
+                {"id": "hook", "type": "trigger.webhook",
+                 "parameters": {"path": path, "mode": "sync", "respond_node": "reply"}},
+                {"id": "reply", "type": "set", "parameters": {"values": {"hook": value}}}
+            ],
+            "edges": [{"from": "hook", "to": "reply"}]
+        })
+    };
+    let x = sandbox.create_workflow("X", graph("x", "x")).await;
+    let y = sandbox.create_workflow("Y", graph("y", "y")).await;
+    let fire = |url: String| {
+        let http = sandbox.http.clone();
+        async move {
+            let response = http
+                .post(url)
+                .header("idempotency-key", "shared-delivery")
+                .json(&json!({}))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            let id = response.headers()["x-tyboo-execution-id"]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            (id, response.json::<Value>().await.unwrap())
+        }
+    };
+    let (on_x, x_body) = fire(sandbox.hook_url(&x, "hook").await).await;
+    let (on_y, y_body) = fire(sandbox.hook_url(&y, "hook").await).await;
+    assert_eq!(x_body, json!({"hook": "x"}));
+    // Y runs its own workflow and answers with its own output, not X's.
+    assert_eq!(y_body, json!({"hook": "y"}));
+    assert_ne!(on_x, on_y);
+    let (again, _) = fire(sandbox.hook_url(&y, "hook").await).await;
+    assert_eq!(again, on_y);
+    sandbox.stop().await;
+}
+
+fn github_signature(secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+fn stripe_signature(secret: &str, timestamp: i64, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    format!(
+        "t={timestamp},v1={}",
+        hex::encode(mac.finalize().into_bytes())
+    )
+}
+
+#[tokio::test]
+async fn signed_hooks_refuse_what_their_secret_did_not_sign() {
+    let sandbox = Sandbox::start().await;
+    let secret = "whsec_shared-with-the-sender";
+    let (status, created) = sandbox
+        .post(
+            "/v1/credentials",
+            Some(&sandbox.owner_key),
+            json!({"name": "GitHub hook secret", "type": "webhook_signing_secret",
+                   "fields": {"secret": secret}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let credential_id = created["credential"]["id"].as_str().unwrap().to_owned();
+    let graph = |path: &str, scheme: &str| {
+        json!({
+            "nodes": [
+                {"id": "hook", "type": "trigger.webhook", "credentialId": credential_id,
+                 "parameters": {"path": path, "signature": scheme}},
+                {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}
+            ],
+            "edges": [{"from": "hook", "to": "done"}]
+        })
+    };
+    let github = sandbox
+        .create_workflow("GitHub pushes", graph("github", "github"))
+        .await;
+    let stripe = sandbox
+        .create_workflow("Stripe events", graph("stripe", "stripe"))
+        .await;
+    let (status, listed) = sandbox
+        .get(
+            &format!("/v1/workflows/{github}/webhooks"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(listed["webhooks"][0]["signature"], "github");
+
+    // A signature scheme needs a credential, and a credential a scheme.
+    let (status, error) = sandbox
+        .post(
+            "/v1/workflows",
+            Some(&sandbox.owner_key),
+            json!({"name": "unsigned", "graph": {
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook",
+                     "parameters": {"path": "nosecret", "signature": "github"}},
+                    {"id": "done", "type": "set", "parameters": {"values": {}}}
+                ],
+                "edges": [{"from": "hook", "to": "done"}]}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("nodes[hook].credential_id"),
+        "{error}"
+    );
+
+    let github_url = sandbox.hook_url(&github, "hook").await;
+    let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
+    let send = |url: String, headers: Vec<(&'static str, String)>, body: Vec<u8>| {
+        let http = sandbox.http.clone();
+        async move {
+            let mut request = http
+                .post(url)
+                .header("content-type", "application/json")
+                .header("idempotency-key", "push-1")
+                .body(body);
+            for (name, value) in headers {
+                request = request.header(name, value);
+            }
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // Unsigned, signed with another secret, signed over another body.
+    for headers in [
+        vec![],
+        vec![(
+            "x-hub-signature-256",
+            github_signature("another-secret", &body),
+        )],
+        vec![(
+            "x-hub-signature-256",
+            github_signature(secret, br#"{"ref":"refs/heads/evil"}"#),
+        )],
+    ] {
+        let (status, answer) = send(github_url.clone(), headers, body.clone()).await;
+        assert_eq!(status, 401, "{answer}");
+        assert!(!answer.to_string().contains(secret), "{answer}");
+    }
+    let signed = vec![("x-hub-signature-256", github_signature(secret, &body))];
+    let (status, accepted) = send(github_url.clone(), signed.clone(), body.clone()).await;
+    assert_eq!(status, 202, "{accepted}");
+    let execution = sandbox
+        .wait_for_execution(accepted["executionId"].as_str().unwrap())
+        .await;
+    assert_eq!(execution["status"], "EXECUTION_STATUS_SUCCEEDED");
+    // A forger who knows the delivery id learns nothing: still 401.
+    let (status, answer) = send(github_url.clone(), vec![], body.clone()).await;
+    assert_eq!(status, 401, "{answer}");
+    assert!(answer.get("executionId").is_none(), "{answer}");
+    let (status, again) = send(github_url, signed, body.clone()).await;
+    assert_eq!(status, 202);
+    assert_eq!(again["duplicate"], true);
+
+    // Stripe: the timestamp is signed too, and old ones are refused.
+    let stripe_url = sandbox.hook_url(&stripe, "hook").await;
+    let now = chrono::Utc::now().timestamp();
+    let (status, answer) = send(
+        stripe_url.clone(),
+        vec![(
+            "stripe-signature",
+            stripe_signature(secret, now - 600, &body),
+        )],
+        body.clone(),
+    )
+    .await;
+    assert_eq!(status, 401, "{answer}");
+    let (status, answer) = send(
+        stripe_url,
+        vec![("stripe-signature", stripe_signature(secret, now, &body))],
+        body,
+    )
+    .await;
+    assert_eq!(status, 202, "{answer}");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn a_sync_hook_past_the_edge_deadline_answers_504_with_its_execution() {
+    let sandbox = Sandbox::start_with(|config| {
+        config.edge.request_timeout_ms = 1_500;
+    })
+    .await;
+    let workflow_id = sandbox
+        .create_workflow(
+            "Slow reply",
+            json!({
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook",
+                     "parameters": {"path": "slow", "mode": "sync", "respond_node": "after",
+                                    "response_timeout_ms": 30000}},
+                    {"id": "pause", "type": "delay", "parameters": {"ms": 4000}},
+                    {"id": "after", "type": "set", "parameters": {"values": {"done": true}}}
+                ],
+                "edges": [{"from": "hook", "to": "pause"}, {"from": "pause", "to": "after"}]
+            }),
+        )
+        .await;
+    let started = std::time::Instant::now();
+    let response = sandbox
+        .http
+        .post(sandbox.hook_url(&workflow_id, "hook").await)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_millis(2_500));
+    assert_eq!(response.status(), 504);
+    let header = response.headers()["x-tyboo-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["execution_id"], header.as_str(), "{body}");
+    // The execution keeps running and finishes on its own.
+    let execution = sandbox.wait_for_execution(&header).await;
+    assert_eq!(execution["status"], "EXECUTION_STATUS_SUCCEEDED");
     sandbox.stop().await;
 }

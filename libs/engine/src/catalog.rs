@@ -184,13 +184,13 @@ fn webhook_trigger() -> NodeTypeInfo {
     NodeTypeInfo {
         name: "trigger.webhook",
         title: "Webhook",
-        description: "Starts an execution when /hooks/{workspace}/{path} is called; replies at once (async) or with a chosen node's output (sync).",
+        description: "Starts an execution when its URL /hooks/{token}/{path} is called; replies at once (async) or with a chosen node's output (sync). With `signature` set, every request must be signed with the attached webhook_signing_secret credential.",
         category: Category::Trigger,
         pool: Pool::Default,
         parameters_schema: object(
             json!({
                 "path": {"type": "string", "format": "webhook-path", "minLength": 1, "maxLength": 200,
-                         "description": "Path under /hooks/{workspace}/"},
+                         "description": "Path under /hooks/{token}/"},
                 "method": {"type": "string", "enum": ["GET", "POST", "PUT", "PATCH", "DELETE"], "default": "POST"},
                 "mode": {"type": "string", "enum": ["async", "sync"], "default": "async",
                          "description": "async answers 202 with the execution id; sync answers with respond_node's output"},
@@ -198,11 +198,15 @@ fn webhook_trigger() -> NodeTypeInfo {
                                  "description": "Node whose output is the sync reply"},
                 "response_timeout_ms": {"type": "integer", "minimum": 1, "maximum": 300000, "default": 30000},
                 "delivery_id_header": {"type": "string", "format": "header-name",
-                                       "description": "Request header whose value makes deliveries idempotent"}
+                                       "description": "Request header whose value makes deliveries idempotent"},
+                "signature": {"type": "string", "enum": ["github", "stripe"],
+                              "description": "github: X-Hub-Signature-256 = sha256=<hex HMAC-SHA256 of the body>; stripe: Stripe-Signature = t=<unix time>,v1=<hex HMAC-SHA256 of \"<t>.<body>\">. Needs a credential."},
+                "signature_tolerance_seconds": {"type": "integer", "minimum": 1, "maximum": 86400, "default": 300,
+                                                "description": "stripe: how far the signed timestamp may be from now"}
             }),
             &["path"],
         ),
-        credential_type: None,
+        credential_type: Some("webhook"),
     }
 }
 

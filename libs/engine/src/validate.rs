@@ -320,6 +320,21 @@ fn check_type_rules(node: &NodeSpec, info: &NodeTypeInfo) -> Result<(), Validati
             ));
         }
         "trigger.webhook" => {
+            let signed = parameters.get("signature").is_some();
+            if signed && node.credential_id.is_none() {
+                return Err(ValidationError::node(
+                    &node.id,
+                    "credential_id",
+                    "is required when `signature` is set: attach a webhook_signing_secret credential",
+                ));
+            }
+            if !signed && node.credential_id.is_some() {
+                return Err(ValidationError::node(
+                    &node.id,
+                    "parameters.signature",
+                    "is required when a credential is attached: name the scheme it signs with",
+                ));
+            }
             let sync = parameters.get("mode").and_then(Value::as_str) == Some("sync");
             if sync && parameters.get("respond_node").is_none() {
                 return Err(ValidationError::node(

@@ -135,7 +135,7 @@ impl Edge {
         })
     }
 
-    /// Serves `/hooks/{workspace_id}/{path}` by handing each request to the
+    /// Serves `/hooks/{token}/{path}` by handing each request to the
     /// executor's internal `WebhookService` on `channel`. Call before the
     /// router is built.
     pub fn with_webhooks(self, channel: Channel) -> Edge {
@@ -151,7 +151,7 @@ impl Edge {
             .route("/healthz", get(healthz))
             .route("/openapi.json", get(openapi_json))
             .route(
-                "/hooks/{workspace_id}/{*path}",
+                "/hooks/{token}/{*path}",
                 axum::routing::any(crate::webhooks::deliver),
             )
             .fallback(dispatch::dispatch)

@@ -1,5 +1,7 @@
-//! `/hooks/{workspace_id}/{path}`: public webhook URLs. The URL itself is the
-//! credential (third parties call it without an API key); the edge hands
+//! `/hooks/{token}/{path}`: public webhook URLs. The URL itself is the
+//! credential (third parties call it without an API key; its token carries
+//! 256 random bits and is rotatable, and a trigger may also require a
+//! signature); the edge hands
 //! the request to the executor's internal `WebhookService` and answers 202
 //! with the execution id (async triggers) or with the chosen node's output
 //! (sync triggers).
@@ -23,7 +25,7 @@ use crate::upstream::sanitize;
 
 /// The metric label of every webhook call (paths are user-chosen, so the
 /// label never carries them).
-pub(crate) const WEBHOOK_ROUTE: &str = "/hooks/{workspace_id}/{path}";
+pub(crate) const WEBHOOK_ROUTE: &str = "/hooks/{token}/{path}";
 
 /// Headers that describe one hop of the connection, not the request; they
 /// are not part of what the workflow receives.
@@ -43,11 +45,11 @@ const DELIVERY_ID_HEADERS: [&str; 2] = ["idempotency-key", "x-tyboo-delivery-id"
 
 pub(crate) async fn deliver(
     State(shared): State<Arc<Shared>>,
-    Path((workspace_id, path)): Path<(String, String)>,
+    Path((token, path)): Path<(String, String)>,
     request: Request,
 ) -> Response {
     let context = call_context(&request, &shared);
-    let response = match forward(&shared, workspace_id, path, request, &context).await {
+    let response = match forward(&shared, token, path, request, &context).await {
         Ok(reply) => answer(reply),
         Err(error) => error.into_json_response(&context.request_id),
     };
@@ -56,7 +58,7 @@ pub(crate) async fn deliver(
 
 async fn forward(
     shared: &Shared,
-    workspace_id: String,
+    token: String,
     path: String,
     request: Request,
     context: &crate::upstream::CallContext,
@@ -74,7 +76,7 @@ async fn forward(
         .unwrap_or_default()
         .to_owned();
     let message = DeliverWebhookRequest {
-        workspace_id,
+        token,
         path,
         method: parts.method.as_str().to_owned(),
         headers: header_map(&parts.headers),

@@ -17,7 +17,6 @@ use crate::{Args, SqliteSync, Via, WorkflowKind};
 pub struct Target {
     pub edge: String,
     pub api_key: String,
-    pub workspace_id: String,
     pub http: reqwest::Client,
     /// Native gRPC to the edge, for `--via grpc`.
     grpc: Option<ExecutionServiceClient<tonic::transport::Channel>>,
@@ -42,16 +41,14 @@ impl Target {
                 .context("the API key is not accepted")?
                 .json()
                 .await?;
-            let workspace_id = me["principal"]["workspaceId"]
+            me["principal"]["workspaceId"]
                 .as_str()
-                .context("no workspace in /v1/me")?
-                .to_owned();
+                .context("no workspace in /v1/me")?;
             let edge = edge.trim_end_matches('/').to_owned();
             return Ok(Target {
                 grpc: grpc_client(args, &edge).await?,
                 edge,
                 api_key: api_key.clone(),
-                workspace_id,
                 http,
                 embedded: None,
                 queue_keys: None,
@@ -106,7 +103,6 @@ impl Target {
             grpc: grpc_client(args, &edge).await?,
             edge,
             api_key: bootstrap.api_key,
-            workspace_id: bootstrap.workspace_id.to_string(),
             http,
             embedded: Some((mesh, owned)),
             queue_keys,
@@ -207,7 +203,8 @@ fn tyboo_runtime_logging(config: &TybooConfig) {
 pub struct Scenario {
     kind: WorkflowKind,
     workflow_id: String,
-    hook_path: String,
+    /// The webhook URL path at the edge, for webhook scenarios.
+    hook_url_path: String,
 }
 
 impl Scenario {
@@ -248,13 +245,23 @@ impl Scenario {
                 &json!({"name": format!("load {kind:?}"), "graph": graph}),
             )
             .await?;
+        let workflow_id = created["workflow"]["id"]
+            .as_str()
+            .context("no workflow id")?
+            .to_owned();
+        let hook_url_path = match kind {
+            WorkflowKind::Webhook3 => target
+                .get(&format!("/v1/workflows/{workflow_id}/webhooks"))
+                .await?["webhooks"][0]["urlPath"]
+                .as_str()
+                .context("no webhook URL")?
+                .to_owned(),
+            _ => String::new(),
+        };
         Ok(Scenario {
             kind,
-            workflow_id: created["workflow"]["id"]
-                .as_str()
-                .context("no workflow id")?
-                .to_owned(),
-            hook_path,
+            workflow_id,
+            hook_url_path,
         })
     }
 
@@ -286,10 +293,7 @@ impl Scenario {
             WorkflowKind::Webhook3 => {
                 let response = target
                     .http
-                    .post(format!(
-                        "{}/hooks/{}/{}",
-                        target.edge, target.workspace_id, self.hook_path
-                    ))
+                    .post(format!("{}{}", target.edge, self.hook_url_path))
                     .json(&json!({"id": index, "n": index}))
                     .send()
                     .await?;

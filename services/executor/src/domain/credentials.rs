@@ -151,6 +151,7 @@ pub fn accepted_types(credential_type: &str) -> &'static [&'static str] {
         "llm" => &["openai_api_key"],
         "slack" => &["slack_webhook"],
         "database" => &["database"],
+        "webhook" => &["webhook_signing_secret"],
         _ => &[],
     }
 }

@@ -1,18 +1,78 @@
-//! Webhook deliveries: find the route, check the method, deduplicate on the
-//! delivery id, admit the execution, and for sync hooks wait for its outcome.
+//! Webhook deliveries: find the route by its URL token, check path and
+//! method, verify the signature when the trigger asks for one, deduplicate
+//! on the trigger's delivery id, admit the execution, and for sync hooks wait
+//! for its outcome.
+//!
+//! A hook URL is `/hooks/{token}/{path}`. The token carries 256 random bits,
+//! so a hook cannot be found by guessing; an unknown token, a path or a
+//! method the trigger does not take all answer the same NOT_FOUND.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha2::Sha256;
+use tyboo_engine::NodeSpec;
 use uuid::Uuid;
+use zeroize::Zeroize;
 
 use super::executions::Admission;
-use super::workflows::normalize_hook_path;
+use super::scope::WorkspaceScope;
+use super::workflows::{WEBHOOK_TRIGGER, normalize_hook_path};
 use super::{Domain, ExecutionStatus, StepState, TriggerType, json_column, now};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::webhook_delivery;
+use crate::storage::entities::{webhook_delivery, webhook_route};
 use crate::storage::{executions, is_unique_violation, steps, triggers, workflows};
+
+/// Every hook token starts with this, so scanners and people recognise one.
+pub const HOOK_TOKEN_PREFIX: &str = "whk_";
+/// The marker and 43 characters of unpadded base64url (32 random bytes).
+const HOOK_TOKEN_LENGTH: usize = 4 + 43;
+
+/// GitHub's scheme: `X-Hub-Signature-256: sha256=<hex HMAC-SHA256 of the body>`.
+pub const SIGNATURE_GITHUB: &str = "github";
+/// Stripe's scheme: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+/// "<t>.<body>">`, refused when `t` is outside the tolerance.
+pub const SIGNATURE_STRIPE: &str = "stripe";
+/// How far a Stripe-style timestamp may be from now, unless the trigger says.
+const DEFAULT_SIGNATURE_TOLERANCE_SECONDS: u64 = 300;
+
+/// A sync waiter answers this long before the caller's deadline, so the
+/// answer (504 with the execution id) reaches it in time.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(250);
+
+/// A fresh hook token.
+pub fn new_hook_token() -> ExecutorResult<String> {
+    let mut random = [0u8; 32];
+    getrandom::fill(&mut random)
+        .map_err(|error| ExecutorError::Internal(format!("random source failed: {error}")))?;
+    Ok(format!(
+        "{HOOK_TOKEN_PREFIX}{}",
+        URL_SAFE_NO_PAD.encode(random)
+    ))
+}
+
+/// A webhook trigger as its owners see it: where to call it and how.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HookView {
+    pub node_id: String,
+    pub path: String,
+    pub method: String,
+    pub mode: WebhookMode,
+    pub token: String,
+    /// The signature scheme the trigger checks, if any.
+    pub signature: Option<String>,
+}
+
+impl HookView {
+    /// The URL path at the edge.
+    pub fn url_path(&self) -> String {
+        format!("/hooks/{}/{}", self.token, self.path)
+    }
+}
 
 /// How often a sync waiter looks at the execution when no local notice
 /// comes (it may run on a worker in another process).
@@ -20,7 +80,9 @@ const SYNC_POLL_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug, Default)]
 pub struct WebhookRequest {
-    pub workspace_id: String,
+    /// The token of the hook URL.
+    pub token: String,
+    /// The path after the token.
     pub path: String,
     pub method: String,
     /// Lower-case header names.
@@ -28,6 +90,8 @@ pub struct WebhookRequest {
     pub query: HashMap<String, String>,
     pub body: Vec<u8>,
     pub delivery_id: String,
+    /// When the caller stops waiting; a sync reply comes before it.
+    pub deadline: Option<Instant>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,11 +119,18 @@ pub struct WebhookReply {
 impl Domain {
     pub async fn deliver_webhook(&self, request: WebhookRequest) -> ExecutorResult<WebhookReply> {
         let not_found = || ExecutorError::NotFound("webhook");
-        let workspace_id = Uuid::parse_str(&request.workspace_id).map_err(|_| not_found())?;
-        let path = normalize_hook_path(&request.path).ok_or_else(not_found)?;
-        let route = triggers::find_route(self.db(), workspace_id, &path)
+        if request.token.len() != HOOK_TOKEN_LENGTH || !request.token.starts_with(HOOK_TOKEN_PREFIX)
+        {
+            return Err(not_found());
+        }
+        let route = triggers::find_route_by_token(self.db(), &request.token)
             .await?
             .ok_or_else(not_found)?;
+        let path = normalize_hook_path(&request.path).ok_or_else(not_found)?;
+        if path != route.path {
+            return Err(not_found());
+        }
+        let workspace_id = route.workspace_id;
         let workflow = workflows::find_live(self.db(), workspace_id, route.workflow_id)
             .await?
             .ok_or_else(not_found)?;
@@ -72,9 +143,14 @@ impl Domain {
         let accepted_method = parameter("method").unwrap_or("POST").to_ascii_uppercase();
         let method = request.method.to_ascii_uppercase();
         if method != accepted_method {
-            return Err(ExecutorError::FailedPrecondition(format!(
-                "this webhook accepts {accepted_method} requests, not {method}"
-            )));
+            // Answered like an unknown hook: the method tells nothing.
+            return Err(not_found());
+        }
+        // Before anything is parsed or looked up: an unsigned request must
+        // not learn even whether its delivery id was seen.
+        if let Some(scheme) = parameter("signature") {
+            self.verify_signature(workspace_id, &route, node, scheme, &request)
+                .await?;
         }
         let mode = match parameter("mode") {
             Some("sync") => WebhookMode::Sync,
@@ -86,6 +162,7 @@ impl Domain {
             .and_then(Value::as_u64)
             .unwrap_or(self.config().webhook_sync_default_wait_ms)
             .min(self.config().webhook_sync_max_wait_ms);
+        let wait = wait_within(Duration::from_millis(wait_ms), request.deadline);
         let respond_node = parameter("respond_node").map(str::to_owned);
         let delivery_id = match parameter("delivery_id_header") {
             Some(header) => request
@@ -121,17 +198,10 @@ impl Domain {
         self.check_payload("body", &input)?;
 
         if !delivery_id.is_empty()
-            && let Some(seen) =
-                triggers::find_delivery(self.db(), workspace_id, &delivery_id).await?
+            && let Some(seen) = triggers::find_delivery(self.db(), &route, &delivery_id).await?
         {
             return self
-                .reply(
-                    seen.execution_id,
-                    mode,
-                    true,
-                    wait_ms,
-                    respond_node.as_deref(),
-                )
+                .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
                 .await;
         }
         let txn = self.store().begin_write().await?;
@@ -156,6 +226,7 @@ impl Domain {
                 workspace_id,
                 delivery_id: delivery_id.clone(),
                 workflow_id: workflow.id,
+                node_id: route.node_id.clone(),
                 execution_id: execution.id,
                 create_time: now(),
             };
@@ -165,23 +236,17 @@ impl Domain {
                     return Err(error.into());
                 }
                 // The same delivery raced in through another request.
-                let seen = triggers::find_delivery(self.db(), workspace_id, &delivery_id)
+                let seen = triggers::find_delivery(self.db(), &route, &delivery_id)
                     .await?
                     .ok_or_else(|| ExecutorError::Internal("delivery vanished".to_owned()))?;
                 return self
-                    .reply(
-                        seen.execution_id,
-                        mode,
-                        true,
-                        wait_ms,
-                        respond_node.as_deref(),
-                    )
+                    .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
                     .await;
             }
         }
         txn.commit().await?;
         self.after_commit(execution.id, aftermath).await;
-        self.reply(execution.id, mode, false, wait_ms, respond_node.as_deref())
+        self.reply(execution.id, mode, false, wait, respond_node.as_deref())
             .await
     }
 
@@ -190,7 +255,7 @@ impl Domain {
         execution_id: Uuid,
         mode: WebhookMode,
         duplicate: bool,
-        wait_ms: u64,
+        wait: Duration,
         respond_node: Option<&str>,
     ) -> ExecutorResult<WebhookReply> {
         if mode == WebhookMode::Async {
@@ -206,7 +271,7 @@ impl Domain {
             });
         }
         let (status, sync) = self
-            .wait_for_outcome(execution_id, Duration::from_millis(wait_ms), respond_node)
+            .wait_for_outcome(execution_id, wait, respond_node)
             .await?;
         Ok(WebhookReply {
             execution_id,
@@ -305,6 +370,216 @@ impl Domain {
     }
 }
 
+impl Domain {
+    /// The workflow's webhook triggers with their URLs. The URL is what lets
+    /// anyone fire the hook, so it is shown only to those who may edit.
+    pub async fn list_webhooks(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+    ) -> ExecutorResult<Vec<HookView>> {
+        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let graph = self
+            .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+            .await?;
+        let routes = triggers::routes_for_workflow(self.db(), workflow.id).await?;
+        Ok(routes
+            .into_iter()
+            .filter_map(|route| {
+                let node = graph.node(&route.node_id)?;
+                Some(hook_view(route, node))
+            })
+            .collect())
+    }
+
+    /// Gives one webhook trigger a new URL token; the old URL stops working
+    /// at once.
+    pub async fn rotate_webhook_token(
+        &self,
+        scope: &WorkspaceScope,
+        workflow_id: Uuid,
+        node_id: &str,
+    ) -> ExecutorResult<HookView> {
+        let not_found = || ExecutorError::NotFound("webhook trigger");
+        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("workflow"))?;
+        let graph = self
+            .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+            .await?;
+        let node = graph
+            .node(node_id)
+            .filter(|node| node.node_type == WEBHOOK_TRIGGER)
+            .ok_or_else(not_found)?;
+        let token = new_hook_token()?;
+        let txn = self.store().begin_write().await?;
+        if !triggers::set_route_token(&txn, workflow.id, node_id, &token).await? {
+            txn.rollback().await?;
+            return Err(not_found());
+        }
+        txn.commit().await?;
+        let route = triggers::routes_for_workflow(self.db(), workflow.id)
+            .await?
+            .into_iter()
+            .find(|route| route.node_id == node_id)
+            .ok_or_else(not_found)?;
+        Ok(hook_view(route, node))
+    }
+
+    /// Checks the request's signature with the trigger's signing secret from
+    /// the vault. Every refusal is UNAUTHENTICATED and says what is wrong
+    /// with the request, never anything about the secret.
+    async fn verify_signature(
+        &self,
+        workspace_id: Uuid,
+        route: &webhook_route::Model,
+        node: &NodeSpec,
+        scheme: &str,
+        request: &WebhookRequest,
+    ) -> ExecutorResult<()> {
+        let unavailable =
+            || ExecutorError::Unavailable("the hook's signing secret cannot be read now".into());
+        let (Some(credential_id), Some(vault)) = (node.credential_id.as_deref(), self.vault())
+        else {
+            return Err(unavailable());
+        };
+        let credential = vault
+            .decrypt(
+                workspace_id,
+                credential_id,
+                route.id,
+                &format!("{}:webhook", node.id),
+            )
+            .await
+            .map_err(|error| {
+                tracing::warn!(%error, "webhook signing secret unavailable");
+                unavailable()
+            })?;
+        let mut secret = credential
+            .get("secret")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .ok_or_else(unavailable)?;
+        drop(credential);
+        let tolerance = node
+            .parameters
+            .get("signature_tolerance_seconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_SIGNATURE_TOLERANCE_SECONDS);
+        let verdict = check_signature(
+            scheme,
+            secret.as_bytes(),
+            &request.headers,
+            &request.body,
+            now().timestamp(),
+            tolerance,
+        );
+        secret.zeroize();
+        verdict.map_err(ExecutorError::Unauthenticated)
+    }
+}
+
+fn hook_view(route: webhook_route::Model, node: &NodeSpec) -> HookView {
+    let parameter = |name: &str| node.parameters.get(name).and_then(Value::as_str);
+    HookView {
+        method: parameter("method").unwrap_or("POST").to_ascii_uppercase(),
+        mode: match parameter("mode") {
+            Some("sync") => WebhookMode::Sync,
+            _ => WebhookMode::Async,
+        },
+        signature: parameter("signature").map(str::to_owned),
+        node_id: route.node_id,
+        path: route.path,
+        token: route.token,
+    }
+}
+
+/// How long a sync waiter may wait: its own timeout, cut short so that the
+/// answer comes before the caller's deadline.
+fn wait_within(wait: Duration, deadline: Option<Instant>) -> Duration {
+    match deadline {
+        Some(deadline) => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let margin = DEADLINE_MARGIN
+                .min(left / 10)
+                .max(left.min(Duration::from_millis(20)));
+            wait.min(left.saturating_sub(margin))
+        }
+        None => wait,
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// Verifies a request signed in the GitHub or Stripe way. The comparison is
+/// the MAC's own constant-time check.
+fn check_signature(
+    scheme: &str,
+    secret: &[u8],
+    headers: &HashMap<String, String>,
+    body: &[u8],
+    now_seconds: i64,
+    tolerance_seconds: u64,
+) -> Result<(), String> {
+    let mac = || HmacSha256::new_from_slice(secret).map_err(|_| "bad signing key".to_owned());
+    match scheme {
+        SIGNATURE_GITHUB => {
+            let header = headers
+                .get("x-hub-signature-256")
+                .ok_or("missing X-Hub-Signature-256 header")?;
+            let given = header
+                .trim()
+                .strip_prefix("sha256=")
+                .and_then(|digits| hex::decode(digits).ok())
+                .ok_or("X-Hub-Signature-256 must be sha256=<hex>")?;
+            let mut mac = mac()?;
+            mac.update(body);
+            mac.verify_slice(&given)
+                .map_err(|_| "the signature does not match the body".to_owned())
+        }
+        SIGNATURE_STRIPE => {
+            let header = headers
+                .get("stripe-signature")
+                .ok_or("missing Stripe-Signature header")?;
+            let mut timestamp = None;
+            let mut candidates = Vec::new();
+            for part in header.split(',') {
+                match part.trim().split_once('=') {
+                    Some(("t", value)) => timestamp = value.parse::<i64>().ok(),
+                    Some(("v1", value)) => {
+                        if let Ok(bytes) = hex::decode(value) {
+                            candidates.push(bytes);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            let timestamp = timestamp.ok_or("Stripe-Signature has no t=<unix time>")?;
+            if candidates.is_empty() {
+                return Err("Stripe-Signature has no v1=<hex> signature".to_owned());
+            }
+            if now_seconds.abs_diff(timestamp) > tolerance_seconds {
+                return Err(format!(
+                    "the signature's timestamp is more than {tolerance_seconds} s from now"
+                ));
+            }
+            for candidate in &candidates {
+                let mut mac = mac()?;
+                mac.update(timestamp.to_string().as_bytes());
+                mac.update(b".");
+                mac.update(body);
+                if mac.verify_slice(candidate).is_ok() {
+                    return Ok(());
+                }
+            }
+            Err("the signature does not match the body".to_owned())
+        }
+        other => Err(format!("unknown signature scheme `{other}`")),
+    }
+}
+
 fn status_of(text: &str) -> ExecutionStatus {
     ExecutionStatus::parse(text).unwrap_or(ExecutionStatus::Failed)
 }
@@ -326,4 +601,145 @@ fn parse_body(request: &WebhookRequest) -> ExecutorResult<Value> {
     Ok(Value::String(
         String::from_utf8_lossy(&request.body).into_owned(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"whsec_a-shared-secret";
+
+    fn hex_mac(parts: &[&[u8]]) -> String {
+        let mut mac = HmacSha256::new_from_slice(SECRET).unwrap();
+        for part in parts {
+            mac.update(part);
+        }
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    fn headers(name: &str, value: &str) -> HashMap<String, String> {
+        [(name.to_owned(), value.to_owned())].into()
+    }
+
+    #[test]
+    fn github_signatures_are_checked_over_the_raw_body() {
+        let body = br#"{"action":"opened"}"#;
+        let good = format!("sha256={}", hex_mac(&[body]));
+        let check = |headers: &HashMap<String, String>, body: &[u8]| {
+            check_signature(SIGNATURE_GITHUB, SECRET, headers, body, 0, 300)
+        };
+        assert_eq!(check(&headers("x-hub-signature-256", &good), body), Ok(()));
+        let upper = format!("sha256={}", hex_mac(&[body]).to_uppercase());
+        assert_eq!(check(&headers("x-hub-signature-256", &upper), body), Ok(()));
+        // One byte of the body changed, a signature of another secret, the
+        // old SHA-1 header, a bare digest, garbage, nothing.
+        let refused = [
+            check(
+                &headers("x-hub-signature-256", &good),
+                br#"{"action":"closed"}"#,
+            ),
+            check(
+                &headers(
+                    "x-hub-signature-256",
+                    &format!("sha256={}", hex::encode([0u8; 32])),
+                ),
+                body,
+            ),
+            check(&headers("x-hub-signature", &good), body),
+            check(&headers("x-hub-signature-256", &hex_mac(&[body])), body),
+            check(&headers("x-hub-signature-256", "sha256=zz"), body),
+            check(&headers("x-hub-signature-256", "sha256="), body),
+            check(&HashMap::new(), body),
+        ];
+        for (index, verdict) in refused.iter().enumerate() {
+            assert!(verdict.is_err(), "case {index} was accepted");
+        }
+        // Truncated signatures never pass.
+        let short = &good[..good.len() - 2];
+        assert!(check(&headers("x-hub-signature-256", short), body).is_err());
+    }
+
+    #[test]
+    fn stripe_signatures_bind_the_timestamp_and_expire() {
+        let body = br#"{"id":"evt_1"}"#;
+        let now = 1_800_000_000_i64;
+        let signed = |t: i64| hex_mac(&[t.to_string().as_bytes(), b".", body]);
+        let check = |value: &str, at: i64| {
+            check_signature(
+                SIGNATURE_STRIPE,
+                SECRET,
+                &headers("stripe-signature", value),
+                body,
+                at,
+                300,
+            )
+        };
+        let good = format!("t={now},v1={}", signed(now));
+        assert_eq!(check(&good, now), Ok(()));
+        assert_eq!(check(&good, now + 300), Ok(()));
+        assert_eq!(check(&good, now - 300), Ok(()));
+        // Several v1 entries (a secret being rolled): any one may match.
+        let rolled = format!(
+            "t={now},v1={},v1={},v0=ignored",
+            "00".repeat(32),
+            signed(now)
+        );
+        assert_eq!(check(&rolled, now), Ok(()));
+        // Replayed later, a timestamp swapped for another, no timestamp, no
+        // v1, only a v0.
+        let refused = [
+            check(&good, now + 301),
+            check(&good, now - 301),
+            check(&format!("t={},v1={}", now + 1, signed(now)), now),
+            check(&format!("v1={}", signed(now)), now),
+            check(&format!("t={now}"), now),
+            check(&format!("t={now},v0={}", signed(now)), now),
+            check("", now),
+        ];
+        for (index, verdict) in refused.iter().enumerate() {
+            assert!(verdict.is_err(), "case {index} was accepted");
+        }
+        assert!(
+            check(&good, now + 301)
+                .unwrap_err()
+                .contains("more than 300 s from now")
+        );
+    }
+
+    #[test]
+    fn unknown_schemes_are_refused() {
+        assert!(check_signature("md5", SECRET, &HashMap::new(), b"", 0, 300).is_err());
+    }
+
+    #[test]
+    fn hook_tokens_are_marked_and_random() {
+        let first = new_hook_token().unwrap();
+        let second = new_hook_token().unwrap();
+        assert_ne!(first, second);
+        assert!(first.starts_with(HOOK_TOKEN_PREFIX));
+        assert_eq!(first.len(), HOOK_TOKEN_LENGTH);
+        assert!(
+            first[HOOK_TOKEN_PREFIX.len()..]
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
+    }
+
+    #[test]
+    fn sync_waits_end_before_the_callers_deadline() {
+        let wait = Duration::from_secs(30);
+        assert_eq!(wait_within(wait, None), wait);
+        let now = Instant::now();
+        let cut = wait_within(wait, Some(now + Duration::from_secs(10)));
+        assert!(cut <= Duration::from_millis(9_750), "{cut:?}");
+        assert!(cut >= Duration::from_millis(9_500), "{cut:?}");
+        let short = wait_within(wait, Some(now + Duration::from_millis(500)));
+        assert!(short < Duration::from_millis(500) && short >= Duration::from_millis(400));
+        assert_eq!(wait_within(wait, Some(now)), Duration::ZERO);
+        let own = wait_within(
+            Duration::from_millis(100),
+            Some(now + Duration::from_secs(10)),
+        );
+        assert_eq!(own, Duration::from_millis(100));
+    }
 }

@@ -284,6 +284,13 @@ impl Domain {
         workflow: &workflow::Model,
         graph: &WorkflowGraph,
     ) -> ExecutorResult<()> {
+        // A hook keeps its URL across saves: the token stays with the node.
+        let mut tokens: std::collections::HashMap<String, String> =
+            triggers::routes_for_workflow(db, workflow.id)
+                .await?
+                .into_iter()
+                .map(|route| (route.node_id, route.token))
+                .collect();
         triggers::delete_for_workflow(db, workflow.id).await?;
         let now = now();
         for node in &graph.nodes {
@@ -315,6 +322,10 @@ impl Domain {
                         path: path.clone(),
                         workflow_id: workflow.id,
                         node_id: node.id.clone(),
+                        token: match tokens.remove(&node.id) {
+                            Some(token) if !token.is_empty() => token,
+                            _ => super::webhooks::new_hook_token()?,
+                        },
                         create_time: now,
                     };
                     triggers::insert_route(db, &route).await.map_err(|error| {

@@ -1,6 +1,6 @@
 //! `tyboo.executor.v1.WebhookService`, internal to the mesh. It takes no
 //! principal token: the edge has no credential of its own for it yet, and
-//! the hook URL (workspace and path) is what a caller presents. It must only
+//! the hook URL (its token and path) is what a caller presents. It must only
 //! be served on the executor's internal address, which the edge never
 //! exposes.
 
@@ -30,8 +30,9 @@ impl WebhookService for WebhookGrpc {
         &self,
         request: Request<DeliverWebhookRequest>,
     ) -> Result<Response<DeliverWebhookResponse>, Status> {
+        let deadline = tyboo_runtime::context::current().and_then(|context| context.deadline);
         let DeliverWebhookRequest {
-            workspace_id,
+            token,
             path,
             method,
             headers,
@@ -46,13 +47,14 @@ impl WebhookService for WebhookGrpc {
         let reply = self
             .domain
             .deliver_webhook(WebhookRequest {
-                workspace_id,
+                token,
                 path,
                 method,
                 headers,
                 query,
                 body,
                 delivery_id,
+                deadline,
             })
             .await?;
         let mode = match reply.mode {

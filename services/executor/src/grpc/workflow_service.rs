@@ -10,7 +10,23 @@ use super::conversions::{
 };
 use super::scope;
 use crate::domain::Domain;
+use crate::domain::webhooks::{HookView, WebhookMode};
 use crate::domain::workflows::Draft;
+
+fn webhook_to_proto(hook: &HookView) -> Webhook {
+    Webhook {
+        node_id: hook.node_id.clone(),
+        path: hook.path.clone(),
+        method: hook.method.clone(),
+        mode: match hook.mode {
+            WebhookMode::Async => "async",
+            WebhookMode::Sync => "sync",
+        }
+        .to_owned(),
+        url_path: hook.url_path(),
+        signature: hook.signature.clone().unwrap_or_default(),
+    }
+}
 
 #[derive(Clone, Debug)]
 pub struct WorkflowGrpc {
@@ -167,6 +183,44 @@ impl WorkflowService for WorkflowGrpc {
         let workflow_id = parse_id(&workflow_id, "workflow")?;
         self.domain.delete_workflow(&scope, workflow_id).await?;
         Ok(Response::new(DeleteWorkflowResponse {}))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn list_webhooks(
+        &self,
+        request: Request<ListWebhooksRequest>,
+    ) -> Result<Response<ListWebhooksResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::WorkflowsWrite).await?;
+        let ListWebhooksRequest { workflow_id } = request.into_inner();
+        let workflow_id = parse_id(&workflow_id, "workflow")?;
+        let webhooks = self
+            .domain
+            .list_webhooks(&scope, workflow_id)
+            .await?
+            .iter()
+            .map(webhook_to_proto)
+            .collect();
+        Ok(Response::new(ListWebhooksResponse { webhooks }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn rotate_webhook_token(
+        &self,
+        request: Request<RotateWebhookTokenRequest>,
+    ) -> Result<Response<RotateWebhookTokenResponse>, Status> {
+        let scope = scope(&self.domain, &request, Permission::WorkflowsWrite).await?;
+        let RotateWebhookTokenRequest {
+            workflow_id,
+            node_id,
+        } = request.into_inner();
+        let workflow_id = parse_id(&workflow_id, "workflow")?;
+        let webhook = self
+            .domain
+            .rotate_webhook_token(&scope, workflow_id, &node_id)
+            .await?;
+        Ok(Response::new(RotateWebhookTokenResponse {
+            webhook: Some(webhook_to_proto(&webhook)),
+        }))
     }
 
     #[tracing::instrument(skip(self, request))]

@@ -5,7 +5,7 @@
 pub mod dead_letters;
 pub mod entities;
 pub mod executions;
-mod migrations;
+pub(crate) mod migrations;
 pub mod node_runs;
 pub mod steps;
 pub mod triggers;

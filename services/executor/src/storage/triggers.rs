@@ -49,11 +49,52 @@ pub async fn insert_route<C: ConnectionTrait>(
         path: Set(model.path.clone()),
         workflow_id: Set(model.workflow_id),
         node_id: Set(model.node_id.clone()),
+        token: Set(model.token.clone()),
         create_time: Set(model.create_time),
     })
     .exec_without_returning(db)
     .await
     .map(|_| ())
+}
+
+/// The route a hook URL's token names.
+pub async fn find_route_by_token<C: ConnectionTrait>(
+    db: &C,
+    token: &str,
+) -> Result<Option<webhook_route::Model>, DbErr> {
+    webhook_route::Entity::find()
+        .filter(webhook_route::Column::Token.eq(token))
+        .one(db)
+        .await
+}
+
+/// A workflow's webhook routes, by node id.
+pub async fn routes_for_workflow<C: ConnectionTrait>(
+    db: &C,
+    workflow_id: Uuid,
+) -> Result<Vec<webhook_route::Model>, DbErr> {
+    webhook_route::Entity::find()
+        .filter(webhook_route::Column::WorkflowId.eq(workflow_id))
+        .order_by_asc(webhook_route::Column::NodeId)
+        .all(db)
+        .await
+}
+
+/// Gives one route a new token; false when the workflow has no webhook
+/// trigger with that node id.
+pub async fn set_route_token<C: ConnectionTrait>(
+    db: &C,
+    workflow_id: Uuid,
+    node_id: &str,
+    token: &str,
+) -> Result<bool, DbErr> {
+    let result = webhook_route::Entity::update_many()
+        .col_expr(webhook_route::Column::Token, Expr::value(token))
+        .filter(webhook_route::Column::WorkflowId.eq(workflow_id))
+        .filter(webhook_route::Column::NodeId.eq(node_id))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }
 
 pub async fn insert_schedule<C: ConnectionTrait>(
@@ -105,13 +146,16 @@ pub async fn advance_schedule<C: ConnectionTrait>(
     Ok(result.rows_affected == 1)
 }
 
+/// A delivery id already seen by one webhook trigger.
 pub async fn find_delivery<C: ConnectionTrait>(
     db: &C,
-    workspace_id: Uuid,
+    route: &webhook_route::Model,
     delivery_id: &str,
 ) -> Result<Option<webhook_delivery::Model>, DbErr> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::WorkspaceId.eq(workspace_id))
+        .filter(webhook_delivery::Column::WorkspaceId.eq(route.workspace_id))
+        .filter(webhook_delivery::Column::WorkflowId.eq(route.workflow_id))
+        .filter(webhook_delivery::Column::NodeId.eq(route.node_id.as_str()))
         .filter(webhook_delivery::Column::DeliveryId.eq(delivery_id))
         .one(db)
         .await
@@ -126,6 +170,7 @@ pub async fn insert_delivery<C: ConnectionTrait>(
         workspace_id: Set(model.workspace_id),
         delivery_id: Set(model.delivery_id.clone()),
         workflow_id: Set(model.workflow_id),
+        node_id: Set(model.node_id.clone()),
         execution_id: Set(model.execution_id),
         create_time: Set(model.create_time),
     })

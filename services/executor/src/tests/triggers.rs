@@ -9,11 +9,13 @@ use serde_json::json;
 use tonic::Code;
 use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue};
 use tyboo_runtime::shutdown::Shutdown;
+use uuid::Uuid;
 
 use super::conformance;
 use super::harness::World;
 use crate::domain::executions::ListExecutions;
 use crate::domain::webhooks::{WebhookMode, WebhookRequest};
+use crate::domain::workflows::Draft;
 use crate::work::scheduler;
 
 async fn schedules_fire_once_per_tick_across_replicas(world: World) {
@@ -70,45 +72,66 @@ async fn schedules_fire_once_per_tick_across_replicas(world: World) {
     );
 }
 
-fn hook(workspace_id: uuid::Uuid, path: &str, delivery_id: &str) -> WebhookRequest {
+/// The URL token of `node` in `workflow_id`, as its editors see it.
+async fn token_of(world: &World, workflow_id: Uuid, node: &str) -> String {
+    let hooks = world
+        .executor
+        .domain()
+        .list_webhooks(&world.scope(), workflow_id)
+        .await
+        .unwrap();
+    let hook = hooks.iter().find(|hook| hook.node_id == node).unwrap();
+    assert_eq!(
+        hook.url_path(),
+        format!("/hooks/{}/{}", hook.token, hook.path)
+    );
+    hook.token.clone()
+}
+
+fn hook(token: &str, path: &str, delivery_id: &str) -> WebhookRequest {
     WebhookRequest {
-        workspace_id: workspace_id.to_string(),
+        token: token.to_owned(),
         path: path.to_owned(),
         method: "POST".to_owned(),
         headers: [("content-type".to_owned(), "application/json".to_owned())].into(),
         query: [("source".to_owned(), "test".to_owned())].into(),
         body: br#"{"order": 42}"#.to_vec(),
         delivery_id: delivery_id.to_owned(),
+        deadline: None,
     }
+}
+
+fn one_hook(path: &str) -> serde_json::Value {
+    json!({
+        "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "parameters": {"path": path}},
+            {"id": "mark", "type": "set", "parameters": {"values": {"ok": true}}}
+        ],
+        "edges": [{"from": "hook", "to": "mark"}]
+    })
 }
 
 async fn webhooks_are_idempotent_and_sync_hooks_reply(world: World) {
     let shutdown = Shutdown::new();
     let workers = world.workers(&shutdown);
     let domain = world.executor.domain();
-    world
-        .create(json!({
-            "nodes": [
-                {"id": "hook", "type": "trigger.webhook", "parameters": {"path": "orders"}},
-                {"id": "mark", "type": "set", "parameters": {"values": {"ok": true}}}
-            ],
-            "edges": [{"from": "hook", "to": "mark"}]
-        }))
-        .await;
+    let orders = world.create(one_hook("orders")).await;
+    let token = token_of(&world, orders, "hook").await;
+    assert!(token.starts_with("whk_") && token.len() == 47, "{token}");
     let first = domain
-        .deliver_webhook(hook(world.workspace_id, "/orders", "d-1"))
+        .deliver_webhook(hook(&token, "/orders", "d-1"))
         .await
         .unwrap();
     assert_eq!(first.mode, WebhookMode::Async);
     assert!(!first.duplicate);
     let second = domain
-        .deliver_webhook(hook(world.workspace_id, "orders", "d-1"))
+        .deliver_webhook(hook(&token, "orders", "d-1"))
         .await
         .unwrap();
     assert!(second.duplicate);
     assert_eq!(second.execution_id, first.execution_id);
     let third = domain
-        .deliver_webhook(hook(world.workspace_id, "orders", "d-2"))
+        .deliver_webhook(hook(&token, "orders", "d-2"))
         .await
         .unwrap();
     assert_ne!(third.execution_id, first.execution_id);
@@ -119,17 +142,7 @@ async fn webhooks_are_idempotent_and_sync_hooks_reply(world: World) {
     assert_eq!(input["body"], json!({"order": 42}));
     assert_eq!(input["query"]["source"], "test");
 
-    let mut wrong_method = hook(world.workspace_id, "orders", "");
-    wrong_method.method = "GET".to_owned();
-    let error = domain.deliver_webhook(wrong_method).await.unwrap_err();
-    assert_eq!(error.code(), Code::FailedPrecondition);
-    let error = domain
-        .deliver_webhook(hook(uuid::Uuid::now_v7(), "orders", ""))
-        .await
-        .unwrap_err();
-    assert_eq!(error.code(), Code::NotFound);
-
-    world
+    let echo = world
         .create(json!({
             "nodes": [
                 {"id": "hook", "type": "trigger.webhook",
@@ -139,8 +152,9 @@ async fn webhooks_are_idempotent_and_sync_hooks_reply(world: World) {
             "edges": [{"from": "hook", "to": "reply"}]
         }))
         .await;
+    let echo_token = token_of(&world, echo, "hook").await;
     let reply = domain
-        .deliver_webhook(hook(world.workspace_id, "echo", ""))
+        .deliver_webhook(hook(&echo_token, "echo", ""))
         .await
         .unwrap();
     assert_eq!(reply.mode, WebhookMode::Sync);
@@ -151,7 +165,272 @@ async fn webhooks_are_idempotent_and_sync_hooks_reply(world: World) {
     workers.join().await;
 }
 
+/// Unknown tokens, another hook's path and a method the trigger does not
+/// take all look the same; only the token opens a hook.
+async fn hook_urls_cannot_be_guessed_and_wrong_ones_look_missing(world: World) {
+    let domain = world.executor.domain();
+    let orders = world.create(one_hook("orders")).await;
+    let other = world.create(one_hook("other")).await;
+    let token = token_of(&world, orders, "hook").await;
+    let other_token = token_of(&world, other, "hook").await;
+    assert_ne!(token, other_token);
+
+    let mut wrong_method = hook(&token, "orders", "");
+    wrong_method.method = "GET".to_owned();
+    let forged = {
+        let mut forged = token.clone();
+        forged.pop();
+        forged.push(if token.ends_with('A') { 'B' } else { 'A' });
+        forged
+    };
+    let cases = [
+        wrong_method,
+        hook(&forged, "orders", ""),
+        hook("whk_", "orders", ""),
+        hook("", "orders", ""),
+        hook(&format!("{token}x"), "orders", ""),
+        hook(&world.workspace_id.to_string(), "orders", ""),
+        // The right token with another hook's path, and the other way round.
+        hook(&token, "other", ""),
+        hook(&other_token, "orders", ""),
+        hook(&token, "", ""),
+    ];
+    for case in cases {
+        let label = format!("{} {} {}", case.method, case.token, case.path);
+        let error = domain.deliver_webhook(case).await.unwrap_err();
+        assert_eq!(error.code(), Code::NotFound, "{label}");
+        assert_eq!(error.to_string(), "webhook not found", "{label}");
+    }
+
+    // The token stays across saves, so the URL a sender holds keeps working.
+    domain
+        .update_workflow(
+            &world.scope(),
+            orders,
+            Draft {
+                name: "renamed".to_owned(),
+                description: String::new(),
+                graph: serde_json::from_value(one_hook("orders")).unwrap(),
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(token_of(&world, orders, "hook").await, token);
+
+    // Rotation: the old URL is dead at once, the new one works.
+    let rotated = domain
+        .rotate_webhook_token(&world.scope(), orders, "hook")
+        .await
+        .unwrap();
+    assert_ne!(rotated.token, token);
+    assert_eq!(token_of(&world, orders, "hook").await, rotated.token);
+    assert_eq!(
+        domain
+            .deliver_webhook(hook(&token, "orders", ""))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    domain
+        .deliver_webhook(hook(&rotated.token, "orders", ""))
+        .await
+        .unwrap();
+    for node in ["mark", "missing"] {
+        assert_eq!(
+            domain
+                .rotate_webhook_token(&world.scope(), orders, node)
+                .await
+                .unwrap_err()
+                .code(),
+            Code::NotFound
+        );
+    }
+    // Another workspace sees no such workflow, and cannot rotate its hook.
+    assert_eq!(
+        domain
+            .list_webhooks(&world.other_scope(), orders)
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    assert_eq!(
+        domain
+            .rotate_webhook_token(&world.other_scope(), orders, "hook")
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    // A deleted workflow's URL is dead.
+    domain.delete_workflow(&world.scope(), other).await.unwrap();
+    assert_eq!(
+        domain
+            .deliver_webhook(hook(&other_token, "other", ""))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+}
+
+/// A delivery id belongs to one trigger: hook Y never answers with hook X's
+/// execution, and Y's own delivery still runs.
+async fn delivery_ids_are_deduplicated_per_trigger(world: World) {
+    let domain = world.executor.domain();
+    let x = world.create(one_hook("x")).await;
+    let y = world.create(one_hook("y")).await;
+    let x_token = token_of(&world, x, "hook").await;
+    let y_token = token_of(&world, y, "hook").await;
+    let on_x = domain
+        .deliver_webhook(hook(&x_token, "x", "shared-id"))
+        .await
+        .unwrap();
+    let on_y = domain
+        .deliver_webhook(hook(&y_token, "y", "shared-id"))
+        .await
+        .unwrap();
+    assert!(!on_y.duplicate, "Y's delivery was suppressed by X's");
+    assert_ne!(on_y.execution_id, on_x.execution_id);
+    let again = domain
+        .deliver_webhook(hook(&y_token, "y", "shared-id"))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.execution_id, on_y.execution_id);
+    let detail = domain
+        .get_execution(&world.scope(), on_y.execution_id)
+        .await
+        .unwrap();
+    assert_eq!(detail.execution.workflow_id, y);
+}
+
+/// A sync hook whose execution cannot finish before the caller's deadline
+/// answers 504 with the execution id just before it, not after.
+async fn sync_hooks_answer_before_the_callers_deadline(world: World) {
+    let domain = world.executor.domain();
+    // No workers run, so the execution stays queued.
+    let slow = world
+        .create(json!({
+            "nodes": [
+                {"id": "hook", "type": "trigger.webhook",
+                 "parameters": {"path": "slow", "mode": "sync", "respond_node": "reply",
+                                "response_timeout_ms": 30000}},
+                {"id": "reply", "type": "set", "parameters": {"values": {"ok": true}}}
+            ],
+            "edges": [{"from": "hook", "to": "reply"}]
+        }))
+        .await;
+    let token = token_of(&world, slow, "hook").await;
+    let mut request = hook(&token, "slow", "");
+    let started = std::time::Instant::now();
+    request.deadline = Some(started + Duration::from_millis(1_500));
+    let reply = domain.deliver_webhook(request).await.unwrap();
+    let waited = started.elapsed();
+    assert!(waited < Duration::from_millis(1_500), "{waited:?}");
+    let sync = reply.sync.unwrap();
+    assert!(sync.timed_out);
+    assert_eq!(sync.status_code, 504);
+    assert_eq!(sync.body["execution_id"], reply.execution_id.to_string());
+}
+
 conformance!(
     schedules_fire_once_per_tick_across_replicas,
     webhooks_are_idempotent_and_sync_hooks_reply,
+    hook_urls_cannot_be_guessed_and_wrong_ones_look_missing,
+    delivery_ids_are_deduplicated_per_trigger,
+    sync_hooks_answer_before_the_callers_deadline,
 );
+
+/// Routes and deliveries stored before hook tokens existed survive the
+/// migration: every route gets its own token, every delivery its trigger.
+async fn upgrade_keeps_routes_and_deliveries(url: &str) {
+    use sea_orm::sea_query::{Expr, ExprTrait, Query};
+    use sea_orm::{ConnectionTrait, Database, EntityTrait};
+    use sea_orm_migration::MigratorTrait;
+
+    use crate::storage::entities::{webhook_delivery, webhook_route};
+    use crate::storage::migrations::Migrator;
+
+    let db = Database::connect(url).await.unwrap();
+    Migrator::up(&db, Some(2)).await.unwrap();
+    let (workspace, workflow) = (Uuid::now_v7(), Uuid::now_v7());
+    let now = chrono::Utc::now();
+    for path in ["a", "b"] {
+        let insert = Query::insert()
+            .into_table(webhook_route::Entity)
+            .columns([
+                webhook_route::Column::Id,
+                webhook_route::Column::WorkspaceId,
+                webhook_route::Column::Path,
+                webhook_route::Column::WorkflowId,
+                webhook_route::Column::NodeId,
+                webhook_route::Column::CreateTime,
+            ])
+            .values_panic([
+                Uuid::now_v7().into(),
+                workspace.into(),
+                path.into(),
+                workflow.into(),
+                format!("hook_{path}").into(),
+                now.into(),
+            ])
+            .to_owned();
+        db.execute(&insert).await.unwrap();
+    }
+    let insert = Query::insert()
+        .into_table(webhook_delivery::Entity)
+        .columns([
+            webhook_delivery::Column::Id,
+            webhook_delivery::Column::WorkspaceId,
+            webhook_delivery::Column::DeliveryId,
+            webhook_delivery::Column::WorkflowId,
+            webhook_delivery::Column::ExecutionId,
+            webhook_delivery::Column::CreateTime,
+        ])
+        .values_panic([
+            Uuid::now_v7().into(),
+            workspace.into(),
+            "seen-before".into(),
+            workflow.into(),
+            Uuid::now_v7().into(),
+            now.into(),
+        ])
+        .to_owned();
+    db.execute(&insert).await.unwrap();
+
+    Migrator::up(&db, None).await.unwrap();
+    let routes = webhook_route::Entity::find().all(&db).await.unwrap();
+    assert_eq!(routes.len(), 2);
+    assert!(routes.iter().all(|route| route.token.starts_with("whk_")));
+    assert_ne!(routes[0].token, routes[1].token);
+    let deliveries = webhook_delivery::Entity::find().all(&db).await.unwrap();
+    assert_eq!(deliveries.len(), 1);
+    assert_eq!(deliveries[0].node_id, "hook_a");
+    // Tokens are unique: a second route cannot take one already used.
+    let clash = Query::update()
+        .table(webhook_route::Entity)
+        .value(webhook_route::Column::Token, routes[0].token.clone())
+        .and_where(Expr::col(webhook_route::Column::Id).eq(routes[1].id))
+        .to_owned();
+    assert!(db.execute(&clash).await.is_err());
+    db.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_upgrade_keeps_routes_and_deliveries() {
+    let database = tyboo_store::testing::TestDatabase::sqlite("tyboo-executor-upgrade");
+    upgrade_keeps_routes_and_deliveries(database.url()).await;
+    database.discard().await;
+}
+
+#[tokio::test]
+async fn postgres_upgrade_keeps_routes_and_deliveries() {
+    let Some(database) = tyboo_store::testing::TestDatabase::postgres("tyboo_xu").await else {
+        return;
+    };
+    upgrade_keeps_routes_and_deliveries(database.url()).await;
+    database.discard().await;
+}

@@ -160,6 +160,18 @@ const CATALOG: &[CredentialTypeSpec] = &[
         open_map: false,
     },
     CredentialTypeSpec {
+        name: "webhook_signing_secret",
+        title: "Webhook signing secret",
+        description: "The shared secret a sender signs webhook requests with (GitHub, Stripe); trigger.webhook checks every request against it.",
+        fields: &[secret(
+            "secret",
+            "The signing secret, as the sender shows it.",
+            true,
+            Format::SingleLine,
+        )],
+        open_map: false,
+    },
+    CredentialTypeSpec {
         name: "key_value",
         title: "Key-value secrets",
         description: "Any named string secrets, for nodes that take them by key.",

@@ -360,6 +360,10 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
             &[("driver", "sqlite"), ("url", "sqlite:data.db")],
         ),
         (
+            "webhook_signing_secret",
+            &[("secret", "whsec_signing-secret")],
+        ),
+        (
             "key_value",
             &[("region", "eu-west-1"), ("api.secret", "s-secret-value")],
         ),
@@ -391,6 +395,7 @@ async fn fields_are_rejected_by_name_for_every_type(world: World) {
             "openai_api_key",
             "slack_webhook",
             "database",
+            "webhook_signing_secret",
             "key_value"
         ]
     );

@@ -9,6 +9,8 @@ pub struct Model {
     pub workspace_id: Uuid,
     pub delivery_id: String,
     pub workflow_id: Uuid,
+    /// The webhook trigger node that received it: ids are per trigger.
+    pub node_id: String,
     pub execution_id: Uuid,
     pub create_time: DateTimeUtc,
 }

@@ -10,6 +10,8 @@ pub struct Model {
     pub path: String,
     pub workflow_id: Uuid,
     pub node_id: String,
+    /// The unguessable part of the hook URL; kept across saves, rotatable.
+    pub token: String,
     pub create_time: DateTimeUtc,
 }
 

@@ -5,6 +5,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261126_000001_create_executor;
 mod m20261126_000002_step_lost_workers;
+mod m20261207_000003_webhook_tokens;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261126_000001_create_executor::Migration),
             Box::new(m20261126_000002_step_lost_workers::Migration),
+            Box::new(m20261207_000003_webhook_tokens::Migration),
         ]
     }
 }
