@@ -261,3 +261,357 @@ async fn an_invitation_to_an_existing_address_needs_that_users_own_key() {
 
     sandbox.stop().await;
 }
+
+/// Every route that names a resource, called with workspace A's key and the
+/// id of workspace B's real resource, answers exactly as with an id that
+/// never existed; and B's data is untouched afterwards. The route list is
+/// checked against `/openapi.json`, so a new route cannot be left out.
+#[tokio::test]
+async fn another_workspaces_ids_answer_like_missing_ones_on_every_route() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+
+    // Workspace B with one of everything.
+    let (status, created) = sandbox
+        .post("/v1/workspaces", Some(&owner), json!({"name": "Team B"}))
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let ws_b = created["workspace"]["id"].as_str().unwrap().to_owned();
+    let key_b = created["ownerApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let key_b_id = created["ownerApiKey"]["apiKey"]["id"]
+        .as_str()
+        .or_else(|| created["ownerApiKey"]["id"].as_str())
+        .unwrap()
+        .to_owned();
+    let (_, me_b) = sandbox.get("/v1/me", &key_b).await;
+    let user_b = me_b["principal"]["subject"]
+        .as_str()
+        .and_then(|subject| subject.strip_prefix("user:"))
+        .map(str::to_owned)
+        .or_else(|| me_b["principal"]["userId"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| panic!("no user in {me_b}"));
+    let graph = json!({
+        "nodes": [
+            {"id": "hook", "type": "trigger.webhook", "parameters": {"path": "b-orders"}},
+            {"id": "fail", "type": "http.request", "parameters": {"url": "http://10.0.0.1/"}}
+        ],
+        "edges": [{"from": "hook", "to": "fail"}]
+    });
+    let (status, workflow) = sandbox
+        .post(
+            "/v1/workflows",
+            Some(&key_b),
+            json!({"name": "B", "graph": graph}),
+        )
+        .await;
+    assert_eq!(status, 200, "{workflow}");
+    let workflow_b = workflow["workflow"]["id"].as_str().unwrap().to_owned();
+    let (status, started) = sandbox
+        .post(
+            &format!("/v1/workflows/{workflow_b}/executions"),
+            Some(&key_b),
+            json!({"input": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{started}");
+    let execution_b = started["execution"]["id"].as_str().unwrap().to_owned();
+    let (status, credential) = sandbox
+        .post(
+            "/v1/credentials",
+            Some(&key_b),
+            json!({"name": "B token", "type": "bearer_token", "fields": {"token": "b-secret-token"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{credential}");
+    let credential_b = credential["credential"]["id"].as_str().unwrap().to_owned();
+    let (status, invitation) = sandbox
+        .post(
+            &format!("/v1/workspaces/{ws_b}/invitations"),
+            Some(&key_b),
+            json!({"email": "someone@example.com", "role": "ROLE_VIEWER"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{invitation}");
+    let invitation_b = invitation["invitation"]["id"].as_str().unwrap().to_owned();
+    // The failing node dead-letters the execution.
+    let dead_letter_b = {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let (_, listed) = sandbox.get("/v1/dead-letters", &key_b).await;
+            if let Some(id) = listed["deadLetters"][0]["id"].as_str() {
+                break id.to_owned();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no dead letter: {listed}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    };
+
+    struct Case {
+        method: Method,
+        template: &'static str,
+        body: Option<serde_json::Value>,
+    }
+    let case = |method: Method, template: &'static str, body: Option<serde_json::Value>| Case {
+        method,
+        template,
+        body,
+    };
+    let workflow_body = json!({"name": "x", "graph": {
+        "nodes": [{"id": "start", "type": "trigger.manual"},
+                  {"id": "done", "type": "set", "parameters": {"values": {}}}],
+        "edges": [{"from": "start", "to": "done"}]}});
+    let cases = vec![
+        case(Method::GET, "/v1/workspaces/{workspace_id}", None),
+        case(Method::GET, "/v1/workspaces/{workspace_id}/members", None),
+        case(
+            Method::PATCH,
+            "/v1/workspaces/{workspace_id}/members/{user_id}",
+            Some(json!({"role": "ROLE_VIEWER"})),
+        ),
+        case(
+            Method::DELETE,
+            "/v1/workspaces/{workspace_id}/members/{user_id}",
+            None,
+        ),
+        case(
+            Method::GET,
+            "/v1/workspaces/{workspace_id}/invitations",
+            None,
+        ),
+        case(
+            Method::POST,
+            "/v1/workspaces/{workspace_id}/invitations",
+            Some(json!({"email": "x@example.com", "role": "ROLE_VIEWER"})),
+        ),
+        case(
+            Method::DELETE,
+            "/v1/workspaces/{workspace_id}/invitations/{invitation_id}",
+            None,
+        ),
+        case(Method::GET, "/v1/workspaces/{workspace_id}/api-keys", None),
+        case(
+            Method::POST,
+            "/v1/workspaces/{workspace_id}/api-keys",
+            Some(json!({"name": "stolen"})),
+        ),
+        case(
+            Method::POST,
+            "/v1/workspaces/{workspace_id}/api-keys/{api_key_id}:rotate",
+            Some(json!({})),
+        ),
+        case(
+            Method::DELETE,
+            "/v1/workspaces/{workspace_id}/api-keys/{api_key_id}",
+            None,
+        ),
+        case(
+            Method::GET,
+            "/v1/workspaces/{workspace_id}/audit-events",
+            None,
+        ),
+        case(
+            Method::POST,
+            "/v1/workspaces/{workspace_id}/audit-events:verify",
+            Some(json!({})),
+        ),
+        case(Method::GET, "/v1/workflows/{workflow_id}", None),
+        case(
+            Method::PUT,
+            "/v1/workflows/{workflow_id}",
+            Some(workflow_body.clone()),
+        ),
+        case(Method::DELETE, "/v1/workflows/{workflow_id}", None),
+        case(Method::GET, "/v1/workflows/{workflow_id}/versions", None),
+        case(
+            Method::POST,
+            "/v1/workflows/{workflow_id}/versions/{version}:restore",
+            Some(json!({})),
+        ),
+        case(Method::GET, "/v1/workflows/{workflow_id}/webhooks", None),
+        case(
+            Method::POST,
+            "/v1/workflows/{workflow_id}/webhooks/{node_id}:rotate",
+            Some(json!({})),
+        ),
+        case(
+            Method::POST,
+            "/v1/workflows/{workflow_id}/executions",
+            Some(json!({"input": {}})),
+        ),
+        case(Method::GET, "/v1/executions/{execution_id}", None),
+        case(
+            Method::POST,
+            "/v1/executions/{execution_id}:cancel",
+            Some(json!({})),
+        ),
+        case(Method::GET, "/v1/executions?workflowId={workflow_id}", None),
+        case(Method::GET, "/v1/credentials/{credential_id}", None),
+        case(
+            Method::PUT,
+            "/v1/credentials/{credential_id}",
+            Some(
+                json!({"name": "x", "type": "bearer_token", "fields": {"token": "replaced-token"}}),
+            ),
+        ),
+        case(Method::DELETE, "/v1/credentials/{credential_id}", None),
+        case(Method::GET, "/v1/dead-letters/{dead_letter_id}", None),
+        case(
+            Method::POST,
+            "/v1/dead-letters/{dead_letter_id}:replay",
+            Some(json!({})),
+        ),
+        case(
+            Method::POST,
+            "/v1/dead-letters/{dead_letter_id}:discard",
+            Some(json!({})),
+        ),
+        case(
+            Method::GET,
+            "/v1/dead-letters?workflowId={workflow_id}",
+            None,
+        ),
+        case(
+            Method::POST,
+            "/v1/dead-letters:bulkReplay",
+            Some(json!({"filter": {"workflowId": "{workflow_id}"}})),
+        ),
+        case(
+            Method::POST,
+            "/v1/dead-letters:bulkDiscard",
+            Some(json!({"filter": {"workflowId": "{workflow_id}"}})),
+        ),
+    ];
+
+    // Every route of the public document that names a resource is here.
+    let document: serde_json::Value = sandbox
+        .http
+        .get(sandbox.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let squash = |path: &str| path.replace('_', "").to_ascii_lowercase();
+    let covered: std::collections::HashSet<(String, String)> = cases
+        .iter()
+        .map(|case| {
+            (
+                case.method.as_str().to_ascii_lowercase(),
+                squash(case.template.split('?').next().unwrap()),
+            )
+        })
+        .collect();
+    for (path, operations) in document["paths"].as_object().unwrap() {
+        if !path.contains('{') {
+            continue;
+        }
+        for method in operations.as_object().unwrap().keys() {
+            if !["get", "post", "put", "patch", "delete"].contains(&method.as_str()) {
+                continue;
+            }
+            assert!(
+                covered.contains(&(method.clone(), squash(path))),
+                "{method} {path} is not in the cross-workspace matrix"
+            );
+        }
+    }
+
+    let fill = |text: &str, ids: &[(&str, &str)]| {
+        let mut text = text.to_owned();
+        for (name, value) in ids {
+            text = text.replace(&format!("{{{name}}}"), value);
+        }
+        text
+    };
+    let real: Vec<(&str, &str)> = vec![
+        ("workspace_id", ws_b.as_str()),
+        ("user_id", user_b.as_str()),
+        ("invitation_id", invitation_b.as_str()),
+        ("api_key_id", key_b_id.as_str()),
+        ("workflow_id", workflow_b.as_str()),
+        ("version", "1"),
+        ("node_id", "hook"),
+        ("execution_id", execution_b.as_str()),
+        ("credential_id", credential_b.as_str()),
+        ("dead_letter_id", dead_letter_b.as_str()),
+    ];
+    let randoms: Vec<String> = (0..real.len())
+        .map(|_| uuid::Uuid::now_v7().to_string())
+        .collect();
+    let random: Vec<(&str, &str)> = real
+        .iter()
+        .zip(&randoms)
+        .map(|((name, value), random)| {
+            let value = match *name {
+                "version" | "node_id" => *value,
+                _ => random.as_str(),
+            };
+            (*name, value)
+        })
+        .collect();
+    let mut differences = Vec::new();
+    for case in &cases {
+        let mut answers = Vec::new();
+        for ids in [&real, &random] {
+            let path = fill(case.template, ids);
+            let body = case
+                .body
+                .as_ref()
+                .map(|body| serde_json::from_str(&fill(&body.to_string(), ids)).unwrap());
+            let (status, answer) = sandbox
+                .call(case.method.clone(), &path, Some(&owner), body)
+                .await;
+            answers.push((status, without_request_id(answer)));
+        }
+        let [(real_status, real_answer), (random_status, random_answer)] =
+            <[_; 2]>::try_from(answers).unwrap();
+        if real_status != random_status || real_answer != random_answer {
+            differences.push(format!(
+                "{} {}: B's id → {real_status} {real_answer}; random id → {random_status} {random_answer}",
+                case.method, case.template
+            ));
+        }
+        assert!(
+            (400..500).contains(&real_status) || real_status == 200,
+            "{} {}: {real_status} {real_answer}",
+            case.method,
+            case.template
+        );
+    }
+    assert!(differences.is_empty(), "{}", differences.join("\n"));
+
+    // B's data is as it was.
+    let (status, workflow) = sandbox
+        .get(&format!("/v1/workflows/{workflow_b}"), &key_b)
+        .await;
+    assert_eq!(status, 200, "{workflow}");
+    assert_eq!(workflow["workflow"]["latestVersion"], "1", "{workflow}");
+    let (status, _) = sandbox
+        .get(&format!("/v1/credentials/{credential_b}"), &key_b)
+        .await;
+    assert_eq!(status, 200);
+    let (_, members) = sandbox
+        .get(&format!("/v1/workspaces/{ws_b}/members"), &key_b)
+        .await;
+    assert_eq!(members["members"][0]["role"], "ROLE_OWNER", "{members}");
+    let (_, pending) = sandbox
+        .get(&format!("/v1/workspaces/{ws_b}/invitations"), &key_b)
+        .await;
+    assert_eq!(pending["invitations"][0]["id"], invitation_b.as_str());
+    let (status, dead_letter) = sandbox
+        .get(&format!("/v1/dead-letters/{dead_letter_b}"), &key_b)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        dead_letter["deadLetter"]["state"], "DEAD_LETTER_STATE_PENDING",
+        "{dead_letter}"
+    );
+    sandbox.stop().await;
+}

@@ -10,6 +10,9 @@ mod service_tokens;
 mod tokens;
 mod verifier;
 
+#[cfg(test)]
+mod forged_tokens;
+
 pub use error::AuthError;
 pub use permissions::{Permission, Role, role_allows};
 pub use principal::{Principal, Subject};
