@@ -615,3 +615,123 @@ async fn another_workspaces_ids_answer_like_missing_ones_on_every_route() {
     );
     sandbox.stop().await;
 }
+
+/// Sends `request` every 50 ms until it answers `wanted`; fails with the
+/// last answer once `within` has passed. Returns how long it took.
+async fn answers_within<F, Fut>(
+    what: &str,
+    wanted: u16,
+    within: std::time::Duration,
+    request: F,
+) -> std::time::Duration
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = (u16, serde_json::Value)>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        let (status, body) = request().await;
+        if status == wanted {
+            return start.elapsed();
+        }
+        let mut shown = body.to_string();
+        shown.truncate(300);
+        assert!(
+            start.elapsed() < within,
+            "{what}: still {status} after {within:?}, wanted {wanted}: {shown}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// The executor trusts the role a principal token names until the token
+/// expires, and the edge caches each key's token for up to
+/// `edge.auth_cache_ttl_seconds` (30 s): only the edge dropping the token
+/// when tenancy reports the change makes it take effect within seconds.
+#[tokio::test]
+async fn a_demotion_or_removal_reaches_the_edge_within_seconds() {
+    let sandbox = Sandbox::start().await;
+    let owner = sandbox.owner_key.clone();
+    let workspace = sandbox.workspace_id.clone();
+    let (ada_id, ada_key) = sandbox.add_member("ada@example.com", "ROLE_ADMIN").await;
+    let (bob_id, bob_key) = sandbox.add_member("bob@example.com", "ROLE_EDITOR").await;
+    let within = std::time::Duration::from_secs(3);
+    let graph = json!({"nodes": [{"id": "start", "type": "trigger.manual"}], "edges": []});
+    let create_workflow = || {
+        let sandbox = &sandbox;
+        let ada_key = ada_key.clone();
+        let graph = graph.clone();
+        async move {
+            let name = format!("Ada's {}", uuid::Uuid::now_v7());
+            sandbox
+                .post(
+                    "/v1/workflows",
+                    Some(&ada_key),
+                    json!({"name": name, "graph": graph}),
+                )
+                .await
+        }
+    };
+    let invite = |key: String| {
+        let sandbox = &sandbox;
+        let path = format!("/v1/workspaces/{workspace}/invitations");
+        async move {
+            let email = format!("guest-{}@example.com", uuid::Uuid::now_v7().simple());
+            sandbox
+                .post(
+                    &path,
+                    Some(&key),
+                    json!({"email": email, "role": "ROLE_VIEWER"}),
+                )
+                .await
+        }
+    };
+
+    // Ada, an admin, invites people and writes workflows (a call the
+    // executor answers); Bob reads workflows. Their tokens are now cached.
+    let (status, answer) = invite(ada_key.clone()).await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = create_workflow().await;
+    assert_eq!(status, 200, "{answer}");
+    let (status, answer) = sandbox.get("/v1/workflows", &bob_key).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // The owner demotes Ada to viewer: her key loses every write at once.
+    let (status, answer) = sandbox
+        .call(
+            Method::PATCH,
+            &format!("/v1/workspaces/{workspace}/members/{ada_id}"),
+            Some(&owner),
+            Some(json!({"role": "ROLE_VIEWER"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let took = answers_within("Ada writing a workflow", 403, within, create_workflow).await;
+    eprintln!("the demotion reached the executor through the edge in {took:?}");
+    let (status, answer) = invite(ada_key.clone()).await;
+    assert_eq!(status, 403, "{answer}");
+    assert_eq!(answer["code"], "PERMISSION_DENIED");
+    // Her key still works, with the role she has now.
+    let (status, answer) = sandbox.get("/v1/workflows", &ada_key).await;
+    assert_eq!(status, 200, "{answer}");
+
+    // The owner removes Bob: his key stops, on the executor as on tenancy.
+    let (status, answer) = sandbox
+        .call(
+            Method::DELETE,
+            &format!("/v1/workspaces/{workspace}/members/{bob_id}"),
+            Some(&owner),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let took = answers_within("Bob listing workflows", 401, within, || {
+        sandbox.get("/v1/workflows", &bob_key)
+    })
+    .await;
+    eprintln!("the removal reached the executor through the edge in {took:?}");
+    let (status, answer) = sandbox.get("/v1/me", &bob_key).await;
+    assert_eq!(status, 401, "{answer}");
+
+    sandbox.stop().await;
+}

@@ -7,7 +7,12 @@
 //! by the SHA-256 of the key, so the edge never holds a key longer than one
 //! exchange. Concurrent misses for one key share one exchange. An upstream
 //! `UNAUTHENTICATED` evicts the entry, so a revoked key stops at once wherever
-//! a service checks its token against tenancy.
+//! a service checks its token against tenancy. Tenancy's access changes
+//! (`access_watch`) evict the tokens of a demoted or removed member and of a
+//! revoked or rotated key within a poll, for the services that trust a token
+//! until it expires.
+
+mod cache;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -19,11 +24,16 @@ use http::HeaderMap;
 use sha2::{Digest, Sha256};
 use tonic::Code;
 use tonic::transport::Channel;
-use tyboo_proto::tenancy::AuthenticateRequest;
+use tyboo_proto::common::Principal;
 use tyboo_proto::tenancy::auth_service_client::AuthServiceClient;
+use tyboo_proto::tenancy::{AccessChange, AuthenticateRequest};
 
+pub(crate) use self::cache::TokenSubject;
+use self::cache::{CachedToken, KeyDigest, TokenCache};
 use crate::errors::ApiError;
-use crate::metrics::{AUTH_CACHE_LOOKUPS_TOTAL, RESULT_LABEL};
+use crate::metrics::{
+    AUTH_CACHE_EVICTIONS_TOTAL, AUTH_CACHE_LOOKUPS_TOTAL, REASON_LABEL, RESULT_LABEL,
+};
 use crate::upstream::CallContext;
 
 /// The only credential the edge accepts from the public.
@@ -32,7 +42,6 @@ pub(crate) const API_KEY_PREFIX: &str = "tyb_";
 /// A token is dropped from the cache this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
-type KeyDigest = [u8; 32];
 type Exchange = Shared<BoxFuture<'static, Result<Arc<str>, AuthFailure>>>;
 
 /// What the caller presented.
@@ -87,16 +96,11 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
-struct CachedToken {
-    token: Arc<str>,
-    valid_until: Instant,
-}
-
 struct Inner {
     client: AuthServiceClient<Channel>,
     ttl_cap: Duration,
     max_entries: usize,
-    cache: Mutex<HashMap<KeyDigest, CachedToken>>,
+    cache: Mutex<TokenCache>,
     in_flight: Mutex<HashMap<KeyDigest, Exchange>>,
 }
 
@@ -115,7 +119,10 @@ pub(crate) struct Eviction {
 
 impl Eviction {
     pub(crate) fn evict(&self) {
-        lock(&self.inner.cache).remove(&self.digest);
+        if lock(&self.inner.cache).remove(&self.digest) {
+            metrics::counter!(AUTH_CACHE_EVICTIONS_TOTAL, REASON_LABEL => "unauthenticated")
+                .increment(1);
+        }
     }
 }
 
@@ -126,7 +133,7 @@ impl Authenticator {
                 client: AuthServiceClient::new(channel),
                 ttl_cap,
                 max_entries,
-                cache: Mutex::new(HashMap::new()),
+                cache: Mutex::new(TokenCache::default()),
                 in_flight: Mutex::new(HashMap::new()),
             }),
         }
@@ -186,23 +193,51 @@ impl Authenticator {
         }
     }
 
+    /// The channel to tenancy's `AuthService`, shared with the access watch.
+    pub(crate) fn client(&self) -> AuthServiceClient<Channel> {
+        self.inner.client.clone()
+    }
+
+    /// Drops every cached token that `changes` make stale; returns how many.
+    pub(crate) fn evict_changed(&self, changes: &[AccessChange]) -> usize {
+        let evicted = lock(&self.inner.cache).evict_changed(changes);
+        count_evictions("access_change", evicted);
+        evicted
+    }
+
+    /// Drops every cached token, when the edge can no longer tell which are
+    /// stale; returns how many.
+    pub(crate) fn evict_all(&self, reason: &'static str) -> usize {
+        let evicted = lock(&self.inner.cache).evict_all();
+        count_evictions(reason, evicted);
+        evicted
+    }
+
     #[cfg(test)]
     fn cached_entries(&self) -> usize {
         lock(&self.inner.cache).len()
     }
 }
 
+fn count_evictions(reason: &'static str, evicted: usize) {
+    if evicted > 0 {
+        metrics::counter!(AUTH_CACHE_EVICTIONS_TOTAL, REASON_LABEL => reason)
+            .increment(u64::try_from(evicted).unwrap_or(u64::MAX));
+    }
+}
+
+/// Whom a token speaks for, from the principal tenancy sent with it.
+fn subject_of(principal: Option<&Principal>) -> TokenSubject {
+    principal.map_or_else(TokenSubject::default, |principal| TokenSubject {
+        workspace_id: principal.workspace_id.clone(),
+        user_id: principal.user_id.clone(),
+        api_key_id: principal.api_key_id.clone(),
+    })
+}
+
 impl Inner {
     fn cached(&self, digest: &KeyDigest) -> Option<Arc<str>> {
-        let mut cache = lock(&self.cache);
-        match cache.get(digest) {
-            Some(entry) if entry.valid_until > Instant::now() => Some(Arc::clone(&entry.token)),
-            Some(_) => {
-                cache.remove(digest);
-                None
-            }
-            None => None,
-        }
+        lock(&self.cache).get(digest, Instant::now())
     }
 
     async fn exchange(
@@ -211,6 +246,8 @@ impl Inner {
         api_key: String,
         context: &CallContext,
     ) -> Result<Arc<str>, AuthFailure> {
+        // Taken before tenancy is asked: see `TokenCache::generation`.
+        let generation = lock(&self.cache).generation();
         let mut request = tonic::Request::new(AuthenticateRequest { api_key });
         context.apply(&mut request, None);
         let mut client = self.client.clone();
@@ -222,39 +259,50 @@ impl Inner {
             tracing::error!("AuthService answered without a token");
             return Err(AuthFailure::Upstream(Code::Internal));
         }
+        let subject = subject_of(response.principal.as_ref());
         let token: Arc<str> = Arc::from(response.token);
         let lifetime = response
             .expire_time
             .and_then(|expire| remaining_lifetime(&expire, SystemTime::now()))
             .map_or(self.ttl_cap, |lifetime| lifetime.min(self.ttl_cap));
-        self.insert(digest, Arc::clone(&token), lifetime);
+        self.insert(digest, Arc::clone(&token), lifetime, subject, generation);
         Ok(token)
     }
 
-    fn insert(&self, digest: KeyDigest, token: Arc<str>, lifetime: Duration) {
+    /// Caches a token from an exchange that started at `generation`, unless
+    /// access changes were applied since (the token may predate them).
+    fn insert(
+        &self,
+        digest: KeyDigest,
+        token: Arc<str>,
+        lifetime: Duration,
+        subject: TokenSubject,
+        generation: u64,
+    ) {
         if self.max_entries == 0 || lifetime.is_zero() {
             return;
         }
         let now = Instant::now();
         let mut cache = lock(&self.cache);
-        if cache.len() >= self.max_entries && !cache.contains_key(&digest) {
-            cache.retain(|_, entry| entry.valid_until > now);
+        if cache.generation() != generation {
+            return;
         }
-        if cache.len() >= self.max_entries && !cache.contains_key(&digest) {
+        if cache.len() >= self.max_entries && !cache.contains(&digest) {
+            cache.remove_expired(now);
+        }
+        if cache.len() >= self.max_entries
+            && !cache.contains(&digest)
+            && let Some(soonest) = cache.soonest()
+        {
             // Full of live tokens: drop the one that would expire first.
-            let soonest = cache
-                .iter()
-                .min_by_key(|(_, entry)| entry.valid_until)
-                .map(|(digest, _)| *digest);
-            if let Some(soonest) = soonest {
-                cache.remove(&soonest);
-            }
+            cache.remove(&soonest);
         }
         cache.insert(
             digest,
             CachedToken {
                 token,
                 valid_until: now + lifetime,
+                subject,
             },
         );
     }
@@ -375,15 +423,67 @@ mod tests {
         let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
         let authenticator = Authenticator::new(channel, Duration::from_secs(30), 2);
         let inner = &authenticator.inner;
-        inner.insert(digest("tyb_a"), Arc::from("a"), Duration::from_secs(5));
-        inner.insert(digest("tyb_b"), Arc::from("b"), Duration::from_secs(20));
-        inner.insert(digest("tyb_c"), Arc::from("c"), Duration::from_secs(20));
+        let insert = |key: &str, lifetime: Duration| {
+            inner.insert(
+                digest(key),
+                Arc::from(&key[4..]),
+                lifetime,
+                TokenSubject::default(),
+                0,
+            );
+        };
+        insert("tyb_a", Duration::from_secs(5));
+        insert("tyb_b", Duration::from_secs(20));
+        insert("tyb_c", Duration::from_secs(20));
         assert_eq!(authenticator.cached_entries(), 2);
         assert!(inner.cached(&digest("tyb_a")).is_none());
         assert_eq!(inner.cached(&digest("tyb_b")).as_deref(), Some("b"));
         authenticator.eviction("tyb_b").evict();
         assert!(inner.cached(&digest("tyb_b")).is_none());
-        inner.insert(digest("tyb_d"), Arc::from("d"), Duration::ZERO);
+        insert("tyb_d", Duration::ZERO);
         assert!(inner.cached(&digest("tyb_d")).is_none());
+    }
+
+    #[tokio::test]
+    async fn an_exchange_overtaken_by_an_access_change_is_not_cached() {
+        let channel = tonic::transport::Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let authenticator = Authenticator::new(channel, Duration::from_secs(30), 10);
+        let inner = &authenticator.inner;
+        let ada = TokenSubject {
+            workspace_id: "ws1".into(),
+            user_id: "ada".into(),
+            api_key_id: "key-a".into(),
+        };
+        // An exchange starts, Ada is demoted and the change applied, then
+        // tenancy's answer (which may predate the demotion) arrives.
+        let started = lock(&inner.cache).generation();
+        let demoted = AccessChange {
+            workspace_id: "ws1".into(),
+            user_id: "ada".into(),
+            ..AccessChange::default()
+        };
+        assert_eq!(
+            authenticator.evict_changed(std::slice::from_ref(&demoted)),
+            0
+        );
+        let lifetime = Duration::from_secs(20);
+        inner.insert(
+            digest("tyb_a"),
+            Arc::from("old"),
+            lifetime,
+            ada.clone(),
+            started,
+        );
+        assert!(inner.cached(&digest("tyb_a")).is_none());
+        // The next exchange starts after the change and is cached, and the
+        // index finds it for the next change.
+        let started = lock(&inner.cache).generation();
+        inner.insert(digest("tyb_a"), Arc::from("new"), lifetime, ada, started);
+        assert_eq!(inner.cached(&digest("tyb_a")).as_deref(), Some("new"));
+        assert_eq!(
+            authenticator.evict_changed(std::slice::from_ref(&demoted)),
+            1
+        );
+        assert!(inner.cached(&digest("tyb_a")).is_none());
     }
 }

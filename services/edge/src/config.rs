@@ -5,6 +5,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::errors::{EdgeError, EdgeResult};
 
+/// Polling faster than every 100 ms loads tenancy for nothing a person would
+/// notice; slower than a minute, cached tokens age out before a change
+/// arrives (the cache keeps them 30 s by default).
+const AUTH_CHANGES_POLL_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
+
 /// Limits and behaviour of the public entry point.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -19,6 +24,10 @@ pub struct EdgeConfig {
     pub auth_cache_ttl_seconds: u64,
     /// Most API keys whose principal token is kept; 0 turns the cache off.
     pub auth_cache_max_entries: usize,
+    /// How often tenancy is asked for access changes (role changes,
+    /// removals, revoked or rotated keys), whose cached tokens are dropped:
+    /// such a change reaches the edge within this plus one round trip.
+    pub auth_changes_poll_ms: u64,
     /// Emit fields that hold their default value (like Envoy's
     /// `always_print_primitive_fields`), so clients see `0`, `""` and `false`
     /// rather than missing keys.
@@ -37,6 +46,7 @@ impl Default for EdgeConfig {
             request_timeout_ms: 30_000,
             auth_cache_ttl_seconds: 30,
             auth_cache_max_entries: 100_000,
+            auth_changes_poll_ms: 1_000,
             json_emit_defaults: true,
             cors_allowed_origins: Vec::new(),
             max_grpc_message_bytes: 4 * 1024 * 1024,
@@ -55,6 +65,15 @@ impl EdgeConfig {
             return Err(EdgeError::Config(
                 "request_timeout_ms must be positive".into(),
             ));
+        }
+        if !AUTH_CHANGES_POLL_MS.contains(&self.auth_changes_poll_ms) {
+            return Err(EdgeError::Config(format!(
+                "auth_changes_poll_ms must be between {} and {} (milliseconds between \
+                 checks for access changes), not {}",
+                AUTH_CHANGES_POLL_MS.start(),
+                AUTH_CHANGES_POLL_MS.end(),
+                self.auth_changes_poll_ms
+            )));
         }
         if self.max_grpc_message_bytes == 0 {
             return Err(EdgeError::Config(
@@ -100,5 +119,23 @@ mod tests {
             ..EdgeConfig::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn the_access_change_poll_interval_holds_at_its_edges() {
+        let with = |auth_changes_poll_ms| EdgeConfig {
+            auth_changes_poll_ms,
+            ..EdgeConfig::default()
+        };
+        assert_eq!(EdgeConfig::default().auth_changes_poll_ms, 1_000);
+        with(100).validate().expect("the fastest poll is valid");
+        with(60_000).validate().expect("the slowest poll is valid");
+        for refused in [0, 99, 60_001] {
+            let error = with(refused).validate().unwrap_err().to_string();
+            assert!(
+                error.contains("auth_changes_poll_ms must be between 100 and 60000"),
+                "{error}"
+            );
+        }
     }
 }

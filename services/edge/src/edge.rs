@@ -164,6 +164,24 @@ impl Edge {
         )
     }
 
+    /// Follows tenancy's access changes with the edge's own service tokens
+    /// and drops the cached tokens they make stale, every
+    /// `auth_changes_poll_ms`, until `stop` completes. Run it for as long as
+    /// the edge serves; without it a changed role or a revoked key keeps
+    /// working through the edge until its cached token ages out.
+    pub fn watch_access_changes(
+        &self,
+        tokens: tyboo_auth::ServiceTokenSource,
+        stop: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        crate::access_watch::spawn(
+            self.shared.authenticator.clone(),
+            tokens,
+            Duration::from_millis(self.shared.config.auth_changes_poll_ms),
+            stop,
+        )
+    }
+
     /// Marks the edge as serving or draining; `/healthz` answers 503 while
     /// draining so load balancers stop sending new traffic.
     pub fn set_serving(&self, serving: bool) {

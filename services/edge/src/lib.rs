@@ -15,6 +15,7 @@
 //! message) → `upstream` (the gRPC call) → `errors` (JSON error bodies).
 #![forbid(unsafe_code)]
 
+mod access_watch;
 mod auth;
 mod config;
 mod dispatch;

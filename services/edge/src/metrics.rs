@@ -13,11 +13,18 @@ pub const REQUEST_DURATION_SECONDS: &str = "tyboo_edge_request_duration_seconds"
 pub const REQUESTS_IN_FLIGHT: &str = "tyboo_edge_requests_in_flight";
 /// Principal token cache lookups, by `result` (`hit` or `miss`).
 pub const AUTH_CACHE_LOOKUPS_TOTAL: &str = "tyboo_edge_auth_cache_lookups_total";
+/// Principal tokens dropped from the cache before their time, by `reason`:
+/// `access_change` (tenancy reported a role change, removal, revoked or
+/// rotated key), `cursor_expired` or `watch_started` (the edge could not
+/// tell which tokens were stale, so dropped all), `unauthenticated` (a
+/// service refused the token).
+pub const AUTH_CACHE_EVICTIONS_TOTAL: &str = "tyboo_edge_auth_cache_evictions_total";
 
 pub const ROUTE_LABEL: &str = "route";
 pub const METHOD_LABEL: &str = "method";
 pub const STATUS_LABEL: &str = "status";
 pub const RESULT_LABEL: &str = "result";
+pub const REASON_LABEL: &str = "reason";
 
 /// The `route` of a request that matched nothing.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -43,5 +50,10 @@ pub fn describe() {
         AUTH_CACHE_LOOKUPS_TOTAL,
         Unit::Count,
         "Principal token cache lookups by result (hit or miss)"
+    );
+    describe_counter!(
+        AUTH_CACHE_EVICTIONS_TOTAL,
+        Unit::Count,
+        "Principal tokens dropped from the cache before their time, by reason"
     );
 }

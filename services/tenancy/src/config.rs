@@ -27,6 +27,14 @@ pub struct TenancyConfig {
     /// How long a process keeps signing with the key it loaded before looking
     /// for a newer one (another replica may have rotated).
     pub signing_key_cache_seconds: u64,
+    /// How long an access change (role change, removal, revoked or rotated
+    /// key) stays readable with `ListAccessChanges`. Edges that fall further
+    /// behind drop their whole token cache; it must outlast their cache TTL.
+    pub access_changes_retention_seconds: u64,
+    /// Access changes per `ListAccessChanges` answer when the request names
+    /// no page size, and the most a request may ask for.
+    pub access_changes_page_size_default: u32,
+    pub access_changes_page_size_max: u32,
     pub database_max_connections: u32,
 }
 
@@ -44,6 +52,9 @@ impl Default for TenancyConfig {
             max_name_length: 200,
             api_key_last_use_resolution_seconds: 60,
             signing_key_cache_seconds: 30,
+            access_changes_retention_seconds: 3600,
+            access_changes_page_size_default: 500,
+            access_changes_page_size_max: 1000,
             database_max_connections: 10,
         }
     }
@@ -64,6 +75,9 @@ impl std::fmt::Debug for TenancyConfig {
             max_name_length,
             api_key_last_use_resolution_seconds,
             signing_key_cache_seconds,
+            access_changes_retention_seconds,
+            access_changes_page_size_default,
+            access_changes_page_size_max,
             database_max_connections,
         } = self;
         let secret = if service_secret.is_empty() {
@@ -87,6 +101,15 @@ impl std::fmt::Debug for TenancyConfig {
                 api_key_last_use_resolution_seconds,
             )
             .field("signing_key_cache_seconds", signing_key_cache_seconds)
+            .field(
+                "access_changes_retention_seconds",
+                access_changes_retention_seconds,
+            )
+            .field(
+                "access_changes_page_size_default",
+                access_changes_page_size_default,
+            )
+            .field("access_changes_page_size_max", access_changes_page_size_max)
             .field("database_max_connections", database_max_connections)
             .finish()
     }
@@ -136,6 +159,22 @@ impl TenancyConfig {
         if self.signing_key_cache_seconds > 3600 {
             return Err("signing_key_cache_seconds: must be at most 3600".to_owned());
         }
+        // A minute covers an edge that misses a few polls; a week keeps the
+        // table small however busy the platform.
+        if !(60..=604_800).contains(&self.access_changes_retention_seconds) {
+            return Err(
+                "access_changes_retention_seconds: must be between 60 and 604800".to_owned(),
+            );
+        }
+        if self.access_changes_page_size_default == 0 || self.access_changes_page_size_max == 0 {
+            return Err("access_changes_page_size_default: page sizes must be positive".to_owned());
+        }
+        if self.access_changes_page_size_default > self.access_changes_page_size_max {
+            return Err(
+                "access_changes_page_size_default: must not exceed access_changes_page_size_max"
+                    .to_owned(),
+            );
+        }
         if self.database_max_connections == 0 {
             return Err("database_max_connections: must be positive".to_owned());
         }
@@ -156,6 +195,31 @@ mod tests {
         assert_eq!(config.audit_page_size_default, 50);
         assert_eq!(config.audit_page_size_max, 500);
         assert_eq!(config.max_name_length, 200);
+        assert_eq!(config.access_changes_retention_seconds, 3600);
+        assert_eq!(config.access_changes_page_size_default, 500);
+        assert_eq!(config.access_changes_page_size_max, 1000);
+    }
+
+    #[test]
+    fn access_change_limits_hold_at_their_edges() {
+        let with = |retention: u64, default: u32, max: u32| TenancyConfig {
+            access_changes_retention_seconds: retention,
+            access_changes_page_size_default: default,
+            access_changes_page_size_max: max,
+            ..TenancyConfig::default()
+        };
+        assert_eq!(with(60, 1, 1).validate(), Ok(()));
+        assert_eq!(with(604_800, 1000, 1000).validate(), Ok(()));
+        for (config, key) in [
+            (with(59, 500, 1000), "access_changes_retention_seconds"),
+            (with(604_801, 500, 1000), "access_changes_retention_seconds"),
+            (with(3600, 0, 1000), "access_changes_page_size_default"),
+            (with(3600, 1, 0), "access_changes_page_size_default"),
+            (with(3600, 1001, 1000), "access_changes_page_size_default"),
+        ] {
+            let error = config.validate().unwrap_err();
+            assert!(error.starts_with(key), "{error}");
+        }
     }
 
     #[test]

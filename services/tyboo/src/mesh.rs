@@ -141,6 +141,15 @@ impl Mesh {
                 Ok(mesh)
             }
             ServiceName::Edge => {
+                // The edge follows access changes with a service token; a
+                // lone edge without the secret would keep changed roles
+                // and revoked keys working until cached tokens age out.
+                if config.tenancy.service_secret.is_empty() {
+                    bail!(
+                        "tenancy.service_secret: must be set for a lone edge (the same value \
+                         as tenancy's), which needs a service token to follow access changes"
+                    );
+                }
                 let tenancy =
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
                 let executor =
@@ -586,7 +595,7 @@ impl Starter {
                 channel: vault,
             });
         }
-        let mut edge = Edge::new(config.edge.clone(), public, tenancy)
+        let mut edge = Edge::new(config.edge.clone(), public, tenancy.clone())
             .context("building the edge's routes")?;
         if let Some(executor) = executor {
             edge = edge.with_webhooks(executor);
@@ -596,6 +605,18 @@ impl Starter {
         let drain_timeout = Duration::from_secs(config.grpc.drain_timeout_seconds);
         let (done_sender, done_receiver) = tokio::sync::oneshot::channel();
         self.edge_done = Some(done_receiver);
+        // The watch serves the edge's cache, so it runs until the edge has
+        // finished draining, not merely started to.
+        let watch_stop = Shutdown::new();
+        let watch = edge.watch_access_changes(
+            service_tokens(config, tenancy, "edge"),
+            watch_stop.signaled(),
+        );
+        self.tasks.spawn(async move {
+            watch
+                .await
+                .context("the edge's access-change watch panicked")
+        });
         self.tasks.spawn(async move {
             let drain_started = {
                 let shutdown = shutdown.clone();
@@ -617,6 +638,7 @@ impl Starter {
                     Ok(())
                 }
             };
+            watch_stop.trigger();
             // The receiver is gone only if the mesh itself is gone.
             let _ = done_sender.send(());
             outcome

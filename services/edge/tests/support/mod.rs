@@ -84,6 +84,13 @@ impl AuthService for FakeAuth {
     ) -> Result<Response<RotateSigningKeyResponse>, Status> {
         Err(Status::unimplemented("not in this test"))
     }
+
+    async fn list_access_changes(
+        &self,
+        _request: Request<ListAccessChangesRequest>,
+    ) -> Result<Response<ListAccessChangesResponse>, Status> {
+        Err(Status::unimplemented("not in this test"))
+    }
 }
 
 struct FakeTenancy;

@@ -8,6 +8,7 @@ use tyboo_auth::{Permission, Principal, Subject};
 use uuid::Uuid;
 
 use super::Domain;
+use super::access_changes::{self, AccessChangeOf};
 use super::audit::{self, AuditEntry, ChainHead};
 use super::model::{ApiKey, IssuedApiKey, IssuedToken, parse_role};
 use super::scope::WorkspaceScope;
@@ -147,6 +148,13 @@ impl Domain {
                 .detail("prefix", generated.display_prefix.clone()),
         )
         .await?;
+        access_changes::record(
+            &transaction,
+            self,
+            scope.workspace_id,
+            AccessChangeOf::ApiKeyRotated { api_key_id: key.id },
+        )
+        .await?;
         transaction.commit().await?;
         let mut api_key = ApiKey::from(key);
         api_key.prefix = generated.display_prefix;
@@ -175,6 +183,13 @@ impl Domain {
             AuditEntry::new("api_key.revoked", format!("api_key:{}", key.id))
                 .detail("user_id", key.user_id.to_string())
                 .detail("prefix", key.prefix.clone()),
+        )
+        .await?;
+        access_changes::record(
+            &transaction,
+            self,
+            scope.workspace_id,
+            AccessChangeOf::ApiKeyRevoked { api_key_id: key.id },
         )
         .await?;
         transaction.commit().await?;

@@ -6,6 +6,7 @@ use tyboo_auth::{Permission, Role};
 use uuid::Uuid;
 
 use super::Domain;
+use super::access_changes::{self, AccessChangeOf};
 use super::audit::{self, AuditEntry};
 use super::model::{Member, member_from_rows, parse_role};
 use super::scope::WorkspaceScope;
@@ -151,6 +152,13 @@ impl Domain {
                     .detail("to", new_role.as_str()),
             )
             .await?;
+            access_changes::record(
+                &transaction,
+                self,
+                scope.workspace_id,
+                AccessChangeOf::RoleChanged { user_id },
+            )
+            .await?;
         }
         transaction.commit().await?;
         let mut member = member_from_rows(membership, user)?;
@@ -187,6 +195,14 @@ impl Domain {
             AuditEntry::new("member.removed", format!("user:{user_id}"))
                 .detail("role", role.as_str())
                 .detail("revoked_api_keys", revoked.to_string()),
+        )
+        .await?;
+        // One change for the member covers the keys revoked with them.
+        access_changes::record(
+            &transaction,
+            self,
+            scope.workspace_id,
+            AccessChangeOf::MemberRemoved { user_id },
         )
         .await?;
         transaction.commit().await?;

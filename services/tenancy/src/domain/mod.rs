@@ -2,6 +2,7 @@
 //! members, invitations, API keys, signing keys and the audit log. Nothing
 //! here knows about gRPC; every change and its audit event commit together.
 
+pub mod access_changes;
 pub mod api_keys;
 pub mod audit;
 mod caller;
@@ -19,6 +20,7 @@ use std::sync::{Arc, RwLock};
 use sea_orm::DatabaseConnection;
 use tyboo_auth::TokenVerifier;
 
+pub use access_changes::{AccessChange, AccessChangeKind, AccessChangesPage, AccessChangesQuery};
 pub use audit::AuditQuery;
 pub use model::*;
 pub use scope::WorkspaceScope;

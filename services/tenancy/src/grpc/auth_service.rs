@@ -5,8 +5,8 @@ use tyboo_proto::tenancy::auth_service_server::AuthService;
 use tyboo_proto::tenancy::*;
 
 use super::conversions::timestamp;
-use crate::domain::Domain;
 use crate::domain::validation::ServiceName;
+use crate::domain::{AccessChangesQuery, Domain};
 use crate::error::TenancyError;
 
 #[derive(Clone, Debug)]
@@ -80,5 +80,32 @@ impl AuthService for AuthGrpc {
         Ok(Response::new(RotateSigningKeyResponse {
             key: Some(key.into()),
         }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn list_access_changes(
+        &self,
+        request: Request<ListAccessChangesRequest>,
+    ) -> Result<Response<ListAccessChangesResponse>, Status> {
+        let bearer = tyboo_auth::bearer_token(request.metadata());
+        let caller = self.domain.verify_caller(bearer).await?;
+        let ListAccessChangesRequest {
+            after,
+            page_size,
+            head_only,
+        } = request.into_inner();
+        let query = if head_only {
+            AccessChangesQuery::Head
+        } else {
+            if after < 0 {
+                return Err(TenancyError::invalid("after", "must not be negative").into());
+            }
+            AccessChangesQuery::After {
+                after,
+                page_size: self.domain.access_changes_page_size(page_size)?,
+            }
+        };
+        let page = self.domain.list_access_changes(&caller, query).await?;
+        Ok(Response::new(page.into()))
     }
 }

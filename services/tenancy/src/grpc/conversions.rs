@@ -6,8 +6,9 @@ use prost_types::Timestamp;
 use tyboo_proto::tenancy as proto;
 
 use crate::domain::{
-    ApiKey, AuditEvent, AuditVerification, BrokenLink, Invitation, InvitationState, IssuedApiKey,
-    Member, Organization, SigningKeyInfo, Workspace,
+    AccessChange, AccessChangeKind, AccessChangesPage, ApiKey, AuditEvent, AuditVerification,
+    BrokenLink, Invitation, InvitationState, IssuedApiKey, Member, Organization, SigningKeyInfo,
+    Workspace,
 };
 use crate::error::{TenancyError, TenancyResult};
 
@@ -34,6 +35,53 @@ pub fn from_timestamp(field: &'static str, value: &Timestamp) -> TenancyResult<D
 /// Empty strings mean "any" in filters.
 pub fn non_empty(value: String) -> Option<String> {
     (!value.is_empty()).then_some(value)
+}
+
+impl From<AccessChangeKind> for proto::AccessChangeKind {
+    fn from(kind: AccessChangeKind) -> Self {
+        match kind {
+            AccessChangeKind::RoleChanged => proto::AccessChangeKind::RoleChanged,
+            AccessChangeKind::MemberRemoved => proto::AccessChangeKind::MemberRemoved,
+            AccessChangeKind::ApiKeyRevoked => proto::AccessChangeKind::ApiKeyRevoked,
+            AccessChangeKind::ApiKeyRotated => proto::AccessChangeKind::ApiKeyRotated,
+        }
+    }
+}
+
+impl From<AccessChange> for proto::AccessChange {
+    fn from(change: AccessChange) -> Self {
+        let AccessChange {
+            cursor,
+            workspace_id,
+            user_id,
+            api_key_id,
+            kind,
+            create_time,
+        } = change;
+        proto::AccessChange {
+            cursor,
+            workspace_id: workspace_id.to_string(),
+            user_id: user_id.map(|id| id.to_string()).unwrap_or_default(),
+            api_key_id: api_key_id.map(|id| id.to_string()).unwrap_or_default(),
+            kind: proto::AccessChangeKind::from(kind).into(),
+            create_time: Some(timestamp(create_time)),
+        }
+    }
+}
+
+impl From<AccessChangesPage> for proto::ListAccessChangesResponse {
+    fn from(page: AccessChangesPage) -> Self {
+        let AccessChangesPage {
+            changes,
+            next_cursor,
+            cursor_expired,
+        } = page;
+        proto::ListAccessChangesResponse {
+            changes: changes.into_iter().map(Into::into).collect(),
+            next_cursor,
+            cursor_expired,
+        }
+    }
 }
 
 impl From<Organization> for proto::Organization {

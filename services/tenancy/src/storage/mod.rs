@@ -2,6 +2,7 @@
 //! callers: functions take plain values and a connection (the pool or an
 //! open transaction), so the domain decides what runs in one transaction.
 
+pub mod access_changes;
 pub mod api_keys;
 pub mod audit;
 pub mod entities;
@@ -23,6 +24,8 @@ pub const POSTGRES_SCHEMA: &str = "tenancy";
 /// have no row to lock (first start, the signing key set).
 pub const LOCK_BOOTSTRAP: i64 = 0x7479_626f_0001;
 pub const LOCK_SIGNING_KEYS: i64 = 0x7479_626f_0002;
+/// Serializes writers of the access-change log, so ids commit in order.
+pub const LOCK_ACCESS_CHANGES: i64 = 0x7479_626f_0003;
 
 /// A pool of connections to the tenancy database.
 #[derive(Clone, Debug)]

@@ -2,6 +2,7 @@
 //! file) always, and on PostgreSQL (a fresh database per test) when
 //! `TYBOO_TEST_POSTGRES_URL` is set.
 
+mod access_changes;
 mod api_keys;
 mod audit;
 mod grpc;

@@ -1,6 +1,7 @@
 //! sea-orm entities, one per table. Column names follow the contract
 //! (`create_time`, `expire_time`, …) so rows and messages read alike.
 
+pub mod access_change;
 pub mod api_key;
 pub mod audit_event;
 pub mod audit_head;

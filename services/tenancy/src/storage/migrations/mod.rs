@@ -4,11 +4,15 @@
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261125_000001_create_tenancy;
+mod m20261201_000002_access_changes;
 
 pub struct Migrator;
 
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m20261125_000001_create_tenancy::Migration)]
+        vec![
+            Box::new(m20261125_000001_create_tenancy::Migration),
+            Box::new(m20261201_000002_access_changes::Migration),
+        ]
     }
 }
