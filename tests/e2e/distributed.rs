@@ -322,6 +322,10 @@ async fn a_poison_step_is_dead_lettered_while_the_batch_completes() {
     let store = TestStore::create().await;
     let mut config = quick_recovery(&store);
     config.executor.max_deliveries = MAX_DELIVERIES;
+    // One step per worker at a time: the worker the test crashes or freezes
+    // holds the poison step and nothing else, so no step of the batch can
+    // lose its worker max_deliveries times and be dead-lettered as well.
+    config.executor.worker_concurrency = 1;
     let mut topology = Topology::start(config, &WORKERS).await;
     let workflow_id = topology.create_workflow(two_effects(&upstreams)).await;
     // Its only node wedges whichever worker runs it; the test then crashes

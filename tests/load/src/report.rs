@@ -214,8 +214,17 @@ mod tests {
 
     #[test]
     fn this_process_uses_some_cpu() {
-        let spin: u64 = (0..2_000_000u64).map(|n| n ^ (n >> 3)).sum();
-        assert!(spin > 0);
-        assert!(cpu_seconds(&[std::process::id()]) > 0.0);
+        // The kernel counts CPU time in clock ticks: spin until at least one
+        // has been charged, however fast the machine, within a bound.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut spin = 0u64;
+        while cpu_seconds(&[std::process::id()]) <= 0.0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CPU time charged after 10 s of spinning"
+            );
+            spin = (0..200_000u64).fold(spin, |sum, n| sum.wrapping_add(n ^ (n >> 3)));
+            std::hint::black_box(spin);
+        }
     }
 }
