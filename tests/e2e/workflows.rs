@@ -140,10 +140,16 @@ async fn synchronous_webhook_answers_with_the_chosen_node_output() {
         .unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().contains_key("x-tyboo-execution-id"));
-    let body: Value = response.json().await.unwrap();
+    // Whole numbers come back as they were sent, not as `12.0`.
+    let text = response.text().await.unwrap();
+    assert!(
+        text.contains(r#""total":12"#) && !text.contains("12.0"),
+        "{text}"
+    );
+    let body: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(
         body,
-        json!({"order": "small-3", "total": 12.0, "customer": "Ada"})
+        json!({"order": "small-3", "total": 12, "customer": "Ada"})
     );
     sandbox.stop().await;
 }
@@ -798,7 +804,7 @@ async fn sql_query_runs_on_a_stored_database_credential() {
     let selected = &node_runs(&execution, "select")[0]["output"];
     assert_eq!(
         selected["rows"],
-        json!([{"id": 1.0, "total": 12.5}, {"id": 2.0, "total": 30.0}]),
+        json!([{"id": 1, "total": 12.5}, {"id": 2, "total": 30}]),
         "{selected}"
     );
     assert!(
@@ -1202,5 +1208,58 @@ async fn a_sync_hook_past_the_edge_deadline_answers_504_with_its_execution() {
     // The execution keeps running and finishes on its own.
     let execution = sandbox.wait_for_execution(&header).await;
     assert_eq!(execution["status"], "EXECUTION_STATUS_SUCCEEDED");
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn json_numbers_leave_the_platform_as_they_were_sent() {
+    let sandbox = Sandbox::start().await;
+    let workflow_id = sandbox
+        .create_workflow(
+            "Numbers",
+            json!({
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook", "parameters": {"path": "numbers"}},
+                    {"id": "shape", "type": "transform",
+                     "parameters": {"program": "{qty: .trigger.body.qty, total: (.trigger.body.qty * .trigger.body.price), half: (.trigger.body.qty / 2)}"}}
+                ],
+                "edges": [{"from": "hook", "to": "shape"}]
+            }),
+        )
+        .await;
+    let accepted: Value = sandbox
+        .http
+        .post(sandbox.hook_url(&workflow_id, "hook").await)
+        .header("content-type", "application/json")
+        .body(r#"{"qty": 3, "price": 2.5, "big": 9007199254740991, "negative": -12}"#)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let execution_id = accepted["executionId"].as_str().unwrap().to_owned();
+    sandbox.wait_for_execution(&execution_id).await;
+    let text = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/executions/{execution_id}")))
+        .bearer_auth(&sandbox.owner_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for expected in [
+        r#""qty":3"#,
+        r#""price":2.5"#,
+        r#""big":9007199254740991"#,
+        r#""negative":-12"#,
+        r#""total":7.5"#,
+        r#""half":1.5"#,
+    ] {
+        assert!(text.contains(expected), "{expected} missing in {text}");
+    }
+    assert!(!text.contains("3.0") && !text.contains("-12.0"), "{text}");
     sandbox.stop().await;
 }

@@ -94,7 +94,35 @@ pub(crate) fn response_json(
                 .unwrap_or(Json::Null)
         }
     };
+    let mut json = json;
+    integral_numbers(&mut json);
     serde_json::to_vec(&json).map_err(|_| internal("response JSON does not encode"))
+}
+
+/// The largest magnitude below which every integer is exact in a double.
+const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
+
+/// Prints whole numbers as the user sent them: protobuf carries every JSON
+/// number as a double, so `{"qty": 3}` would come back as `3.0`. A whole
+/// double within ±2^53 is written as an integer (proto3's JSON mapping
+/// accepts both spellings); other numbers are left as they are.
+pub(crate) fn integral_numbers(json: &mut Json) {
+    match json {
+        Json::Number(number) => {
+            if number.is_f64()
+                && let Some(value) = number.as_f64()
+                && value.fract() == 0.0
+                && value.abs() < EXACT_INTEGER_LIMIT
+            {
+                #[allow(clippy::cast_possible_truncation)]
+                let whole = value as i64;
+                *number = serde_json::Number::from(whole);
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(integral_numbers),
+        Json::Object(fields) => fields.values_mut().for_each(integral_numbers),
+        Json::Null | Json::Bool(_) | Json::String(_) => {}
+    }
 }
 
 fn parse_body(
@@ -522,6 +550,21 @@ mod tests {
                 "id": "w1", "organizationId": "", "name": "Ops",
                 "createTime": "2026-01-01T00:00:00Z"
             }})
+        );
+    }
+
+    #[test]
+    fn whole_numbers_print_without_a_fraction() {
+        let mut json = serde_json::json!({
+            "qty": 3.0, "price": 2.5, "negative": -7.0, "zero": 0.0,
+            "big": 9_007_199_254_740_991.0_f64, "huge": 1e300,
+            "nested": [{"n": 42.0}, 1.5, "3.0", true, null],
+            "already": 12
+        });
+        integral_numbers(&mut json);
+        assert_eq!(
+            json.to_string(),
+            r#"{"already":12,"big":9007199254740991,"huge":1e+300,"negative":-7,"nested":[{"n":42},1.5,"3.0",true,null],"price":2.5,"qty":3,"zero":0}"#
         );
     }
 }

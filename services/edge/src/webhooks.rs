@@ -141,10 +141,11 @@ fn answer(reply: DeliverWebhookResponse) -> Response {
         .ok()
         .and_then(|code| StatusCode::from_u16(code).ok())
         .unwrap_or(StatusCode::OK);
-    let body = reply
+    let mut body = reply
         .response_body
         .map(value_to_json)
         .unwrap_or(serde_json::Value::Null);
+    crate::transcode::integral_numbers(&mut body);
     let mut response = (status, axum::Json(body)).into_response();
     if let Ok(value) = http::HeaderValue::from_str(&reply.execution_id) {
         response.headers_mut().insert("x-tyboo-execution-id", value);
