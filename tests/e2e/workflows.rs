@@ -1263,3 +1263,137 @@ async fn json_numbers_leave_the_platform_as_they_were_sent() {
     assert!(!text.contains("3.0") && !text.contains("-12.0"), "{text}");
     sandbox.stop().await;
 }
+
+/// `depth` levels of objects around a number.
+fn nested(depth: usize) -> String {
+    let mut text = "1".to_owned();
+    for _ in 0..depth {
+        text = format!("{{\"a\":{text}}}");
+    }
+    text
+}
+
+#[tokio::test]
+async fn deep_json_is_refused_where_it_enters_and_never_breaks_a_listing() {
+    let sandbox = Sandbox::start().await;
+    let limit = sandbox_limit();
+    let hook_workflow = sandbox
+        .create_workflow(
+            "Deep hook",
+            json!({
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook", "parameters": {"path": "deep"}},
+                    {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}
+                ],
+                "edges": [{"from": "hook", "to": "done"}]
+            }),
+        )
+        .await;
+    let hook = sandbox.hook_url(&hook_workflow, "hook").await;
+    let post_hook = |body: String| {
+        let http = sandbox.http.clone();
+        let hook = hook.clone();
+        async move {
+            let response = http
+                .post(hook)
+                .header("content-type", "application/json")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (
+                status,
+                response.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    // The body sits under `body`: one level less than the limit is the most.
+    let (status, accepted) = post_hook(nested(limit - 1)).await;
+    assert_eq!(status, 202, "{accepted}");
+    for depth in [limit, 50, 127, 200] {
+        let (status, error) = post_hook(nested(depth)).await;
+        assert_eq!(status, 400, "depth {depth}: {error}");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap_or_default()
+                .starts_with("body"),
+            "depth {depth}: {error}"
+        );
+    }
+
+    // API input: exactly the limit is accepted, one more refused.
+    let manual = sandbox
+        .create_workflow(
+            "Deep input",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "echo", "type": "transform", "parameters": {"program": ".trigger"}}
+                ],
+                "edges": [{"from": "start", "to": "echo"}]
+            }),
+        )
+        .await;
+    let input: Value = serde_json::from_str(&nested(limit)).unwrap();
+    let deepest = sandbox.start_execution(&manual, input).await;
+    let too_deep: Value = serde_json::from_str(&nested(limit + 1)).unwrap();
+    let (status, error) = sandbox
+        .post(
+            &format!("/v1/workflows/{manual}/executions"),
+            Some(&sandbox.owner_key),
+            json!({"input": too_deep}),
+        )
+        .await;
+    assert_eq!(status, 400, "{error}");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_json_depth"),
+        "{error}"
+    );
+    // A node whose output would nest deeper fails, and says why.
+    let deeper = sandbox
+        .create_workflow(
+            "Deeper output",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "wrap", "type": "transform", "parameters": {"program": "{wrapped: .trigger}"}}
+                ],
+                "edges": [{"from": "start", "to": "wrap"}]
+            }),
+        )
+        .await;
+    let input: Value = serde_json::from_str(&nested(limit)).unwrap();
+    let failed = sandbox
+        .wait_for_execution(&sandbox.start_execution(&deeper, input).await)
+        .await;
+    assert_eq!(failed["status"], "EXECUTION_STATUS_FAILED", "{failed}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("max_json_depth"),
+        "{failed}"
+    );
+
+    // Whatever was stored stays readable: the deepest execution, and every
+    // listing of the workspace.
+    let execution = sandbox.wait_for_execution(&deepest).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let (status, listed) = sandbox.get("/v1/executions", &sandbox.owner_key).await;
+    assert_eq!(status, 200, "{listed}");
+    let (status, _) = sandbox.get("/v1/dead-letters", &sandbox.owner_key).await;
+    assert_eq!(status, 200);
+    sandbox.stop().await;
+}
+
+fn sandbox_limit() -> usize {
+    tyboo_executor::config::DEFAULT_MAX_JSON_DEPTH
+}

@@ -5,6 +5,13 @@ use serde::{Deserialize, Serialize};
 use tyboo_broker::BrokerConfig;
 use tyboo_engine::EngineConfig;
 
+/// Default nesting limit of stored JSON values.
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
+/// The deepest a stored value may be configured to nest: a node run's
+/// output sits three messages deep in an answer, and each JSON object level
+/// costs three protobuf levels of the decoders' 100.
+pub const MAX_JSON_DEPTH_LIMIT: usize = 32;
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ExecutorConfig {
@@ -12,6 +19,11 @@ pub struct ExecutorConfig {
     pub max_trigger_payload_bytes: usize,
     /// Largest sum of every node output of one execution, in bytes.
     pub max_execution_data_bytes: usize,
+    /// How deep any stored JSON value (trigger data, node output) may nest
+    /// arrays and objects. Every value must stay decodable as a protobuf
+    /// `Value` inside the API's answers, whose decoders stop at 100 levels
+    /// (each JSON level is two or three of those).
+    pub max_json_depth: usize,
     /// A workflow's `max_duration_ms` when it sets none.
     pub default_max_duration_ms: u64,
     /// The longest `max_duration_ms` a workflow may ask for.
@@ -69,6 +81,7 @@ impl Default for ExecutorConfig {
         Self {
             max_trigger_payload_bytes: 1024 * 1024,
             max_execution_data_bytes: 16 * 1024 * 1024,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             default_max_duration_ms: 3_600_000,
             max_duration_cap_ms: 24 * 3_600_000,
             lease_duration_ms: 30_000,
@@ -136,6 +149,12 @@ impl ExecutorConfig {
                 return Err(format!("{key}: must be positive"));
             }
         }
+        if self.max_json_depth == 0 || self.max_json_depth > MAX_JSON_DEPTH_LIMIT {
+            return Err(format!(
+                "max_json_depth: must be between 1 and {MAX_JSON_DEPTH_LIMIT}, so that every \
+                 stored value stays readable through the API"
+            ));
+        }
         if self.default_max_duration_ms > self.max_duration_cap_ms {
             return Err("default_max_duration_ms: must not exceed max_duration_cap_ms".to_owned());
         }
@@ -187,6 +206,21 @@ mod tests {
         assert_eq!(config.page_size_max, 80);
         assert_eq!(config.page_size_default, 50);
         assert!(serde_json::from_str::<ExecutorConfig>(r#"{"no_such_key":1}"#).is_err());
+    }
+
+    #[test]
+    fn json_depth_limits_are_checked_at_their_edges() {
+        let with_depth = |max_json_depth| ExecutorConfig {
+            max_json_depth,
+            ..ExecutorConfig::default()
+        };
+        assert_eq!(ExecutorConfig::default().max_json_depth, 32);
+        assert!(with_depth(1).validate().is_ok());
+        assert!(with_depth(MAX_JSON_DEPTH_LIMIT).validate().is_ok());
+        for bad in [0, MAX_JSON_DEPTH_LIMIT + 1] {
+            let error = with_depth(bad).validate().unwrap_err();
+            assert!(error.starts_with("max_json_depth"), "{error}");
+        }
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Domain {
                     version: version_number,
                     graph: &graph,
                     trigger_type: TriggerType::Replay,
-                    input: json_column(&original.input),
+                    input: json_column(&original.input)?,
                     dead_letter_id: Some(letter.id),
                     carried,
                 },

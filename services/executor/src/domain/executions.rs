@@ -49,6 +49,7 @@ impl Domain {
         input: Value,
     ) -> ExecutorResult<execution::Model> {
         self.check_payload("input", &input)?;
+        self.check_depth("input", &input, 0)?;
         let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
@@ -76,6 +77,30 @@ impl Domain {
     }
 
     /// Refuses a trigger payload over the cap, naming the cap.
+    /// Refuses a value that nests deeper than stored values may, naming
+    /// the field, the depth and the key that sets the limit.
+    pub(crate) fn check_depth(
+        &self,
+        field: &str,
+        value: &Value,
+        wrapping: usize,
+    ) -> ExecutorResult<()> {
+        let limit = self.config().max_json_depth;
+        let depth = super::json_depth(value) + wrapping;
+        if depth > limit {
+            return Err(ExecutorError::invalid(
+                field,
+                format!(
+                    "nests {} levels of arrays and objects; at most {} are accepted \
+                     (max_json_depth)",
+                    depth - wrapping,
+                    limit - wrapping.min(limit)
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_payload(&self, field: &str, input: &Value) -> ExecutorResult<()> {
         let cap = self.config().max_trigger_payload_bytes;
         let size = to_json_text(input).len();

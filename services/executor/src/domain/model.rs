@@ -124,8 +124,23 @@ pub struct ExecutionDetail {
 
 /// Parses a JSON column written by this service; a value that does not
 /// parse is reported as a string rather than failing a read.
-pub fn json_column(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
+/// A stored JSON column. A value that does not parse is a fault of ours:
+/// it fails the call loudly rather than coming back as another type.
+pub fn json_column(text: &str) -> crate::error::ExecutorResult<Value> {
+    serde_json::from_str(text).map_err(|error| {
+        crate::error::ExecutorError::Internal(format!(
+            "a stored JSON value does not parse: {error}"
+        ))
+    })
+}
+
+/// How many arrays and objects deep a value nests (a scalar is 0).
+pub fn json_depth(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(json_depth).max().unwrap_or(0),
+        Value::Object(fields) => 1 + fields.values().map(json_depth).max().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 /// A JSON value as stored.

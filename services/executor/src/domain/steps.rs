@@ -145,14 +145,13 @@ impl Domain {
         let max_deliveries = i32::try_from(self.config().max_deliveries).unwrap_or(i32::MAX);
         let poisoned = lost && lost_workers >= max_deliveries;
 
-        let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows);
-        let trigger = json_column(&execution.input);
-        let resume_output = (state == Some(StepState::Waiting)).then(|| {
-            step.output
-                .as_deref()
-                .map(json_column)
-                .unwrap_or(Value::Null)
-        });
+        let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows)?;
+        let trigger = json_column(&execution.input)?;
+        let resume_output = match (state == Some(StepState::Waiting), step.output.as_deref()) {
+            (true, Some(text)) => Some(json_column(text)?),
+            (true, None) => Some(Value::Null),
+            (false, _) => None,
+        };
 
         let previous_attempt = step.attempt;
         let Some(step) = self
@@ -303,6 +302,15 @@ impl Domain {
             txn.rollback().await?;
             return Ok((self.refused(), None));
         };
+        let depth = super::json_depth(&output);
+        let limit = self.config().max_json_depth;
+        if depth > limit {
+            let error = NodeError::permanent(format!(
+                "the node's output nests {depth} levels of arrays and objects, more than the \
+                 {limit} a stored value may (max_json_depth)"
+            ));
+            return Ok((self.finish_failure(txn, claimed, error, now).await?, None));
+        }
         let output_text = to_json_text(&output);
         let data_bytes = execution
             .data_bytes
@@ -422,7 +430,7 @@ impl Domain {
             return Ok(None);
         };
         aftermath.jobs.remove(index);
-        let (inputs, nodes) = inputs_of(&previous.graph, &node_id, &aftermath.steps);
+        let (inputs, nodes) = inputs_of(&previous.graph, &node_id, &aftermath.steps)?;
         start_run(db, &execution, &step, &inputs, now).await?;
         Ok(Some(Box::new(Claimed {
             execution,
@@ -603,16 +611,15 @@ pub fn inputs_of(
     graph: &WorkflowGraph,
     node_id: &str,
     rows: &[step::Model],
-) -> (Vec<Value>, Map<String, Value>) {
+) -> ExecutorResult<(Vec<Value>, Map<String, Value>)> {
     let terminal = terminal_map(rows);
     let mut nodes = Map::new();
     for row in rows {
         if row.state == StepState::Succeeded.as_str() {
-            let output = row
-                .output
-                .as_deref()
-                .map(json_column)
-                .unwrap_or(Value::Null);
+            let output = match row.output.as_deref() {
+                Some(text) => json_column(text)?,
+                None => Value::Null,
+            };
             nodes.insert(row.node_id.clone(), output);
         }
     }
@@ -620,5 +627,5 @@ pub fn inputs_of(
         .into_iter()
         .map(|source| nodes.get(source).cloned().unwrap_or(Value::Null))
         .collect();
-    (inputs, nodes)
+    Ok((inputs, nodes))
 }

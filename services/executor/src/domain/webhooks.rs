@@ -185,6 +185,8 @@ impl Domain {
             ));
         }
         let body = parse_body(&request)?;
+        // The body is stored one level down, under `body`.
+        self.check_depth("body", &body, 1)?;
         let mut input = json!({
             "method": method,
             "path": path,
@@ -358,10 +360,10 @@ impl Domain {
         // The respond node may sit on a branch not taken: fall back to the
         // node that finished last.
         .or_else(|| succeeded.max_by_key(|row| (row.end_time, row.id)));
-        let body = chosen
-            .and_then(|row| row.output.as_deref())
-            .map(json_column)
-            .unwrap_or(Value::Null);
+        let body = match chosen.and_then(|row| row.output.as_deref()) {
+            Some(text) => json_column(text)?,
+            None => Value::Null,
+        };
         Ok(SyncReply {
             status_code: 200,
             body,

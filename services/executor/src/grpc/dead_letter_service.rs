@@ -74,7 +74,10 @@ impl DeadLetterService for DeadLetterGrpc {
             .list_dead_letters(&scope, &filter, page_size, &page_token)
             .await?;
         Ok(Response::new(ListDeadLettersResponse {
-            dead_letters: letters.iter().map(dead_letter_to_proto).collect(),
+            dead_letters: letters
+                .iter()
+                .map(dead_letter_to_proto)
+                .collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -89,7 +92,7 @@ impl DeadLetterService for DeadLetterGrpc {
         let dead_letter_id = parse_id(&dead_letter_id, "dead letter")?;
         let letter = self.domain.get_dead_letter(&scope, dead_letter_id).await?;
         Ok(Response::new(GetDeadLetterResponse {
-            dead_letter: Some(dead_letter_to_proto(&letter)),
+            dead_letter: Some(dead_letter_to_proto(&letter)?),
         }))
     }
 
@@ -112,8 +115,8 @@ impl DeadLetterService for DeadLetterGrpc {
             .replay_dead_letter(&scope, dead_letter_id, mode, version)
             .await?;
         Ok(Response::new(ReplayDeadLetterResponse {
-            dead_letter: Some(dead_letter_to_proto(&letter)),
-            execution: Some(execution_to_proto(&execution)),
+            dead_letter: Some(dead_letter_to_proto(&letter)?),
+            execution: Some(execution_to_proto(&execution)?),
         }))
     }
 
@@ -130,7 +133,7 @@ impl DeadLetterService for DeadLetterGrpc {
             .discard_dead_letter(&scope, dead_letter_id)
             .await?;
         Ok(Response::new(DiscardDeadLetterResponse {
-            dead_letter: Some(dead_letter_to_proto(&letter)),
+            dead_letter: Some(dead_letter_to_proto(&letter)?),
         }))
     }
 

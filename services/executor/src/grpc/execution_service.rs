@@ -45,7 +45,7 @@ impl ExecutionService for ExecutionGrpc {
             .start_execution(&scope, workflow_id, version, input)
             .await?;
         Ok(Response::new(StartExecutionResponse {
-            execution: Some(execution_to_proto(&execution)),
+            execution: Some(execution_to_proto(&execution)?),
         }))
     }
 
@@ -59,7 +59,7 @@ impl ExecutionService for ExecutionGrpc {
         let execution_id = parse_id(&execution_id, "execution")?;
         let detail = self.domain.get_execution(&scope, execution_id).await?;
         Ok(Response::new(GetExecutionResponse {
-            execution: Some(execution_detail_to_proto(&detail)),
+            execution: Some(execution_detail_to_proto(&detail)?),
         }))
     }
 
@@ -87,7 +87,10 @@ impl ExecutionService for ExecutionGrpc {
         };
         let (executions, next_page_token) = self.domain.list_executions(&scope, query).await?;
         Ok(Response::new(ListExecutionsResponse {
-            executions: executions.iter().map(execution_to_proto).collect(),
+            executions: executions
+                .iter()
+                .map(execution_to_proto)
+                .collect::<Result<_, _>>()?,
             next_page_token,
         }))
     }
@@ -102,7 +105,7 @@ impl ExecutionService for ExecutionGrpc {
         let execution_id = parse_id(&execution_id, "execution")?;
         let execution = self.domain.cancel_execution(&scope, execution_id).await?;
         Ok(Response::new(CancelExecutionResponse {
-            execution: Some(execution_to_proto(&execution)),
+            execution: Some(execution_to_proto(&execution)?),
         }))
     }
 }

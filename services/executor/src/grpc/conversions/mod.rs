@@ -84,8 +84,9 @@ pub fn json_to_struct(value: &Value) -> prost_types::Struct {
     prost_types::Struct { fields }
 }
 
-pub(super) fn optional_json(text: Option<&str>) -> Option<prost_types::Value> {
-    text.map(|text| json_to_value(&json_column(text)))
+pub(super) fn optional_json(text: Option<&str>) -> ExecutorResult<Option<prost_types::Value>> {
+    text.map(|text| json_column(text).map(|value| json_to_value(&value)))
+        .transpose()
 }
 
 // ---- times and ids ------------------------------------------------------

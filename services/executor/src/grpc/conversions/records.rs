@@ -10,18 +10,19 @@ use super::{
     trigger_type_to_proto,
 };
 use crate::domain::{ExecutionDetail, json_column};
+use crate::error::ExecutorResult;
 use crate::storage::entities::{dead_letter, execution, node_run, step};
 
 /// An execution without its node runs.
-pub fn execution_to_proto(execution: &execution::Model) -> pb::Execution {
-    pb::Execution {
+pub fn execution_to_proto(execution: &execution::Model) -> ExecutorResult<pb::Execution> {
+    Ok(pb::Execution {
         id: execution.id.to_string(),
         workspace_id: execution.workspace_id.to_string(),
         workflow_id: execution.workflow_id.to_string(),
         workflow_version: execution.workflow_version,
         status: execution_status_to_proto(&execution.status) as i32,
         trigger_type: trigger_type_to_proto(&execution.trigger_type) as i32,
-        input: optional_json(Some(&execution.input)),
+        input: optional_json(Some(&execution.input))?,
         error: execution.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(execution.error_class.as_deref()) as i32,
         failed_node_id: execution.failed_node_id.clone().unwrap_or_default(),
@@ -34,45 +35,45 @@ pub fn execution_to_proto(execution: &execution::Model) -> pb::Execution {
             .dead_letter_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-    }
+    })
 }
 
 /// An execution with every node run. Steps that have no run of their own
 /// (the trigger, skipped and queued nodes, nodes carried over by a replay)
 /// appear as one run each, so every node of the execution is visible.
-pub fn execution_detail_to_proto(detail: &ExecutionDetail) -> pb::Execution {
-    let mut message = execution_to_proto(&detail.execution);
+pub fn execution_detail_to_proto(detail: &ExecutionDetail) -> ExecutorResult<pb::Execution> {
+    let mut message = execution_to_proto(&detail.execution)?;
     let with_runs: HashSet<&str> = detail.runs.iter().map(|run| run.node_id.as_str()).collect();
     let mut runs: Vec<(chrono::DateTime<chrono::Utc>, pb::NodeRun)> = detail
         .runs
         .iter()
-        .map(|run| (run.start_time, node_run_to_proto(run)))
-        .collect();
+        .map(|run| Ok((run.start_time, node_run_to_proto(run)?)))
+        .collect::<ExecutorResult<_>>()?;
     for row in &detail.steps {
         if with_runs.contains(row.node_id.as_str()) {
             continue;
         }
         let order = row.start_time.or(row.end_time).unwrap_or(row.available_at);
-        runs.push((order, step_to_run(row)));
+        runs.push((order, step_to_run(row)?));
     }
     runs.sort_by_key(|(order, _)| *order);
     message.node_runs = runs.into_iter().map(|(_, run)| run).collect();
-    message
+    Ok(message)
 }
 
-fn node_run_to_proto(run: &node_run::Model) -> pb::NodeRun {
+fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
     let usage = run.llm_model.as_ref().map(|model| pb::LlmUsage {
         model: model.clone(),
         prompt_tokens: run.prompt_tokens.unwrap_or_default(),
         completion_tokens: run.completion_tokens.unwrap_or_default(),
         total_tokens: run.total_tokens.unwrap_or_default(),
     });
-    pb::NodeRun {
+    Ok(pb::NodeRun {
         node_id: run.node_id.clone(),
         attempt: u32::try_from(run.attempt).unwrap_or_default(),
         status: node_run_status_to_proto(&run.status) as i32,
-        input: optional_json(Some(&run.input)),
-        output: optional_json(run.output.as_deref()),
+        input: optional_json(Some(&run.input))?,
+        output: optional_json(run.output.as_deref())?,
         output_port: run.port.clone().unwrap_or_default(),
         error: run.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(run.error_class.as_deref()) as i32,
@@ -80,12 +81,12 @@ fn node_run_to_proto(run: &node_run::Model) -> pb::NodeRun {
         end_time: run.end_time.map(timestamp),
         usage,
         resume_time: run.resume_time.map(timestamp),
-    }
+    })
 }
 
-fn step_to_run(row: &step::Model) -> pb::NodeRun {
+fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
     let skipped = row.state == crate::domain::StepState::Skipped.as_str();
-    pb::NodeRun {
+    Ok(pb::NodeRun {
         node_id: row.node_id.clone(),
         attempt: if skipped {
             0
@@ -94,7 +95,7 @@ fn step_to_run(row: &step::Model) -> pb::NodeRun {
         },
         status: step_status_to_proto(&row.state) as i32,
         input: None,
-        output: optional_json(row.output.as_deref()),
+        output: optional_json(row.output.as_deref())?,
         output_port: row.port.clone().unwrap_or_default(),
         error: row.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(row.error_class.as_deref()) as i32,
@@ -102,18 +103,18 @@ fn step_to_run(row: &step::Model) -> pb::NodeRun {
         end_time: row.end_time.map(timestamp),
         usage: None,
         resume_time: None,
-    }
+    })
 }
 
-pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> pb::DeadLetter {
-    pb::DeadLetter {
+pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> ExecutorResult<pb::DeadLetter> {
+    Ok(pb::DeadLetter {
         id: letter.id.to_string(),
         workspace_id: letter.workspace_id.to_string(),
         execution_id: letter.execution_id.to_string(),
         workflow_id: letter.workflow_id.to_string(),
         workflow_version: letter.workflow_version,
         node_id: letter.node_id.clone(),
-        inputs: Some(super::json_to_value(&json_column(&letter.inputs))),
+        inputs: Some(super::json_to_value(&json_column(&letter.inputs)?)),
         error_class: error_class_to_proto(Some(&letter.error_class)) as i32,
         error: letter.error.clone(),
         attempts: u32::try_from(letter.attempts).unwrap_or_default(),
@@ -124,5 +125,5 @@ pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> pb::DeadLetter {
             .replay_execution_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
-    }
+    })
 }
