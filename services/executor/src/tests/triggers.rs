@@ -342,6 +342,7 @@ conformance!(
     hook_urls_cannot_be_guessed_and_wrong_ones_look_missing,
     delivery_ids_are_deduplicated_per_trigger,
     sync_hooks_answer_before_the_callers_deadline,
+    the_payload_cap_counts_the_body_alone,
 );
 
 /// Routes and deliveries stored before hook tokens existed survive the
@@ -433,4 +434,32 @@ async fn postgres_upgrade_keeps_routes_and_deliveries() {
     };
     upgrade_keeps_routes_and_deliveries(database.url()).await;
     database.discard().await;
+}
+
+/// `max_trigger_payload_bytes` caps the body as received: a body of exactly
+/// the cap is accepted however many headers come with it, one byte more is
+/// refused.
+async fn the_payload_cap_counts_the_body_alone(world: World) {
+    let domain = world.executor.domain();
+    let orders = world.create(one_hook("orders")).await;
+    let token = token_of(&world, orders, "hook").await;
+    let cap = world.config.max_trigger_payload_bytes;
+    let body_of = |length: usize| format!("\"{}\"", "x".repeat(length - 2)).into_bytes();
+    let mut exact = hook(&token, "orders", "");
+    exact.body = body_of(cap);
+    for index in 0..20 {
+        exact
+            .headers
+            .insert(format!("x-padding-{index}"), "p".repeat(200));
+    }
+    assert_eq!(exact.body.len(), cap);
+    domain.deliver_webhook(exact.clone()).await.unwrap();
+    let mut over = exact;
+    over.body = body_of(cap + 1);
+    let error = domain.deliver_webhook(over).await.unwrap_err();
+    assert_eq!(error.code(), Code::InvalidArgument);
+    assert!(
+        error.to_string().contains("max_trigger_payload_bytes"),
+        "{error}"
+    );
 }
