@@ -1397,3 +1397,63 @@ async fn deep_json_is_refused_where_it_enters_and_never_breaks_a_listing() {
 fn sandbox_limit() -> usize {
     tyboo_executor::config::DEFAULT_MAX_JSON_DEPTH
 }
+
+#[tokio::test]
+async fn a_retried_start_with_an_idempotency_key_starts_one_execution() {
+    let sandbox = Sandbox::start().await;
+    let workflow_id = sandbox
+        .create_workflow(
+            "Retried",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}
+                ],
+                "edges": [{"from": "start", "to": "done"}]
+            }),
+        )
+        .await;
+    let start = |key: Option<&'static str>, body: Value| {
+        let http = sandbox.http.clone();
+        let url = sandbox.url(&format!("/v1/workflows/{workflow_id}/executions"));
+        let owner = sandbox.owner_key.clone();
+        async move {
+            let mut request = http.post(url).bearer_auth(owner).json(&body);
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let response = request.send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            let started: Value = response.json().await.unwrap();
+            started["execution"]["id"].as_str().unwrap().to_owned()
+        }
+    };
+    // A client that lost the answer retries with the same header.
+    let first = start(Some("checkout-42"), json!({"input": {}})).await;
+    let retried = start(Some("checkout-42"), json!({"input": {}})).await;
+    assert_eq!(first, retried);
+    // The field in the body works the same, for gRPC-minded clients.
+    let by_field = start(None, json!({"input": {}, "idempotencyKey": "checkout-43"})).await;
+    assert_eq!(
+        start(None, json!({"input": {}, "idempotencyKey": "checkout-43"})).await,
+        by_field
+    );
+    assert_ne!(by_field, first);
+    // Without a key every call is a new execution.
+    assert_ne!(
+        start(None, json!({"input": {}})).await,
+        start(None, json!({"input": {}})).await
+    );
+    let (_, listed) = sandbox
+        .get(
+            &format!("/v1/executions?workflowId={workflow_id}"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(
+        listed["executions"].as_array().unwrap().len(),
+        4,
+        "{listed}"
+    );
+    sandbox.stop().await;
+}

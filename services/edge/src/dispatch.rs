@@ -51,6 +51,7 @@ pub(crate) fn call_context(request: &Request, shared: &Shared) -> CallContext {
         request_id: context.request_id,
         traceparent: context.traceparent,
         deadline,
+        idempotency_key: crate::upstream::idempotency_key(request.headers()),
     }
 }
 

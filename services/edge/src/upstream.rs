@@ -65,6 +65,24 @@ pub(crate) struct CallContext {
     pub(crate) request_id: String,
     pub(crate) traceparent: Option<String>,
     pub(crate) deadline: Instant,
+    /// The caller's `Idempotency-Key`, passed on as `idempotency-key`
+    /// metadata for the services that honour one (StartExecution).
+    pub(crate) idempotency_key: Option<String>,
+}
+
+/// The header (and metadata key) that names a retry-safe request.
+pub(crate) const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// Longest idempotency key passed on; longer ones are dropped, not cut.
+const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 200;
+
+/// The `Idempotency-Key` of a request when it is printable ASCII of a sane
+/// length.
+pub(crate) fn idempotency_key(headers: &http::HeaderMap) -> Option<String> {
+    let value = headers.get(IDEMPOTENCY_KEY_HEADER)?.to_str().ok()?.trim();
+    (!value.is_empty()
+        && value.len() <= MAX_IDEMPOTENCY_KEY_LENGTH
+        && value.bytes().all(|byte| byte.is_ascii_graphic()))
+    .then(|| value.to_owned())
 }
 
 impl CallContext {
@@ -77,6 +95,9 @@ impl CallContext {
         }
         if let Some(Ok(value)) = self.traceparent.as_deref().map(MetadataValue::try_from) {
             metadata.insert(TRACEPARENT_HEADER, value);
+        }
+        if let Some(Ok(value)) = self.idempotency_key.as_deref().map(MetadataValue::try_from) {
+            metadata.insert(IDEMPOTENCY_KEY_HEADER, value);
         }
         if let Some(Ok(value)) = principal_token
             .map(|token| format!("Bearer {token}"))
@@ -138,9 +159,14 @@ mod tests {
             request_id: "req-1".into(),
             traceparent: Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01".into()),
             deadline: Instant::now() + Duration::from_secs(5),
+            idempotency_key: Some("retry-1".into()),
         };
         let mut request = tonic::Request::new(());
         context.apply(&mut request, Some("tok"));
+        assert_eq!(
+            request.metadata().get(IDEMPOTENCY_KEY_HEADER).unwrap(),
+            "retry-1"
+        );
         let metadata = request.metadata();
         assert_eq!(metadata.get(REQUEST_ID_HEADER).unwrap(), "req-1");
         assert!(metadata.get(TRACEPARENT_HEADER).is_some());
@@ -155,5 +181,21 @@ mod tests {
         let status = sanitize(Status::not_found("no such workspace"), "/x/Y");
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "no such workspace");
+    }
+
+    #[test]
+    fn only_sane_idempotency_keys_are_passed_on() {
+        let key = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(IDEMPOTENCY_KEY_HEADER, value.parse().unwrap());
+            idempotency_key(&headers)
+        };
+        assert_eq!(key("order-7").as_deref(), Some("order-7"));
+        assert_eq!(key(" spaced ").as_deref(), Some("spaced"));
+        assert_eq!(key(&"k".repeat(200)).map(|key| key.len()), Some(200));
+        assert_eq!(key(&"k".repeat(201)), None);
+        assert_eq!(key("two words"), None);
+        assert_eq!(key(""), None);
+        assert_eq!(idempotency_key(&http::HeaderMap::new()), None);
     }
 }

@@ -310,6 +310,7 @@ impl Scenario {
                     input: Some(tyboo_executor::grpc::conversions::json_to_value(
                         &json!({"n": index}),
                     )),
+                    idempotency_key: String::new(),
                 });
                 request.metadata_mut().insert(
                     "authorization",

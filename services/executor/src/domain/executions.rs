@@ -13,8 +13,8 @@ use super::{
     to_json_text,
 };
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{execution, step};
-use crate::storage::{executions, node_runs, steps, workflows};
+use crate::storage::entities::{execution, step, webhook_delivery};
+use crate::storage::{executions, is_unique_violation, node_runs, steps, triggers, workflows};
 
 /// Everything needed to admit one execution.
 pub(crate) struct Admission<'a> {
@@ -30,6 +30,12 @@ pub(crate) struct Admission<'a> {
     pub carried: Vec<step::Model>,
 }
 
+/// Longest idempotency key a start may carry.
+pub const MAX_IDEMPOTENCY_KEY_LENGTH: usize = 200;
+/// The trigger name under which API starts remember their idempotency keys,
+/// next to webhook deliveries; no node id can spell it.
+const API_START_TRIGGER: &str = "@api";
+
 pub struct ListExecutions {
     pub workflow_id: Option<Uuid>,
     pub status: Option<ExecutionStatus>,
@@ -40,19 +46,40 @@ pub struct ListExecutions {
 }
 
 impl Domain {
-    /// Starts an execution of the latest version, or of `version`.
+    /// Starts an execution of the latest version, or of `version`. With an
+    /// idempotency key, a start already made with that key for this
+    /// workflow answers with its execution instead.
     pub async fn start_execution(
         &self,
         scope: &WorkspaceScope,
         workflow_id: Uuid,
         version: Option<i64>,
         input: Value,
+        idempotency_key: Option<&str>,
     ) -> ExecutorResult<execution::Model> {
         self.check_payload("input", &input)?;
         self.check_depth("input", &input, 0)?;
+        let key = idempotency_key.filter(|key| !key.is_empty());
+        if let Some(key) = key
+            && (key.len() > MAX_IDEMPOTENCY_KEY_LENGTH
+                || !key.bytes().all(|byte| byte.is_ascii_graphic()))
+        {
+            return Err(ExecutorError::invalid(
+                "idempotency_key",
+                format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"),
+            ));
+        }
         let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
+        let trigger = (scope.workspace_id, workflow_id, API_START_TRIGGER);
+        if let Some(key) = key
+            && let Some(seen) = triggers::find_delivery(self.db(), trigger, key).await?
+        {
+            return executions::find(self.db(), seen.execution_id)
+                .await?
+                .ok_or(ExecutorError::NotFound("execution"));
+        }
         let version = version.unwrap_or(workflow.latest_version);
         let graph = self.graph(scope.workspace_id, workflow_id, version).await?;
         let txn = self.store().begin_write().await?;
@@ -71,6 +98,31 @@ impl Domain {
                 },
             )
             .await?;
+        if let Some(key) = key {
+            let seen = webhook_delivery::Model {
+                id: Uuid::now_v7(),
+                workspace_id: scope.workspace_id,
+                delivery_id: key.to_owned(),
+                workflow_id,
+                node_id: API_START_TRIGGER.to_owned(),
+                execution_id: execution.id,
+                create_time: now(),
+            };
+            if let Err(error) = triggers::insert_delivery(&txn, &seen).await {
+                txn.rollback().await?;
+                if !is_unique_violation(&error) {
+                    return Err(error.into());
+                }
+                // The same start raced in through another call: its
+                // execution is the answer, and this one never happened.
+                let seen = triggers::find_delivery(self.db(), trigger, key)
+                    .await?
+                    .ok_or_else(|| ExecutorError::Internal("start key vanished".to_owned()))?;
+                return executions::find(self.db(), seen.execution_id)
+                    .await?
+                    .ok_or(ExecutorError::NotFound("execution"));
+            }
+        }
         txn.commit().await?;
         self.after_commit(execution.id, aftermath).await;
         Ok(execution)

@@ -201,7 +201,12 @@ impl Domain {
         // headers around it are bounded by the edge's own header limits.
 
         if !delivery_id.is_empty()
-            && let Some(seen) = triggers::find_delivery(self.db(), &route, &delivery_id).await?
+            && let Some(seen) = triggers::find_delivery(
+                self.db(),
+                (workspace_id, route.workflow_id, &route.node_id),
+                &delivery_id,
+            )
+            .await?
         {
             return self
                 .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
@@ -239,9 +244,13 @@ impl Domain {
                     return Err(error.into());
                 }
                 // The same delivery raced in through another request.
-                let seen = triggers::find_delivery(self.db(), &route, &delivery_id)
-                    .await?
-                    .ok_or_else(|| ExecutorError::Internal("delivery vanished".to_owned()))?;
+                let seen = triggers::find_delivery(
+                    self.db(),
+                    (workspace_id, route.workflow_id, &route.node_id),
+                    &delivery_id,
+                )
+                .await?
+                .ok_or_else(|| ExecutorError::Internal("delivery vanished".to_owned()))?;
                 return self
                     .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
                     .await;

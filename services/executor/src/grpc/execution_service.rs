@@ -33,16 +33,26 @@ impl ExecutionService for ExecutionGrpc {
         request: Request<StartExecutionRequest>,
     ) -> Result<Response<StartExecutionResponse>, Status> {
         let scope = scope(&self.domain, &request, Permission::ExecutionsRun).await?;
+        let from_metadata = request
+            .metadata()
+            .get("idempotency-key")
+            .and_then(|value| value.to_str().ok())
+            .map(str::to_owned);
         let StartExecutionRequest {
             workflow_id,
             version,
             input,
+            idempotency_key,
         } = request.into_inner();
         let workflow_id = parse_id(&workflow_id, "workflow")?;
         let input = input.map_or(Value::Null, value_to_json);
+        let key = match idempotency_key.is_empty() {
+            true => from_metadata,
+            false => Some(idempotency_key),
+        };
         let execution = self
             .domain
-            .start_execution(&scope, workflow_id, version, input)
+            .start_execution(&scope, workflow_id, version, input, key.as_deref())
             .await?;
         Ok(Response::new(StartExecutionResponse {
             execution: Some(execution_to_proto(&execution)?),

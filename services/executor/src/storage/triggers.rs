@@ -149,13 +149,13 @@ pub async fn advance_schedule<C: ConnectionTrait>(
 /// A delivery id already seen by one webhook trigger.
 pub async fn find_delivery<C: ConnectionTrait>(
     db: &C,
-    route: &webhook_route::Model,
+    (workspace_id, workflow_id, node_id): (Uuid, Uuid, &str),
     delivery_id: &str,
 ) -> Result<Option<webhook_delivery::Model>, DbErr> {
     webhook_delivery::Entity::find()
-        .filter(webhook_delivery::Column::WorkspaceId.eq(route.workspace_id))
-        .filter(webhook_delivery::Column::WorkflowId.eq(route.workflow_id))
-        .filter(webhook_delivery::Column::NodeId.eq(route.node_id.as_str()))
+        .filter(webhook_delivery::Column::WorkspaceId.eq(workspace_id))
+        .filter(webhook_delivery::Column::WorkflowId.eq(workflow_id))
+        .filter(webhook_delivery::Column::NodeId.eq(node_id))
         .filter(webhook_delivery::Column::DeliveryId.eq(delivery_id))
         .one(db)
         .await

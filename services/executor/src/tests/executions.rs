@@ -358,7 +358,7 @@ async fn timeouts_cancel_and_caps(world: World) {
     // The trigger payload cap is checked before anything is written.
     let big = json!({"blob": "x".repeat(world.config.max_trigger_payload_bytes)});
     let error = domain
-        .start_execution(&scope, cancellable, None, big)
+        .start_execution(&scope, cancellable, None, big, None)
         .await
         .unwrap_err();
     assert_eq!(error.code(), Code::InvalidArgument);

@@ -163,7 +163,7 @@ impl World {
     pub async fn start(&self, workflow_id: Uuid, input: Value) -> Uuid {
         self.executor
             .domain()
-            .start_execution(&self.scope(), workflow_id, None, input)
+            .start_execution(&self.scope(), workflow_id, None, input, None)
             .await
             .unwrap()
             .id

@@ -343,6 +343,7 @@ conformance!(
     delivery_ids_are_deduplicated_per_trigger,
     sync_hooks_answer_before_the_callers_deadline,
     the_payload_cap_counts_the_body_alone,
+    starts_with_an_idempotency_key_happen_once,
 );
 
 /// Routes and deliveries stored before hook tokens existed survive the
@@ -462,4 +463,79 @@ async fn the_payload_cap_counts_the_body_alone(world: World) {
         error.to_string().contains("max_trigger_payload_bytes"),
         "{error}"
     );
+}
+
+/// A start with an idempotency key is safe to retry: the same key on the
+/// same workflow answers with the first execution, even when the retries
+/// race; other keys and other workflows are other starts.
+async fn starts_with_an_idempotency_key_happen_once(world: World) {
+    let domain = world.executor.domain().clone();
+    let manual = json!({
+        "nodes": [
+            {"id": "start", "type": "trigger.manual"},
+            {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}
+        ],
+        "edges": [{"from": "start", "to": "done"}]
+    });
+    let first_workflow = world.create(manual.clone()).await;
+    let second_workflow = world.create(manual).await;
+    let start = |workflow_id: Uuid, key: Option<&'static str>| {
+        let domain = domain.clone();
+        let scope = world.scope();
+        async move {
+            domain
+                .start_execution(&scope, workflow_id, None, json!({"n": 1}), key)
+                .await
+        }
+    };
+    let first = start(first_workflow, Some("order-1")).await.unwrap();
+    let again = start(first_workflow, Some("order-1")).await.unwrap();
+    assert_eq!(again.id, first.id);
+    let other_key = start(first_workflow, Some("order-2")).await.unwrap();
+    assert_ne!(other_key.id, first.id);
+    let other_workflow = start(second_workflow, Some("order-1")).await.unwrap();
+    assert_ne!(other_workflow.id, first.id);
+    let unkeyed = [
+        start(first_workflow, None).await.unwrap(),
+        start(first_workflow, None).await.unwrap(),
+    ];
+    assert_ne!(unkeyed[0].id, unkeyed[1].id);
+
+    // Eight retries at once start one execution.
+    let mut racing = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        racing.spawn(start(second_workflow, Some("burst")));
+    }
+    let ids: HashSet<Uuid> = racing
+        .join_all()
+        .await
+        .into_iter()
+        .map(|started| started.unwrap().id)
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+
+    for bad in ["two words", "\u{e9}t\u{e9}"] {
+        let error = domain
+            .start_execution(&world.scope(), first_workflow, None, json!({}), Some(bad))
+            .await
+            .unwrap_err();
+        assert_eq!(error.code(), Code::InvalidArgument, "{bad}");
+    }
+    let long = "k".repeat(201);
+    let error = domain
+        .start_execution(&world.scope(), first_workflow, None, json!({}), Some(&long))
+        .await
+        .unwrap_err();
+    assert!(error.to_string().starts_with("idempotency_key"), "{error}");
+    let longest = "k".repeat(200);
+    domain
+        .start_execution(
+            &world.scope(),
+            first_workflow,
+            None,
+            json!({}),
+            Some(&longest),
+        )
+        .await
+        .unwrap();
 }
