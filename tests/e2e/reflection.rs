@@ -46,6 +46,15 @@ const EXECUTOR_SERVICES: [&str; 4] = [
     "tyboo.executor.v1.WorkflowService",
 ];
 
+/// The services the edge routes for the public.
+const PUBLIC_SERVICES: [&str; 5] = [
+    "tyboo.executor.v1.DeadLetterService",
+    "tyboo.executor.v1.ExecutionService",
+    "tyboo.executor.v1.WorkflowService",
+    "tyboo.tenancy.v1.TenancyService",
+    "tyboo.vault.v1.CredentialService",
+];
+
 fn expected(services: &[&str]) -> Vec<String> {
     let mut expected: Vec<String> = services
         .iter()
@@ -252,5 +261,72 @@ async fn reflection_switched_off_says_so_and_health_stays() {
         status,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
+    sandbox.stop().await;
+}
+
+async fn health_of(channel: Channel, service: &str) -> Result<i32, tonic::Status> {
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+    health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: service.to_owned(),
+        })
+        .await
+        .map(|response| response.into_inner().status)
+}
+
+#[tokio::test]
+async fn the_edge_answers_health_without_a_key_and_no_reflection_by_default() {
+    let sandbox = Sandbox::start().await;
+    let serving = tonic_health::pb::health_check_response::ServingStatus::Serving as i32;
+    // What a Kubernetes gRPC probe sends: no key, the empty service name.
+    assert_eq!(
+        health_of(sandbox.edge_channel().await, "").await.unwrap(),
+        serving
+    );
+    assert_eq!(
+        health_of(
+            sandbox.edge_channel().await,
+            "tyboo.tenancy.v1.TenancyService"
+        )
+        .await
+        .unwrap(),
+        serving
+    );
+    let internal = health_of(sandbox.edge_channel().await, "tyboo.tenancy.v1.AuthService")
+        .await
+        .unwrap_err();
+    assert_eq!(internal.code(), Code::NotFound, "{internal:?}");
+
+    let status = list_v1(sandbox.edge_channel().await).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "grpc.reflection.v1.ServerReflection is not served on this port: server reflection is \
+         off (edge.grpc_reflection = false)"
+    );
+    let status = list_v1alpha(sandbox.edge_channel().await)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
+    assert!(
+        status
+            .message()
+            .starts_with("grpc.reflection.v1alpha.ServerReflection is not served"),
+        "{status:?}"
+    );
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn edge_reflection_switched_on_lists_only_the_public_services() {
+    let sandbox = Sandbox::start_with(|config| config.edge.grpc_reflection = true).await;
+    assert_lists_exactly("edge", sandbox.edge_channel().await, &PUBLIC_SERVICES).await;
+    // Internal services stay unlisted and unreachable.
+    let mut auth_through_edge = AuthServiceClient::new(sandbox.edge_channel().await);
+    let status = auth_through_edge
+        .get_signing_keys(GetSigningKeysRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unimplemented, "{status:?}");
     sandbox.stop().await;
 }
