@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, contract lint, and every test on
 # the embedded backends (SQLite) and on PostgreSQL + Redis; then the workflow
-# end-to-end suite once more with every service and two worker pools as
-# separate `tyboo` processes on PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY).
+# end-to-end suite (and what each port lists through reflection) once more
+# with every service and two worker pools as separate `tyboo` processes on
+# PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY).
 #
 # Works from a fresh clone: it installs the tools it needs (buf from npm,
 # Python's grpcio for the reflection-only client) into a cache outside the
@@ -58,9 +59,9 @@ step "tests on PostgreSQL and Redis"
 TYBOO_TEST_BACKEND=postgres \
   cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-step "workflow tests on separate processes (tenancy, vault, executor, workers, edge)"
+step "workflow and reflection tests on separate processes (tenancy, vault, executor, workers, edge)"
 TYBOO_TEST_BACKEND=postgres TYBOO_TEST_TOPOLOGY=processes \
-  cargo test -p tyboo --test e2e --locked -- workflows:: 2>&1 | tee -a "$results"
+  cargo test -p tyboo --test e2e --locked -- workflows:: reflection:: 2>&1 | tee -a "$results"
 
 # One closing line for every pass together.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\nall backends: %d passed, %d failed\n", passed, failed }' "$results"

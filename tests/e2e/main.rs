@@ -15,6 +15,7 @@ mod grpc_api;
 mod grpcurl;
 mod http_api;
 mod process;
+mod reflection;
 mod topology;
 mod upstreams;
 mod workflows;

@@ -170,6 +170,7 @@ pub struct Sandbox {
     /// The admin listener (`/metrics`) of the process that runs the edge.
     pub admin: SocketAddr,
     pub tenancy: SocketAddr,
+    pub vault: SocketAddr,
     pub executor: SocketAddr,
     pub owner_key: String,
     pub owner_id: String,
@@ -197,6 +198,7 @@ impl Sandbox {
                     edge: mesh.edge_address.unwrap(),
                     admin: mesh.admin_address,
                     tenancy: mesh.tenancy_address.unwrap(),
+                    vault: mesh.vault_address.unwrap(),
                     executor: mesh.executor_address.unwrap(),
                     owner_key: bootstrap.api_key.clone(),
                     owner_id: bootstrap.user_id.to_string(),
@@ -213,6 +215,7 @@ impl Sandbox {
                     edge: topology.edge,
                     admin: topology.edge_admin,
                     tenancy: topology.tenancy,
+                    vault: topology.vault,
                     executor: topology.executor,
                     owner_key: topology.owner.api_key.clone(),
                     owner_id: topology.owner.owner_id.clone(),
@@ -308,6 +311,14 @@ impl Sandbox {
 
     pub async fn tenancy_channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.tenancy))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn vault_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.vault))
             .unwrap()
             .connect()
             .await

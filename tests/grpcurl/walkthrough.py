@@ -68,6 +68,28 @@ def main():
         "grpc.health.v1.Health",
     ):
         expect(wanted in services, f"reflection does not list {wanted}")
+    expect(
+        not any(name.startswith(("tyboo.executor.", "tyboo.vault.")) for name in services),
+        f"the tenancy port lists services it does not serve: {services}",
+    )
+
+    step("a service of another port is refused by name")
+    elsewhere = client.channel.unary_unary(
+        "/tyboo.executor.v1.WorkflowService/ListNodeTypes",
+        request_serializer=lambda _: b"",
+        response_deserializer=lambda data: data,
+    )
+    try:
+        elsewhere(None, timeout=10)
+        expect(False, "the tenancy port answered a WorkflowService call")
+    except grpc.RpcError as error:
+        print(error.details())
+        expect(error.code() == grpc.StatusCode.UNIMPLEMENTED, f"got {error.code()}")
+        expect(
+            "tyboo.executor.v1.WorkflowService" in error.details()
+            and "served by the executor" in error.details(),
+            f"the refusal does not say where the service is: {error.details()!r}",
+        )
 
     step("grpc.health.v1.Health/Check")
     health = client.call("grpc.health.v1.Health/Check", {"service": "tyboo.tenancy.v1.TenancyService"})

@@ -6,6 +6,25 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/tyboo_descriptor.bin"));
 
+/// The full name of every Tyboo service in the contracts, internal ones
+/// included (`tyboo.tenancy.v1.AuthService`, …), in descriptor order.
+pub fn service_names() -> Vec<String> {
+    use prost::Message as _;
+    // Compiled into the binary by build.rs: it decodes unless the build is
+    // broken.
+    let set = prost_types::FileDescriptorSet::decode(FILE_DESCRIPTOR_SET)
+        .expect("the embedded descriptor set decodes");
+    set.file
+        .iter()
+        .filter(|file| file.package().starts_with("tyboo."))
+        .flat_map(|file| {
+            file.service
+                .iter()
+                .map(|service| format!("{}.{}", file.package(), service.name()))
+        })
+        .collect()
+}
+
 pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
@@ -39,3 +58,27 @@ pub use tyboo::common::v1 as common;
 pub use tyboo::executor::v1 as executor;
 pub use tyboo::tenancy::v1 as tenancy;
 pub use tyboo::vault::v1 as vault;
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_contract_service_is_named_once() {
+        let names = super::service_names();
+        let unique: std::collections::HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), names.len(), "{names:?}");
+        for expected in [
+            crate::tenancy::tenancy_service_server::SERVICE_NAME,
+            crate::tenancy::auth_service_server::SERVICE_NAME,
+            crate::tenancy::audit_service_server::SERVICE_NAME,
+            crate::vault::credential_service_server::SERVICE_NAME,
+            crate::vault::credential_access_service_server::SERVICE_NAME,
+            crate::vault::key_management_service_server::SERVICE_NAME,
+            crate::executor::workflow_service_server::SERVICE_NAME,
+            crate::executor::execution_service_server::SERVICE_NAME,
+            crate::executor::dead_letter_service_server::SERVICE_NAME,
+            crate::executor::webhook_service_server::SERVICE_NAME,
+        ] {
+            assert!(names.iter().any(|name| name == expected), "{expected}");
+        }
+    }
+}

@@ -7,6 +7,8 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod grpc_metrics;
+pub mod reflection;
 pub mod server;
 pub mod shutdown;
 pub mod telemetry;
+pub mod unserved;

@@ -1,5 +1,6 @@
 //! The gRPC server every service runs: its routes plus `grpc.health.v1`,
-//! server reflection (v1 and v1alpha, so every grpcurl works), request
+//! server reflection (v1 and v1alpha, so every grpcurl works) listing exactly
+//! those, an `UNIMPLEMENTED` that names any other service asked for, request
 //! context and metrics layers, message-size limits, and a graceful drain.
 
 use std::time::Duration;
@@ -13,14 +14,17 @@ use tower::ServiceBuilder;
 
 use crate::context::RequestContextLayer;
 use crate::grpc_metrics::GrpcMetricsLayer;
+use crate::reflection;
 use crate::shutdown::Shutdown;
+use crate::unserved::Unserved;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct GrpcConfig {
     /// Largest message a server decodes or encodes, in bytes.
     pub max_message_bytes: usize,
-    /// Serve `grpc.reflection` so grpcurl works without proto files.
+    /// Serve `grpc.reflection` so grpcurl works without proto files. It
+    /// lists the server's own services, health and reflection, nothing else.
     pub reflection: bool,
     /// How long in-flight calls may take to finish after SIGTERM.
     pub drain_timeout_seconds: u64,
@@ -40,7 +44,8 @@ impl Default for GrpcConfig {
 }
 
 /// A gRPC server about to run: the caller's routes and the names of the
-/// services in them (for health).
+/// services in them (for health, reflection and the answer to a call on
+/// any other service).
 pub struct GrpcServer {
     pub routes: Routes,
     pub service_names: Vec<&'static str>,
@@ -74,11 +79,18 @@ impl GrpcServer {
         }
 
         let mut routes = self.routes.add_service(health_service);
-        if config.reflection {
+        let reflection_switch = if config.reflection {
             routes = routes
-                .add_service(reflection_v1())
-                .add_service(reflection_v1alpha());
-        }
+                .add_service(reflection::v1(&self.service_names))
+                .add_service(reflection::v1alpha(&self.service_names));
+            None
+        } else {
+            Some("grpc.reflection")
+        };
+        // A call to any other service (one of another port, most likely)
+        // is told which service it asked for and who serves it.
+        let unserved = Unserved::new(&self.service_names, reflection_switch);
+        let routes = Routes::from(routes.into_axum_router().fallback(unserved.into_fallback()));
 
         // Context first, so metrics and handlers run inside the request's
         // span and see its id.
@@ -122,26 +134,4 @@ impl GrpcServer {
             }
         }
     }
-}
-
-// The descriptor sets are compiled into the binary, so building reflection
-// from them cannot fail at run time unless the build itself is broken.
-fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
-    impl tonic_reflection::server::v1::ServerReflection,
-> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tyboo_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .expect("embedded descriptor sets decode")
-}
-
-fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
-    impl tonic_reflection::server::v1alpha::ServerReflection,
-> {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(tyboo_proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1alpha()
-        .expect("embedded descriptor sets decode")
 }

@@ -37,6 +37,11 @@ pub struct EdgeConfig {
     pub cors_allowed_origins: Vec<String>,
     /// Largest gRPC message the edge encodes or decodes on a transcoded call.
     pub max_grpc_message_bytes: usize,
+    /// Serve gRPC server reflection (v1 and v1alpha) on the edge's port,
+    /// listing the public services, so grpcurl works there without proto
+    /// files. Off by default: the public needs the contracts, not a way to
+    /// browse them.
+    pub grpc_reflection: bool,
 }
 
 impl Default for EdgeConfig {
@@ -50,6 +55,7 @@ impl Default for EdgeConfig {
             json_emit_defaults: true,
             cors_allowed_origins: Vec::new(),
             max_grpc_message_bytes: 4 * 1024 * 1024,
+            grpc_reflection: false,
         }
     }
 }

@@ -3,7 +3,6 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -13,12 +12,15 @@ use axum::routing::get;
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 use prost_reflect::{DescriptorPool, SerializeOptions};
+use tokio::sync::watch;
 use tonic::transport::Channel;
 use tower::ServiceBuilder;
 
 use crate::auth::Authenticator;
 use crate::config::EdgeConfig;
 use crate::errors::{EdgeError, EdgeResult};
+use crate::grpc_health::EdgeHealth;
+use crate::own_grpc::OwnGrpc;
 use crate::routes::RouteTable;
 use crate::{dispatch, layers, openapi};
 
@@ -48,12 +50,16 @@ pub(crate) struct Shared {
     /// The executor's internal `WebhookService`, when webhooks are served.
     pub(crate) webhooks: std::sync::OnceLock<Channel>,
     pub(crate) serialize_options: SerializeOptions,
+    /// Health and, when switched on, reflection: answered by the edge.
+    pub(crate) own_grpc: OwnGrpc,
     openapi: Bytes,
-    serving: AtomicBool,
+    /// True while serving, false once draining: `/healthz` and gRPC health.
+    serving: watch::Sender<bool>,
 }
 
-/// The public entry point: HTTP/JSON transcoding, native gRPC passthrough,
-/// `/openapi.json`, `/healthz` and webhooks, all on one listener. Metrics
+/// The public entry point: HTTP/JSON transcoding, native gRPC passthrough
+/// (with `grpc.health.v1`, and reflection when switched on), `/openapi.json`,
+/// `/healthz` and webhooks, all on one listener. Metrics
 /// are operations data (every tenant's totals): they are served only on the
 /// process's admin listener, never here.
 #[derive(Clone)]
@@ -113,6 +119,11 @@ impl Edge {
             "edge routes built from the descriptor set"
         );
 
+        let (serving, serving_changes) = watch::channel(true);
+        let public_names: Vec<&str> = service_names.iter().map(String::as_str).collect();
+        let health = EdgeHealth::new(serving_changes, service_names.iter().cloned().collect());
+        let own_grpc = OwnGrpc::new(health, &public_names, config.grpc_reflection);
+
         let serialize_options =
             SerializeOptions::new().skip_default_fields(!config.json_emit_defaults);
         let authenticator = Authenticator::new(
@@ -129,8 +140,9 @@ impl Edge {
                 authenticator,
                 webhooks: std::sync::OnceLock::new(),
                 serialize_options,
+                own_grpc,
                 openapi,
-                serving: AtomicBool::new(true),
+                serving,
             }),
         })
     }
@@ -182,15 +194,16 @@ impl Edge {
         )
     }
 
-    /// Marks the edge as serving or draining; `/healthz` answers 503 while
-    /// draining so load balancers stop sending new traffic.
+    /// Marks the edge as serving or draining; `/healthz` answers 503 and
+    /// `grpc.health.v1` NOT_SERVING while draining, so load balancers and
+    /// probes stop sending new traffic.
     pub fn set_serving(&self, serving: bool) {
-        self.shared.serving.store(serving, Ordering::SeqCst);
+        self.shared.serving.send_replace(serving);
     }
 }
 
 async fn healthz(State(shared): State<Arc<Shared>>) -> Response {
-    let (status, text) = if shared.serving.load(Ordering::SeqCst) {
+    let (status, text) = if *shared.serving.borrow() {
         (StatusCode::OK, "SERVING")
     } else {
         (StatusCode::SERVICE_UNAVAILABLE, "NOT_SERVING")

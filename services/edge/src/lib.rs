@@ -6,8 +6,9 @@
 //! native gRPC through to the same services, and in both cases exchanges the
 //! caller's API key for a short-lived principal token that the services verify
 //! themselves. It also serves `/openapi.json` generated from the same
-//! descriptors, `/healthz` and the public webhook URLs under `/hooks`; its
-//! metrics are served on the process's admin listener, not here.
+//! descriptors, `/healthz` (and `grpc.health.v1` on its gRPC face), reflection
+//! of the public services when switched on, and the public webhook URLs under
+//! `/hooks`; its metrics are served on the process's admin listener, not here.
 //!
 //! How a request flows: `layers` (metrics, request id, CORS, deadline, body
 //! limit) → `dispatch` (gRPC passthrough or JSON) → `routes` / `path_template`
@@ -21,9 +22,11 @@ mod config;
 mod dispatch;
 mod edge;
 mod errors;
+mod grpc_health;
 mod layers;
 pub mod metrics;
 mod openapi;
+mod own_grpc;
 mod passthrough;
 mod path_template;
 mod routes;

@@ -5,9 +5,10 @@
 //! token), gets the request id and the deadline, and is sent as the same
 //! HTTP/2 request through the service's channel; the response body and
 //! trailers stream back untouched, so every kind of RPC (streaming too) works
-//! without the edge decoding a message. Anything else, including the internal
-//! `AuthService`, health and reflection, is answered `UNIMPLEMENTED`: the
-//! public sees only public methods.
+//! without the edge decoding a message. The edge answers health itself, and
+//! reflection of the public services when it is switched on (see
+//! [`crate::own_grpc`]). Anything else, including the internal `AuthService`,
+//! is answered `UNIMPLEMENTED`: the public sees only public methods.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -27,6 +28,7 @@ use crate::edge::{GrpcTarget, Shared};
 use crate::errors::ApiError;
 use crate::layers::metrics::with_route_label;
 use crate::metrics::UNMATCHED_ROUTE;
+use crate::own_grpc::OwnCall;
 use crate::upstream::sanitize;
 
 /// The `grpc-status` of `UNAUTHENTICATED`.
@@ -62,6 +64,22 @@ pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
 }
 
 pub(crate) async fn forward(shared: &Shared, request: Request) -> Response {
+    match shared.own_grpc.classify(request.uri().path()) {
+        Some(OwnCall::Serve(label)) => {
+            return with_route_label(shared.own_grpc.call(request).await, label);
+        }
+        Some(OwnCall::ReflectionOff(service)) => {
+            let error = ApiError::new(
+                Code::Unimplemented,
+                format!(
+                    "{service} is not served on this port: server reflection is off \
+                     (edge.grpc_reflection = false)"
+                ),
+            );
+            return with_route_label(error.into_grpc_response(), Arc::from(UNMATCHED_ROUTE));
+        }
+        None => {}
+    }
     let Some(target) = shared.grpc_targets.get(request.uri().path()).cloned() else {
         let error = ApiError::new(
             Code::Unimplemented,

@@ -115,6 +115,10 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
+    let reflection = Reflection {
+        services: config.grpc.reflection,
+        edge: config.edge.grpc_reflection,
+    };
     let mesh = match command {
         Command::ExpressionSandbox { .. } => {
             anyhow::bail!("the expression sandbox runs without the async runtime")
@@ -135,27 +139,42 @@ async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
             Mesh::start_workers(config, &pools).await?
         }
     };
-    announce(&mesh);
+    announce(&mesh, reflection);
     mesh.shutdown().listen_for_signals();
     mesh.wait().await?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Which servers answer gRPC reflection, for the address lines.
+#[derive(Clone, Copy)]
+struct Reflection {
+    services: bool,
+    edge: bool,
+}
+
+fn on_off(enabled: bool) -> &'static str {
+    if enabled { "on" } else { "off" }
+}
+
 /// Prints every address, and the owner's API key once on first start.
-fn announce(mesh: &Mesh) {
+fn announce(mesh: &Mesh, reflection: Reflection) {
     println!("Tyboo Studio is running.");
     if let Some(address) = mesh.edge_address {
-        println!("  edge      http://{address}  (HTTP/JSON and gRPC)");
+        println!(
+            "  edge      http://{address}  (HTTP/JSON and gRPC, reflection {})",
+            on_off(reflection.edge)
+        );
     }
+    let services = on_off(reflection.services);
     if let Some(address) = mesh.tenancy_address {
-        println!("  tenancy   {address}  (gRPC, reflection on)");
+        println!("  tenancy   {address}  (gRPC, reflection {services})");
     }
     if let Some(address) = mesh.vault_address {
-        println!("  vault     {address}  (gRPC, reflection on)");
+        println!("  vault     {address}  (gRPC, reflection {services})");
     }
     if let Some(address) = mesh.executor_address {
-        println!("  executor  {address}  (gRPC, reflection on)");
+        println!("  executor  {address}  (gRPC, reflection {services})");
     }
     println!("  metrics   http://{}/metrics", mesh.admin_address);
     if let Some(bootstrap) = &mesh.bootstrap {
