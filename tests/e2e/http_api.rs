@@ -350,3 +350,66 @@ async fn public_answer(sandbox: &Sandbox, path: &str) -> (u16, String) {
     let body = text.split("\r\n\r\n").nth(1).unwrap_or_default().to_owned();
     (status, body)
 }
+
+#[tokio::test]
+async fn a_huge_invalid_id_gets_a_short_400_and_never_hurts_a_neighbour() {
+    let sandbox = Sandbox::start().await;
+    let (status, created) = sandbox
+        .post(
+            "/v1/workspaces",
+            Some(&sandbox.owner_key),
+            json!({"name": "Neighbour"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{created}");
+    let neighbour = created["ownerApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let attack = |size: usize| {
+        let http = sandbox.http.clone();
+        let url = sandbox.url("/v1/workflows");
+        let key = sandbox.owner_key.clone();
+        async move {
+            let id = "Ж".repeat(size / 2);
+            let body = json!({"name": "x", "graph": {
+                "nodes": [{"id": id, "type": "trigger.manual"}], "edges": []}});
+            let response = http
+                .post(url)
+                .bearer_auth(key)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.text().await.unwrap())
+        }
+    };
+    let neighbour_calls = (0..40).map(|_| {
+        let http = sandbox.http.clone();
+        let url = sandbox.url("/v1/workflows");
+        let key = neighbour.clone();
+        async move {
+            http.get(url)
+                .bearer_auth(key)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    });
+    let (attacks, neighbours) = tokio::join!(
+        futures::future::join_all([16_000, 64_000, 100_000, 100_000, 100_000].map(attack)),
+        futures::future::join_all(neighbour_calls)
+    );
+    for (status, text) in attacks {
+        assert_eq!(status, 400, "{}", &text[..text.len().min(300)]);
+        assert!(text.len() < 2_000, "the error echoed {} bytes", text.len());
+    }
+    assert!(
+        neighbours.iter().all(|status| *status == 200),
+        "{neighbours:?}"
+    );
+    sandbox.stop().await;
+}

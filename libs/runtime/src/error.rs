@@ -70,8 +70,28 @@ pub fn service_status(service: &str, backend: &str, code: Code, error: &dyn Disp
     match code {
         Code::Internal => internal_status(service, error),
         Code::Unavailable => unavailable_status(service, backend, error),
-        _ => Status::new(code, error.to_string()),
+        _ => Status::new(code, bounded_message(&error.to_string())),
     }
+}
+
+/// The longest message a status carries, in bytes. Messages echo what the
+/// caller sent (a field's path, a node id); unbounded, a 100 KB node id
+/// would travel back in the trailers, past the HTTP/2 header limits of the
+/// hops on the way, and take their shared connection down with it.
+pub const MAX_STATUS_MESSAGE_BYTES: usize = 1024;
+
+/// `message` cut at a character boundary to at most
+/// [`MAX_STATUS_MESSAGE_BYTES`], ending in "…" when cut.
+pub fn bounded_message(message: &str) -> String {
+    if message.len() <= MAX_STATUS_MESSAGE_BYTES {
+        return message.to_owned();
+    }
+    let ellipsis = "…";
+    let mut end = MAX_STATUS_MESSAGE_BYTES - ellipsis.len();
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &message[..end])
 }
 
 /// A fault of ours: the error is logged, the caller sees only "internal error".
@@ -90,6 +110,27 @@ pub fn unavailable_status(service: &str, backend: &str, error: &dyn Display) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_messages_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded_message("short"), "short");
+        let exact = "a".repeat(MAX_STATUS_MESSAGE_BYTES);
+        assert_eq!(bounded_message(&exact), exact);
+        for filler in ["a", "é", "界", "🦀"] {
+            let long = format!("nodes[{}]: must be an identifier", filler.repeat(100_000));
+            let cut = bounded_message(&long);
+            assert!(cut.len() <= MAX_STATUS_MESSAGE_BYTES, "{}", cut.len());
+            assert!(cut.ends_with('…'));
+            assert!(cut.starts_with("nodes["));
+        }
+        let status = service_status(
+            "executor",
+            "database",
+            Code::InvalidArgument,
+            &format!("nodes[{}]: bad", "x".repeat(100_000)),
+        );
+        assert!(status.message().len() <= MAX_STATUS_MESSAGE_BYTES);
+    }
 
     #[test]
     fn client_errors_map_to_4xx_and_server_errors_to_5xx() {

@@ -141,9 +141,11 @@ pub(crate) fn sanitize(status: Status, path: &str) -> Status {
         return status;
     }
     tracing::warn!(path, error = %status, "upstream call failed in transport");
+    // A transport failure is the mesh's, not a limit the caller reached: an
+    // HTTP/2 reset such as ENHANCE_YOUR_CALM must not read as 429.
     let code = match status.code() {
-        Code::Unknown | Code::Internal => Code::Unavailable,
-        code => code,
+        Code::Cancelled | Code::DeadlineExceeded => status.code(),
+        _ => Code::Unavailable,
     };
     Status::new(code, "the service is unavailable")
 }
@@ -181,6 +183,25 @@ mod tests {
         let status = sanitize(Status::not_found("no such workspace"), "/x/Y");
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "no such workspace");
+    }
+
+    #[test]
+    fn transport_failures_are_503_whatever_the_reset_says() {
+        for code in [
+            Code::ResourceExhausted,
+            Code::Internal,
+            Code::Unknown,
+            Code::PermissionDenied,
+        ] {
+            let mut status = Status::new(code, "h2 protocol error: enhance your calm");
+            status.set_source(std::sync::Arc::new(std::io::Error::other("stream reset")));
+            let sanitized = sanitize(status, "/x/Y");
+            assert_eq!(sanitized.code(), Code::Unavailable, "{code:?}");
+            assert_eq!(sanitized.message(), "the service is unavailable");
+        }
+        let mut late = Status::deadline_exceeded("timeout");
+        late.set_source(std::sync::Arc::new(std::io::Error::other("timer")));
+        assert_eq!(sanitize(late, "/x/Y").code(), Code::DeadlineExceeded);
     }
 
     #[test]
