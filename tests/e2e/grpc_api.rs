@@ -333,3 +333,45 @@ async fn services_verify_tokens_from_the_published_key_set_across_rotation() {
 
     sandbox.stop().await;
 }
+
+/// `ListWorkflowsRequest` as a hostile client spells it: `page_token`
+/// (field 2) as raw bytes that are not UTF-8, or as many bytes as it likes.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RawListWorkflows {
+    #[prost(bytes = "vec", tag = "2")]
+    page_token: Vec<u8>,
+}
+
+#[tokio::test]
+async fn undecodable_and_oversized_requests_get_codes_that_blame_them() {
+    let sandbox = Sandbox::start().await;
+    let call = |channel: tonic::transport::Channel, page_token: Vec<u8>| async move {
+        let mut grpc = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
+        grpc.ready().await.unwrap();
+        let codec =
+            tonic_prost::ProstCodec::<RawListWorkflows, ListWorkflowsResponseShape>::default();
+        grpc.unary(
+            tonic::Request::new(RawListWorkflows { page_token }),
+            http::uri::PathAndQuery::from_static(
+                "/tyboo.executor.v1.WorkflowService/ListWorkflows",
+            ),
+            codec,
+        )
+        .await
+        .unwrap_err()
+    };
+    for channel in [
+        sandbox.executor_channel().await,
+        sandbox.edge_channel().await,
+    ] {
+        let garbage = call(channel.clone(), vec![0xff, 0xfe, 0xfd]).await;
+        assert_eq!(garbage.code(), Code::InvalidArgument, "{garbage:?}");
+        let huge = call(channel, vec![b'a'; 5 << 20]).await;
+        assert_eq!(huge.code(), Code::ResourceExhausted, "{huge:?}");
+        assert!(huge.message().contains("max_message_bytes"), "{huge:?}");
+    }
+    sandbox.stop().await;
+}
+
+#[derive(Clone, PartialEq, prost::Message)]
+struct ListWorkflowsResponseShape {}

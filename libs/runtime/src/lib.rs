@@ -10,5 +10,6 @@ pub mod grpc_metrics;
 pub mod reflection;
 pub mod server;
 pub mod shutdown;
+pub mod status_codes;
 pub mod telemetry;
 pub mod unserved;

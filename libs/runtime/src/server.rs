@@ -96,7 +96,8 @@ impl GrpcServer {
         // span and see its id.
         let layers = ServiceBuilder::new()
             .layer(RequestContextLayer)
-            .layer(GrpcMetricsLayer);
+            .layer(GrpcMetricsLayer)
+            .layer(crate::status_codes::StatusCodesLayer);
 
         let names = self.service_names.clone();
         let drain_started = {
