@@ -1457,3 +1457,56 @@ async fn a_retried_start_with_an_idempotency_key_starts_one_execution() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn large_inputs_never_break_a_workspaces_listing() {
+    let sandbox = Sandbox::start().await;
+    let workflow_id = sandbox
+        .create_workflow(
+            "Big inputs",
+            json!({
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook", "parameters": {"path": "big"}},
+                    {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}
+                ],
+                "edges": [{"from": "hook", "to": "done"}]
+            }),
+        )
+        .await;
+    let hook = sandbox.hook_url(&workflow_id, "hook").await;
+    // Five bodies of 900 KB: together past the 4 MiB message cap.
+    let body = json!({"blob": "x".repeat(900_000)});
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        let response = sandbox.http.post(&hook).json(&body).send().await.unwrap();
+        assert_eq!(response.status(), 202);
+        let accepted: Value = response.json().await.unwrap();
+        ids.push(accepted["executionId"].as_str().unwrap().to_owned());
+    }
+    let (status, listed) = sandbox.get("/v1/executions", &sandbox.owner_key).await;
+    assert_eq!(
+        status,
+        200,
+        "{}",
+        &listed.to_string()[..200.min(listed.to_string().len())]
+    );
+    let listed = listed["executions"].as_array().unwrap();
+    assert_eq!(listed.len(), 5);
+    assert!(
+        listed
+            .iter()
+            .all(|execution| execution.get("input").is_none())
+    );
+    // One execution still carries its whole input.
+    let (status, one) = sandbox
+        .get(&format!("/v1/executions/{}", ids[0]), &sandbox.owner_key)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        one["execution"]["input"]["body"]["blob"]
+            .as_str()
+            .map(str::len),
+        Some(900_000)
+    );
+    sandbox.stop().await;
+}

@@ -273,7 +273,10 @@ impl EgressPolicy {
             return Ok(());
         }
         match refusal_reason(canonical) {
-            Some(reason) => Err(EgressRefused(format!("{address} is a {reason} address"))),
+            Some(reason) => Err(EgressRefused(format!(
+                "{address} is a {reason} address; an operator may open its range with \
+                 executor.engine.egress.allow_cidrs"
+            ))),
             None => Ok(()),
         }
     }
@@ -603,6 +606,19 @@ mod tests {
         ] {
             assert!(refused(&policy, url), "{url} must be refused");
         }
+        // The refusal names the address and the key that would open it.
+        let refusal = policy
+            .check_url(&Url::parse("http://127.0.0.1:8080/").unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            refusal.contains("127.0.0.1 is a loopback address"),
+            "{refusal}"
+        );
+        assert!(
+            refusal.contains("executor.engine.egress.allow_cidrs"),
+            "{refusal}"
+        );
         assert!(!refused(&policy, "https://93.184.215.14/"));
         assert!(!refused(&policy, "https://[2606:4700::1111]/"));
         assert!(!refused(&policy, "https://example.com/"));

@@ -74,9 +74,15 @@ impl DeadLetterService for DeadLetterGrpc {
             .list_dead_letters(&scope, &filter, page_size, &page_token)
             .await?;
         Ok(Response::new(ListDeadLettersResponse {
+            // As for executions: the bulky inputs only in GetDeadLetter.
             dead_letters: letters
                 .iter()
-                .map(dead_letter_to_proto)
+                .map(|letter| {
+                    dead_letter_to_proto(letter).map(|mut message| {
+                        message.inputs = None;
+                        message
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             next_page_token,
         }))

@@ -97,9 +97,16 @@ impl ExecutionService for ExecutionGrpc {
         };
         let (executions, next_page_token) = self.domain.list_executions(&scope, query).await?;
         Ok(Response::new(ListExecutionsResponse {
+            // Lists leave the trigger data out: a page of large inputs would
+            // pass the message cap and break the workspace's listing.
             executions: executions
                 .iter()
-                .map(execution_to_proto)
+                .map(|execution| {
+                    execution_to_proto(execution).map(|mut message| {
+                        message.input = None;
+                        message
+                    })
+                })
                 .collect::<Result<_, _>>()?,
             next_page_token,
         }))
