@@ -413,3 +413,110 @@ async fn a_huge_invalid_id_gets_a_short_400_and_never_hurts_a_neighbour() {
     );
     sandbox.stop().await;
 }
+
+/// Reads until the edge closes the connection or `within` passes; returns
+/// what arrived and whether it was closed.
+async fn read_until_closed(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut seen = Vec::new();
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mut buffer = [0u8; 4096];
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&seen).into_owned(), true),
+            Ok(Ok(read)) => seen.extend_from_slice(&buffer[..read]),
+            Err(_) => return (String::from_utf8_lossy(&seen).into_owned(), false),
+        }
+    }
+}
+
+/// A keep-alive connection from `source` that has made one request.
+async fn healthy_connection(
+    edge: std::net::SocketAddr,
+    source: &str,
+) -> Option<tokio::net::TcpStream> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind(format!("{source}:0").parse().unwrap()).unwrap();
+    let mut stream = socket.connect(edge).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: edge\r\n\r\n")
+        .await
+        .ok()?;
+    let mut buffer = [0u8; 1024];
+    match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buffer)).await {
+        Ok(Ok(read)) if read > 0 && buffer.starts_with(b"HTTP/1.1 200") => Some(stream),
+        _ => None,
+    }
+}
+
+#[tokio::test]
+async fn silent_and_slow_connections_are_closed_after_the_header_timeout() {
+    use tokio::io::AsyncWriteExt;
+    let sandbox = Sandbox::start_with(|config| {
+        config.edge.header_read_timeout_ms = 500;
+    })
+    .await;
+    let edge = sandbox.edge;
+    // Says nothing at all.
+    let mut silent = tokio::net::TcpStream::connect(edge).await.unwrap();
+    // Starts a request head and never finishes it.
+    let mut slow = tokio::net::TcpStream::connect(edge).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nhost: edge\r\n")
+        .await
+        .unwrap();
+    let within = std::time::Duration::from_secs(5);
+    let (silent_got, silent_closed) = read_until_closed(&mut silent, within).await;
+    assert!(silent_closed, "a silent connection stayed open");
+    assert!(silent_got.is_empty(), "{silent_got}");
+    let (slow_got, slow_closed) = read_until_closed(&mut slow, within).await;
+    assert!(slow_closed, "a slow request head kept its connection");
+    assert!(!slow_got.contains("200 OK"), "{slow_got}");
+    // Ordinary clients are served meanwhile.
+    assert!(healthy_connection(edge, "127.0.0.1").await.is_some());
+    sandbox.stop().await;
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_address_and_in_all() {
+    let sandbox = Sandbox::start_with(|config| {
+        config.edge.max_connections = 6;
+        config.edge.max_connections_per_ip = 4;
+    })
+    .await;
+    let edge = sandbox.edge;
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(
+            healthy_connection(edge, "127.0.0.1")
+                .await
+                .expect("within the per-address cap"),
+        );
+    }
+    // A fifth from the same address is closed at the door...
+    assert!(healthy_connection(edge, "127.0.0.1").await.is_none());
+    // ...while another address still gets in, up to the total cap.
+    for _ in 0..2 {
+        held.push(
+            healthy_connection(edge, "127.0.0.2")
+                .await
+                .expect("within the total cap"),
+        );
+    }
+    assert!(healthy_connection(edge, "127.0.0.3").await.is_none());
+    // Closing connections frees their places.
+    held.truncate(3);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while healthy_connection(edge, "127.0.0.1").await.is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "closed connections kept their places"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    drop(held);
+    sandbox.stop().await;
+}

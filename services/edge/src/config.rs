@@ -42,6 +42,14 @@ pub struct EdgeConfig {
     /// files. Off by default: the public needs the contracts, not a way to
     /// browse them.
     pub grpc_reflection: bool,
+    /// How long a new connection may take to send its first byte, and an
+    /// HTTP/1 request its whole head; slower connections are closed.
+    pub header_read_timeout_ms: u64,
+    /// Most connections open at once; more are closed as they arrive. Keep
+    /// it below the process's file-descriptor limit.
+    pub max_connections: usize,
+    /// Most connections open at once from one address.
+    pub max_connections_per_ip: usize,
 }
 
 impl Default for EdgeConfig {
@@ -56,6 +64,9 @@ impl Default for EdgeConfig {
             cors_allowed_origins: Vec::new(),
             max_grpc_message_bytes: 4 * 1024 * 1024,
             grpc_reflection: false,
+            header_read_timeout_ms: 10_000,
+            max_connections: 8_192,
+            max_connections_per_ip: 256,
         }
     }
 }
@@ -66,6 +77,21 @@ impl EdgeConfig {
     pub(crate) fn validate(&self) -> EdgeResult<()> {
         if self.max_body_bytes == 0 {
             return Err(EdgeError::Config("max_body_bytes must be positive".into()));
+        }
+        if self.header_read_timeout_ms == 0 {
+            return Err(EdgeError::Config(
+                "header_read_timeout_ms must be positive".into(),
+            ));
+        }
+        if self.max_connections == 0 || self.max_connections_per_ip == 0 {
+            return Err(EdgeError::Config(
+                "max_connections and max_connections_per_ip must be positive".into(),
+            ));
+        }
+        if self.max_connections_per_ip > self.max_connections {
+            return Err(EdgeError::Config(
+                "max_connections_per_ip must not exceed max_connections".into(),
+            ));
         }
         if self.request_timeout_ms == 0 {
             return Err(EdgeError::Config(
@@ -125,6 +151,26 @@ mod tests {
             ..EdgeConfig::default()
         };
         assert!(config.validate().is_err());
+    }
+
+    #[test]
+    fn connection_limits_hold_at_their_edges() {
+        let with = |header_read_timeout_ms, max_connections, max_connections_per_ip| EdgeConfig {
+            header_read_timeout_ms,
+            max_connections,
+            max_connections_per_ip,
+            ..EdgeConfig::default()
+        };
+        assert!(with(1, 1, 1).validate().is_ok());
+        assert!(with(10_000, 8_192, 8_192).validate().is_ok());
+        for bad in [
+            with(0, 10, 1),
+            with(1, 0, 0),
+            with(1, 10, 0),
+            with(1, 10, 11),
+        ] {
+            assert!(bad.validate().is_err(), "{bad:?}");
+        }
     }
 
     #[test]

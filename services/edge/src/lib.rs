@@ -30,6 +30,7 @@ mod own_grpc;
 mod passthrough;
 mod path_template;
 mod routes;
+pub mod server;
 mod transcode;
 mod upstream;
 mod webhooks;

@@ -601,6 +601,7 @@ impl Starter {
             edge = edge.with_webhooks(executor);
         }
         let router = edge.router();
+        let limits = tyboo_edge::server::ConnectionLimits::from_config(&config.edge);
         let shutdown = self.shutdown.clone();
         let drain_timeout = Duration::from_secs(config.grpc.drain_timeout_seconds);
         let (done_sender, done_receiver) = tokio::sync::oneshot::channel();
@@ -627,9 +628,9 @@ impl Starter {
                     tracing::info!("edge draining");
                 }
             };
-            let server = axum::serve(listener, router).with_graceful_shutdown(drain_started);
+            let server = tyboo_edge::server::serve(listener, router, limits, drain_started);
             let outcome = tokio::select! {
-                result = server => result.context("edge server"),
+                () = server => Ok(()),
                 () = async {
                     shutdown.signaled().await;
                     tokio::time::sleep(drain_timeout).await;
