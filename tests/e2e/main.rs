@@ -13,6 +13,7 @@ mod credentials;
 mod distributed;
 mod grpc_api;
 mod grpcurl;
+mod hostile_http;
 mod http_api;
 mod process;
 mod reflection;
