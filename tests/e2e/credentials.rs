@@ -189,6 +189,41 @@ async fn a_credential_refuses_hosts_it_does_not_allow() {
     assert_no_canary("the failed execution", &execution);
     assert_eq!(authorized.load(Ordering::SeqCst), 0);
 
+    // Nor is a credential decrypted for a URL the egress guard refuses.
+    let open = create_credential(&sandbox, "Unpinned", json!([])).await;
+    let refused_workflow = sandbox
+        .create_workflow(
+            "Private address",
+            call_graph("http://10.0.0.1/secure", open["id"].as_str().unwrap()),
+        )
+        .await;
+    let refused = sandbox
+        .wait_for_execution(&sandbox.start_execution(&refused_workflow, json!({})).await)
+        .await;
+    assert_eq!(refused["status"], "EXECUTION_STATUS_FAILED", "{refused}");
+    let error = node_runs(&refused, "call")[0]["error"].to_string();
+    assert!(
+        error.contains("10.0.0.1 is a private address")
+            && error.contains("executor.engine.egress.allow_cidrs"),
+        "the refusal names the host and the key: {error}"
+    );
+    // Neither call could have been sent, so neither decrypted anything.
+    let (status, events) = sandbox
+        .get(
+            &format!(
+                "/v1/workspaces/{}/audit-events?action=vault.credential.decrypted",
+                sandbox.workspace_id
+            ),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(status, 200, "{events}");
+    assert_eq!(
+        events["events"].as_array().map(Vec::len).unwrap_or(0),
+        0,
+        "{events}"
+    );
+
     sandbox.stop().await;
 }
 

@@ -304,6 +304,73 @@ impl Engine {
         nodes::run(info.name, run).await
     }
 
+    /// Checks, before any credential is decrypted for it, that the node could
+    /// send anything at all: the URL it calls (`url` of http.request,
+    /// `webhook_url` of slack.message, `base_url` of llm.chat), rendered for
+    /// this run, must pass the egress policy (scheme, addresses, every
+    /// address a name resolves to, the platform's own stores) and
+    /// `allowed_hosts`, the credential's list (empty: any host). A URL that
+    /// does not render or parse is left to the run itself to report.
+    pub async fn preflight(
+        &self,
+        node: &NodeSpec,
+        context: &NodeContext,
+        allowed_hosts: &[String],
+    ) -> Result<(), NodeError> {
+        let parameter = match node.node_type.as_str() {
+            "http.request" => "url",
+            "slack.message" => "webhook_url",
+            "llm.chat" => "base_url",
+            _ => return Ok(()),
+        };
+        let Some(raw) = node.parameters.get(parameter) else {
+            return Ok(());
+        };
+        let mut only_the_url = node.clone();
+        only_the_url.parameters = serde_json::json!({ parameter: raw });
+        let document = Arc::new(context.expression_document());
+        let Ok(rendered) = self.render(&only_the_url, document).await else {
+            return Ok(());
+        };
+        let Some(Ok(url)) = rendered
+            .get(parameter)
+            .and_then(Value::as_str)
+            .map(url::Url::parse)
+        else {
+            return Ok(());
+        };
+        let refuse = |reason: String| {
+            NodeError::permanent(format!(
+                "node `{}` parameter `{parameter}`: {reason}",
+                node.id
+            ))
+            .with_parameter(parameter.to_owned())
+        };
+        self.inner
+            .egress
+            .check_url(&url)
+            .map_err(|refusal| refuse(refusal.to_string()))?;
+        if let (Some(url::Host::Domain(name)), Some(port)) =
+            (url.host(), url.port_or_known_default())
+            && let Ok(addresses) = tokio::net::lookup_host((name, port)).await
+        {
+            for address in addresses {
+                self.inner.egress.check_socket(address).map_err(|refusal| {
+                    refuse(format!(
+                        "egress refused: `{name}` resolves to {}",
+                        refusal.0
+                    ))
+                })?;
+            }
+        }
+        if !allowed_hosts.is_empty() {
+            crate::egress::AllowedHosts::new(allowed_hosts.to_vec())
+                .check(&url)
+                .map_err(|refusal| refuse(refusal.to_string()))?;
+        }
+        Ok(())
+    }
+
     async fn render(&self, node: &NodeSpec, document: Arc<Value>) -> Result<Value, NodeError> {
         if !expr::contains_template(&node.parameters) {
             return Ok(node.parameters.clone());

@@ -297,3 +297,49 @@ async fn credential_hosts_are_checked_on_every_redirect_hop() {
     }
     assert_eq!(reached.load(Ordering::SeqCst), 2);
 }
+
+#[tokio::test]
+async fn preflight_refuses_before_any_credential_is_needed() {
+    let engine = default_engine();
+    let call = |url: &str| node("call", "http.request", json!({"url": url}));
+    let ctx = context("call", vec![]);
+    // A refused address, spelled literally or through an expression.
+    for url in [
+        "http://127.0.0.1:9/",
+        "http://{{ \"10.0.0.1\" }}/",
+        "http://localhost:9/",
+    ] {
+        let error = engine
+            .preflight(&call(url), &ctx, &[])
+            .await
+            .expect_err(url);
+        assert_eq!(error.class, ErrorClass::Permanent, "{url}");
+        assert!(
+            error.message.contains("egress refused"),
+            "{url}: {}",
+            error.message
+        );
+    }
+    // A host the credential does not allow.
+    let pinned = ["api.example.com".to_owned()];
+    let error = engine
+        .preflight(&call("https://93.184.215.14/"), &ctx, &pinned)
+        .await
+        .unwrap_err();
+    assert!(error.message.contains("allowed hosts"), "{}", error.message);
+    // Allowed, or not an URL this check can judge: left to the run.
+    assert!(
+        engine
+            .preflight(&call("https://api.example.com/x"), &ctx, &pinned)
+            .await
+            .is_ok()
+    );
+    assert!(
+        engine
+            .preflight(&call("not a url"), &ctx, &[])
+            .await
+            .is_ok()
+    );
+    let set = node("s", "set", json!({"values": {"a": 1}}));
+    assert!(engine.preflight(&set, &ctx, &[]).await.is_ok());
+}

@@ -67,6 +67,38 @@ impl VaultAccess {
             .collect())
     }
 
+    /// The allowed hosts of one credential (empty: any host), read without
+    /// decrypting it; None when it does not exist in the workspace. An
+    /// unreachable vault fails the node for another attempt.
+    pub async fn allowed_hosts(
+        &self,
+        workspace_id: Uuid,
+        credential_id: &str,
+    ) -> Result<Option<Vec<String>>, NodeError> {
+        let mut request = tonic::Request::new(CheckCredentialsRequest {
+            workspace_id: workspace_id.to_string(),
+            credential_ids: vec![credential_id.to_owned()],
+        });
+        request.set_timeout(VAULT_TIMEOUT);
+        let failed = |status: tonic::Status| {
+            NodeError::transient(format!(
+                "credential `{credential_id}`: the vault cannot be asked now: {}",
+                status.message()
+            ))
+        };
+        self.tokens.authorize(&mut request).await.map_err(failed)?;
+        let response = CredentialAccessServiceClient::new(self.channel.clone())
+            .check_credentials(request)
+            .await
+            .map_err(failed)?;
+        Ok(response
+            .into_inner()
+            .credentials
+            .into_iter()
+            .find(|existing| existing.credential_id == credential_id)
+            .map(|existing| existing.allowed_hosts))
+    }
+
     /// The credential as the node consumes it. NotFound (deleted since the
     /// workflow was saved) and other refusals fail the node for good; an
     /// unreachable vault fails it for another attempt.

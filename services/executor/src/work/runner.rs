@@ -196,32 +196,7 @@ async fn run_node(
     claimed: &Claimed,
     mut abort: watch::Receiver<bool>,
 ) -> Result<Result<NodeOutcome, NodeError>, Interruption> {
-    // Decrypted only now, for this run; the plaintext lives in the guarded
-    // context below and is zeroized when it drops, however the run ends.
-    let credential = match (&claimed.node.credential_id, domain.vault()) {
-        (Some(credential_id), Some(vault)) => {
-            match vault
-                .decrypt(
-                    claimed.execution.workspace_id,
-                    credential_id,
-                    claimed.execution.id,
-                    &claimed.step.node_id,
-                )
-                .await
-            {
-                Ok(credential) => Some(credential),
-                Err(error) => return Ok(Err(error)),
-            }
-        }
-        (Some(credential_id), None) => {
-            return Ok(Err(NodeError::permanent(format!(
-                "node `{}`: credential `{credential_id}` cannot be used: no vault is configured",
-                claimed.step.node_id
-            ))));
-        }
-        (None, _) => None,
-    };
-    let context = PlaintextContext::new(NodeContext {
+    let mut context = NodeContext {
         execution_id: claimed.execution.id,
         workflow_id: claimed.execution.workflow_id,
         workflow_version: claimed.execution.workflow_version,
@@ -232,8 +207,56 @@ async fn run_node(
         trigger: claimed.trigger.clone(),
         nodes: claimed.nodes.clone(),
         inputs: claimed.inputs.clone(),
-        credential,
-    });
+        credential: None,
+    };
+    // Decrypted only now, for this run, and only once the node's URL is known
+    // to be one it may reach with this credential: a call that could never be
+    // sent decrypts (and audits) nothing. The plaintext lives in the guarded
+    // context below and is zeroized when it drops, however the run ends.
+    match (&claimed.node.credential_id, domain.vault()) {
+        (Some(credential_id), Some(vault)) => {
+            let hosts = match vault
+                .allowed_hosts(claimed.execution.workspace_id, credential_id)
+                .await
+            {
+                Ok(Some(hosts)) => hosts,
+                Ok(None) => {
+                    return Ok(Err(NodeError::permanent(format!(
+                        "node `{}`: credential `{credential_id}`: credential not found",
+                        claimed.step.node_id
+                    ))));
+                }
+                Err(error) => return Ok(Err(error)),
+            };
+            if let Err(error) = domain
+                .engine()
+                .preflight(&claimed.node, &context, &hosts)
+                .await
+            {
+                return Ok(Err(error));
+            }
+            match vault
+                .decrypt(
+                    claimed.execution.workspace_id,
+                    credential_id,
+                    claimed.execution.id,
+                    &claimed.step.node_id,
+                )
+                .await
+            {
+                Ok(credential) => context.credential = Some(credential),
+                Err(error) => return Ok(Err(error)),
+            }
+        }
+        (Some(credential_id), None) => {
+            return Ok(Err(NodeError::permanent(format!(
+                "node `{}`: credential `{credential_id}` cannot be used: no vault is configured",
+                claimed.step.node_id
+            ))));
+        }
+        (None, _) => {}
+    }
+    let context = PlaintextContext::new(context);
     let mut cancelled = domain.cancellations().listen(claimed.execution.id);
     let until_deadline = (claimed.execution.deadline - now())
         .to_std()

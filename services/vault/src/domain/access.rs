@@ -59,14 +59,16 @@ impl Domain {
         })
     }
 
-    /// Which of `ids` exist in the workspace, with their types. Ids that do
-    /// not parse cannot exist, so they are left out like missing ones.
+    /// Which of `ids` exist in the workspace, with their types and allowed
+    /// hosts (neither is secret: a worker checks where a node may go before
+    /// it asks for plaintext). Ids that do not parse cannot exist, so they
+    /// are left out like missing ones.
     pub async fn check_credentials(
         &self,
         _caller: &ServiceCaller,
         workspace_id: Uuid,
         ids: &[String],
-    ) -> VaultResult<Vec<(Uuid, String)>> {
+    ) -> VaultResult<Vec<(Uuid, String, Vec<String>)>> {
         if ids.len() > self.config().max_check_ids {
             return Err(VaultError::invalid(
                 "credential_ids",
@@ -81,7 +83,18 @@ impl Domain {
             return Ok(Vec::new());
         }
         let parsed: Vec<Uuid> = parsed.into_iter().collect();
-        Ok(rows::existing(self.db(), workspace_id, &parsed).await?)
+        rows::existing(self.db(), workspace_id, &parsed)
+            .await?
+            .into_iter()
+            .map(|(id, credential_type, hosts)| {
+                let hosts = serde_json::from_str(&hosts).map_err(|error| {
+                    VaultError::Internal(format!(
+                        "allowed hosts of credential {id} do not parse: {error}"
+                    ))
+                })?;
+                Ok((id, credential_type, hosts))
+            })
+            .collect()
     }
 }
 

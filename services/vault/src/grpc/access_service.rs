@@ -79,9 +79,10 @@ impl CredentialAccessService for CredentialAccessGrpc {
         Ok(Response::new(CheckCredentialsResponse {
             credentials: existing
                 .into_iter()
-                .map(|(id, credential_type)| ExistingCredential {
+                .map(|(id, credential_type, allowed_hosts)| ExistingCredential {
                     credential_id: id.to_string(),
                     r#type: credential_type,
+                    allowed_hosts,
                 })
                 .collect(),
         }))

@@ -36,11 +36,12 @@ pub async fn existing<C: ConnectionTrait>(
     db: &C,
     workspace_id: Uuid,
     ids: &[Uuid],
-) -> Result<Vec<(Uuid, String)>, DbErr> {
+) -> Result<Vec<(Uuid, String, String)>, DbErr> {
     credential::Entity::find()
         .select_only()
         .column(credential::Column::Id)
         .column(credential::Column::CredentialType)
+        .column(credential::Column::AllowedHosts)
         .filter(credential::Column::WorkspaceId.eq(workspace_id))
         .filter(credential::Column::Id.is_in(ids.iter().copied()))
         .order_by_asc(credential::Column::Id)

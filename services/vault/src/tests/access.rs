@@ -225,6 +225,7 @@ async fn check_credentials_reports_only_the_workspaces_own(world: World) {
         [pb::ExistingCredential {
             credential_id: ours.to_string(),
             r#type: "bearer_token".to_owned(),
+            allowed_hosts: Vec::new(),
         }]
     );
     assert!(ask(world.editor()).await.is_empty());
