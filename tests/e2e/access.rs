@@ -445,6 +445,7 @@ async fn another_workspaces_ids_answer_like_missing_ones_on_every_route() {
             Some(json!({"input": {}})),
         ),
         case(Method::GET, "/v1/executions/{execution_id}", None),
+        case(Method::GET, "/v1/executions/{execution_id}/node-runs", None),
         case(
             Method::POST,
             "/v1/executions/{execution_id}:cancel",

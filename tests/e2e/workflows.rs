@@ -1510,3 +1510,99 @@ async fn large_inputs_never_break_a_workspaces_listing() {
     );
     sandbox.stop().await;
 }
+
+#[tokio::test]
+async fn an_execution_bigger_than_one_message_stays_readable() {
+    let sandbox = Sandbox::start().await;
+    // Six nodes each copying a 900 KB string: with their inputs, about
+    // 11 MB of node runs, well past the 4 MiB message cap.
+    let mut nodes = vec![json!({"id": "start", "type": "trigger.manual"})];
+    let mut edges = Vec::new();
+    let mut previous = "start".to_owned();
+    for index in 0..6 {
+        let id = format!("copy{index}");
+        nodes.push(json!({"id": id, "type": "transform",
+                          "parameters": {"program": "{blob: .trigger.blob}"}}));
+        edges.push(json!({"from": previous, "to": id}));
+        previous = id;
+    }
+    let workflow_id = sandbox
+        .create_workflow("Big data", json!({"nodes": nodes, "edges": edges}))
+        .await;
+    let execution_id = sandbox
+        .start_execution(&workflow_id, json!({"blob": "x".repeat(900_000)}))
+        .await;
+    let execution = sandbox.wait_for_execution(&execution_id).await;
+    assert_eq!(execution["status"], "EXECUTION_STATUS_SUCCEEDED");
+    let runs = execution["nodeRuns"].as_array().unwrap();
+    assert_eq!(runs.len(), 7);
+    assert!(
+        runs.iter().any(|run| run["dataOmitted"] == true),
+        "some runs should have been left without data"
+    );
+    // Paging gives every run with its data.
+    let mut seen = Vec::new();
+    let mut token = String::new();
+    loop {
+        let (status, page) = sandbox
+            .get(
+                &format!("/v1/executions/{execution_id}/node-runs?pageToken={token}"),
+                &sandbox.owner_key,
+            )
+            .await;
+        assert_eq!(
+            status,
+            200,
+            "{}",
+            &page.to_string()[..page.to_string().len().min(300)]
+        );
+        for run in page["nodeRuns"].as_array().unwrap() {
+            assert_ne!(run["dataOmitted"], true, "one run fits a page on its own");
+            seen.push((
+                run["nodeId"].as_str().unwrap().to_owned(),
+                run["output"]["blob"].as_str().map(str::len),
+            ));
+        }
+        token = page["nextPageToken"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if token.is_empty() {
+            break;
+        }
+    }
+    let copies: Vec<_> = seen
+        .iter()
+        .filter(|(node, _)| node.starts_with("copy"))
+        .collect();
+    assert_eq!(copies.len(), 6, "{seen:?}");
+    assert!(
+        copies.iter().all(|(_, blob)| *blob == Some(900_000)),
+        "{seen:?}"
+    );
+    // Another workspace sees no such execution.
+    let (status, created) = sandbox
+        .post(
+            "/v1/workspaces",
+            Some(&sandbox.owner_key),
+            json!({"name": "Other"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let other = created["ownerApiKey"]["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, _) = sandbox
+        .get(&format!("/v1/executions/{execution_id}/node-runs"), &other)
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = sandbox
+        .get(
+            &format!("/v1/executions/{execution_id}/node-runs?pageToken=garbage"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(status, 400);
+    sandbox.stop().await;
+}

@@ -137,6 +137,14 @@ pub(crate) async fn unary(
 /// its source and often addresses in its message; the caller gets a plain
 /// "unavailable" and the details go to the log.
 pub(crate) fn sanitize(status: Status, path: &str) -> Status {
+    if status.code() == Code::OutOfRange && status.message().contains("message length too large") {
+        // The service's answer is over the edge's own cap: a server-side
+        // limit, not a range the caller asked for.
+        tracing::warn!(path, error = %status, "upstream answer over the edge's message cap");
+        return Status::resource_exhausted(
+            "the answer is larger than the edge passes on (edge.max_grpc_message_bytes)",
+        );
+    }
     if std::error::Error::source(&status).is_none() {
         return status;
     }
@@ -183,6 +191,20 @@ mod tests {
         let status = sanitize(Status::not_found("no such workspace"), "/x/Y");
         assert_eq!(status.code(), Code::NotFound);
         assert_eq!(status.message(), "no such workspace");
+    }
+
+    #[test]
+    fn an_answer_over_the_cap_is_resource_exhausted() {
+        let status = sanitize(
+            Status::out_of_range(
+                "Error, decoded message length too large: found 6000000 bytes, the limit is: 4194304 bytes",
+            ),
+            "/x/Y",
+        );
+        assert_eq!(status.code(), Code::ResourceExhausted);
+        assert!(status.message().contains("edge.max_grpc_message_bytes"));
+        let range = sanitize(Status::out_of_range("page 9 of 3"), "/x/Y");
+        assert_eq!(range.code(), Code::OutOfRange);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub struct ExecutorConfig {
     /// `Value` inside the API's answers, whose decoders stop at 100 levels
     /// (each JSON level is two or three of those).
     pub max_json_depth: usize,
+    /// The most data one answer carries (GetExecution, a page of
+    /// ListNodeRuns); node runs past it come without their data. Must stay
+    /// below `grpc.max_message_bytes`.
+    pub max_answer_bytes: usize,
     /// A workflow's `max_duration_ms` when it sets none.
     pub default_max_duration_ms: u64,
     /// The longest `max_duration_ms` a workflow may ask for.
@@ -82,6 +86,7 @@ impl Default for ExecutorConfig {
             max_trigger_payload_bytes: 1024 * 1024,
             max_execution_data_bytes: 16 * 1024 * 1024,
             max_json_depth: DEFAULT_MAX_JSON_DEPTH,
+            max_answer_bytes: 3 * 1024 * 1024,
             default_max_duration_ms: 3_600_000,
             max_duration_cap_ms: 24 * 3_600_000,
             lease_duration_ms: 30_000,
@@ -113,7 +118,8 @@ impl Default for ExecutorConfig {
 impl ExecutorConfig {
     /// Rejects settings the service cannot run with; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
-        let positive: [(&str, u64); 17] = [
+        let positive: [(&str, u64); 18] = [
+            ("max_answer_bytes", self.max_answer_bytes as u64),
             (
                 "max_trigger_payload_bytes",
                 self.max_trigger_payload_bytes as u64,
@@ -215,6 +221,12 @@ mod tests {
             ..ExecutorConfig::default()
         };
         assert_eq!(ExecutorConfig::default().max_json_depth, 32);
+        let answers = |max_answer_bytes| ExecutorConfig {
+            max_answer_bytes,
+            ..ExecutorConfig::default()
+        };
+        assert!(answers(1).validate().is_ok());
+        assert!(answers(0).validate().unwrap_err().starts_with("max_answer_bytes"));
         assert!(with_depth(1).validate().is_ok());
         assert!(with_depth(MAX_JSON_DEPTH_LIMIT).validate().is_ok());
         for bad in [0, MAX_JSON_DEPTH_LIMIT + 1] {

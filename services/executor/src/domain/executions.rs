@@ -277,6 +277,34 @@ impl Domain {
         self.execution_detail(execution).await
     }
 
+    /// A page of an execution's node runs in start order, after the run
+    /// named by `page_token`; at most `page_size` (0: the default).
+    pub async fn list_node_runs(
+        &self,
+        scope: &WorkspaceScope,
+        execution_id: Uuid,
+        page_size: i32,
+        page_token: &str,
+    ) -> ExecutorResult<(Vec<crate::storage::entities::node_run::Model>, u64)> {
+        let execution = executions::find_in_workspace(self.db(), scope.workspace_id, execution_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("execution"))?;
+        let limit = self.page_size(page_size)?;
+        let after = match decode_id_token(page_token)? {
+            None => None,
+            Some(run_id) => {
+                let run = node_runs::find(self.db(), execution.id, run_id)
+                    .await?
+                    .ok_or_else(|| {
+                        ExecutorError::invalid("page_token", "is not a token this service issued")
+                    })?;
+                Some((run.start_time, run.id))
+            }
+        };
+        let rows = node_runs::page_for_execution(self.db(), execution.id, after, limit).await?;
+        Ok((rows, limit))
+    }
+
     pub(crate) async fn execution_detail(
         &self,
         execution: execution::Model,

@@ -8,7 +8,7 @@ use tyboo_proto::executor::*;
 
 use super::conversions::{
     execution_detail_to_proto, execution_status_from_proto, execution_to_proto, from_timestamp,
-    optional_id, parse_id, value_to_json,
+    optional_id, parse_id, stored_run_to_proto, value_to_json, within_budget,
 };
 use super::scope;
 use crate::domain::Domain;
@@ -68,8 +68,64 @@ impl ExecutionService for ExecutionGrpc {
         let GetExecutionRequest { execution_id } = request.into_inner();
         let execution_id = parse_id(&execution_id, "execution")?;
         let detail = self.domain.get_execution(&scope, execution_id).await?;
+        let mut execution = execution_detail_to_proto(&detail)?;
+        let budget = {
+            use prost::Message;
+            let mut bare = execution.clone();
+            bare.node_runs.clear();
+            self.domain
+                .config()
+                .max_answer_bytes
+                .saturating_sub(bare.encoded_len())
+        };
+        within_budget(&mut execution.node_runs, budget);
         Ok(Response::new(GetExecutionResponse {
-            execution: Some(execution_detail_to_proto(&detail)?),
+            execution: Some(execution),
+        }))
+    }
+
+    #[tracing::instrument(skip(self, request))]
+    async fn list_node_runs(
+        &self,
+        request: Request<ListNodeRunsRequest>,
+    ) -> Result<Response<ListNodeRunsResponse>, Status> {
+        use prost::Message;
+        let scope = scope(&self.domain, &request, Permission::WorkflowsRead).await?;
+        let ListNodeRunsRequest {
+            execution_id,
+            page_size,
+            page_token,
+        } = request.into_inner();
+        let execution_id = parse_id(&execution_id, "execution")?;
+        let (rows, limit) = self
+            .domain
+            .list_node_runs(&scope, execution_id, page_size, &page_token)
+            .await?;
+        let mut budget = self.domain.config().max_answer_bytes;
+        let mut node_runs = Vec::new();
+        let mut last_id = None;
+        for row in &rows {
+            let mut run = stored_run_to_proto(row)?;
+            let size = run.encoded_len();
+            if size > budget {
+                if !node_runs.is_empty() {
+                    // The rest comes on the next page.
+                    break;
+                }
+                // Alone past the budget: the run without its data.
+                within_budget(std::slice::from_mut(&mut run), budget);
+            }
+            budget = budget.saturating_sub(run.encoded_len());
+            node_runs.push(run);
+            last_id = Some(row.id);
+        }
+        let more = node_runs.len() < rows.len() || rows.len() as u64 == limit;
+        Ok(Response::new(ListNodeRunsResponse {
+            node_runs,
+            next_page_token: match (more, last_id) {
+                (true, Some(id)) => id.to_string(),
+                _ => String::new(),
+            },
         }))
     }
 

@@ -164,3 +164,44 @@ pub async fn list_for_execution<C: ConnectionTrait>(
         .all(db)
         .await
 }
+
+/// A page of an execution's node runs in start order, after the run `after`.
+pub async fn page_for_execution<C: ConnectionTrait>(
+    db: &C,
+    execution_id: Uuid,
+    after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
+    limit: u64,
+) -> Result<Vec<node_run::Model>, DbErr> {
+    use sea_orm::QuerySelect;
+    use sea_orm::sea_query::Condition;
+    let mut query = node_run::Entity::find().filter(node_run::Column::ExecutionId.eq(execution_id));
+    if let Some((start_time, id)) = after {
+        query = query.filter(
+            Condition::any()
+                .add(node_run::Column::StartTime.gt(start_time))
+                .add(
+                    Condition::all()
+                        .add(node_run::Column::StartTime.eq(start_time))
+                        .add(node_run::Column::Id.gt(id)),
+                ),
+        );
+    }
+    query
+        .order_by_asc(node_run::Column::StartTime)
+        .order_by_asc(node_run::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await
+}
+
+/// One run of an execution.
+pub async fn find<C: ConnectionTrait>(
+    db: &C,
+    execution_id: Uuid,
+    run_id: Uuid,
+) -> Result<Option<node_run::Model>, DbErr> {
+    node_run::Entity::find_by_id(run_id)
+        .filter(node_run::Column::ExecutionId.eq(execution_id))
+        .one(db)
+        .await
+}

@@ -41,6 +41,28 @@ pub fn execution_to_proto(execution: &execution::Model) -> ExecutorResult<pb::Ex
 /// An execution with every node run. Steps that have no run of their own
 /// (the trigger, skipped and queued nodes, nodes carried over by a replay)
 /// appear as one run each, so every node of the execution is visible.
+/// Leaves out the data of the runs that would take `runs` past `budget`
+/// bytes, marking them; the runs themselves all stay.
+pub fn within_budget(runs: &mut [pb::NodeRun], mut budget: usize) {
+    use prost::Message;
+    for run in runs {
+        let size = run.encoded_len();
+        if size <= budget {
+            budget -= size;
+            continue;
+        }
+        run.input = None;
+        run.output = None;
+        run.data_omitted = true;
+        budget = budget.saturating_sub(run.encoded_len());
+    }
+}
+
+/// One stored run as a message.
+pub fn stored_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
+    node_run_to_proto(run)
+}
+
 pub fn execution_detail_to_proto(detail: &ExecutionDetail) -> ExecutorResult<pb::Execution> {
     let mut message = execution_to_proto(&detail.execution)?;
     let with_runs: HashSet<&str> = detail.runs.iter().map(|run| run.node_id.as_str()).collect();
@@ -81,6 +103,7 @@ fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
         end_time: run.end_time.map(timestamp),
         usage,
         resume_time: run.resume_time.map(timestamp),
+        data_omitted: false,
     })
 }
 
@@ -103,6 +126,7 @@ fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
         end_time: row.end_time.map(timestamp),
         usage: None,
         resume_time: None,
+        data_omitted: false,
     })
 }
 
