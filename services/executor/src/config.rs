@@ -226,7 +226,12 @@ mod tests {
             ..ExecutorConfig::default()
         };
         assert!(answers(1).validate().is_ok());
-        assert!(answers(0).validate().unwrap_err().starts_with("max_answer_bytes"));
+        assert!(
+            answers(0)
+                .validate()
+                .unwrap_err()
+                .starts_with("max_answer_bytes")
+        );
         assert!(with_depth(1).validate().is_ok());
         assert!(with_depth(MAX_JSON_DEPTH_LIMIT).validate().is_ok());
         for bad in [0, MAX_JSON_DEPTH_LIMIT + 1] {
