@@ -225,7 +225,9 @@ async fn check_credentials_reports_only_the_workspaces_own(world: World) {
         [pb::ExistingCredential {
             credential_id: ours.to_string(),
             r#type: "bearer_token".to_owned(),
-            allowed_hosts: Vec::new(),
+            // The hosts the credential was created with: workers check them
+            // before they ask for the secret.
+            allowed_hosts: vec!["api.example.com".to_owned()],
         }]
     );
     assert!(ask(world.editor()).await.is_empty());
