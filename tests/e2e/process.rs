@@ -17,12 +17,12 @@ pub(crate) struct Running {
     pub(crate) child: Child,
     _lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub(crate) edge: String,
-    tenancy: String,
+    pub(crate) tenancy: String,
     pub(crate) api_key: Option<String>,
     pub(crate) workspace_id: Option<String>,
 }
 
-fn tyboo(store: &TestStore) -> Command {
+pub(crate) fn tyboo(store: &TestStore) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tyboo"));
     command
         .env("TYBOO_DATA_DIR", &store.data_dir)
@@ -40,7 +40,7 @@ fn tyboo(store: &TestStore) -> Command {
     command
 }
 
-async fn start(store: &TestStore) -> Running {
+pub(crate) async fn start(store: &TestStore) -> Running {
     start_with(store, |_| {}).await
 }
 
