@@ -5,8 +5,12 @@
 use std::process::{Output, Stdio};
 
 use serde_json::Value;
+use tyboo_proto::executor::workflow_service_client::WorkflowServiceClient;
+use tyboo_proto::executor::{CreateWorkflowRequest, ListWorkflowsRequest};
 use tyboo_proto::tenancy::tenancy_service_client::TenancyServiceClient;
 use tyboo_proto::tenancy::{CreateApiKeyRequest, ListMembersRequest};
+use tyboo_proto::vault::ListCredentialsRequest;
+use tyboo_proto::vault::credential_service_client::CredentialServiceClient;
 
 use crate::process::{send_sigterm, start, tyboo};
 use crate::sandbox::{TestStore, with_key};
@@ -50,6 +54,14 @@ async fn me(edge: &str, key: &str) -> (u16, Value) {
         .unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn connect(address: &str) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
@@ -192,12 +204,7 @@ async fn an_operator_token_reads_any_workspace_over_grpc_and_writes_nothing() {
     let plain = String::from_utf8(plain.stdout).unwrap();
     assert_eq!(plain.trim().split('.').count(), 3, "{plain}");
 
-    let channel = tonic::transport::Endpoint::from_shared(format!("http://{}", running.tenancy))
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut tenancy = TenancyServiceClient::new(channel);
+    let mut tenancy = TenancyServiceClient::new(connect(&running.tenancy).await);
     let members = tenancy
         .list_members(with_key(
             ListMembersRequest {
@@ -212,7 +219,7 @@ async fn an_operator_token_reads_any_workspace_over_grpc_and_writes_nothing() {
     let refused = tenancy
         .create_api_key(with_key(
             CreateApiKeyRequest {
-                workspace_id,
+                workspace_id: workspace_id.clone(),
                 name: "operator".to_owned(),
                 expire_time: None,
             },
@@ -221,6 +228,41 @@ async fn an_operator_token_reads_any_workspace_over_grpc_and_writes_nothing() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+
+    // The executor and the vault act in the token's workspace: a token
+    // without one is refused, a token for one reads there and writes nothing.
+    let mut workflows = WorkflowServiceClient::new(connect(&running.executor).await);
+    let unscoped = workflows
+        .list_workflows(with_key(ListWorkflowsRequest::default(), &token))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        unscoped.code(),
+        tonic::Code::PermissionDenied,
+        "{unscoped:?}"
+    );
+    let scoped = admin_json(&store, &["operator-token", "--workspace", &workspace_id]).await;
+    let scoped = scoped["token"].as_str().unwrap().to_owned();
+    workflows
+        .list_workflows(with_key(ListWorkflowsRequest::default(), &scoped))
+        .await
+        .expect("an operator lists a workspace's workflows");
+    let refused = workflows
+        .create_workflow(with_key(
+            CreateWorkflowRequest {
+                name: "operator".to_owned(),
+                ..CreateWorkflowRequest::default()
+            },
+            &scoped,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::PermissionDenied, "{refused:?}");
+    let mut credentials = CredentialServiceClient::new(connect(&running.vault).await);
+    credentials
+        .list_credentials(with_key(ListCredentialsRequest::default(), &scoped))
+        .await
+        .expect("an operator lists a workspace's credentials");
     send_sigterm(&running.child);
     assert!(running.child.wait().await.unwrap().success());
     store.remove().await;

@@ -18,6 +18,8 @@ pub(crate) struct Running {
     _lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub(crate) edge: String,
     pub(crate) tenancy: String,
+    pub(crate) executor: String,
+    pub(crate) vault: String,
     pub(crate) api_key: Option<String>,
     pub(crate) workspace_id: Option<String>,
 }
@@ -58,6 +60,7 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
     let mut child = command.arg("up").spawn().expect("tyboo starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut edge, mut tenancy, mut api_key, mut workspace_id) = (None, None, None, None);
+    let (mut executor, mut vault) = (None, None);
     let read = async {
         // The address block ends with the metrics line; on a first start a
         // blank line and the bootstrap block follow at once.
@@ -68,6 +71,8 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
                     edge = Some(address.trim_start_matches("http://").to_owned())
                 }
                 ["tenancy", address, ..] => tenancy = Some(address.to_string()),
+                ["executor", address, ..] => executor = Some(address.to_string()),
+                ["vault", address, ..] => vault = Some(address.to_string()),
                 ["metrics", ..] => break,
                 _ => {}
             }
@@ -95,6 +100,8 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
         _lines: lines,
         edge: edge.expect("edge address printed"),
         tenancy: tenancy.expect("tenancy address printed"),
+        executor: executor.expect("executor address printed"),
+        vault: vault.expect("vault address printed"),
         api_key,
         workspace_id,
     }

@@ -54,6 +54,10 @@ pub enum AdminCommand {
         /// How long it lives: `90s`, `15m`, `1h` (at most one hour).
         #[arg(long, default_value = "15m", value_parser = parse_ttl)]
         ttl: Duration,
+        /// The workspace the vault and the executor read in (they act in the
+        /// token's own workspace); tenancy reads any workspace regardless.
+        #[arg(long)]
+        workspace: Option<Uuid>,
     },
 }
 
@@ -299,9 +303,9 @@ async fn run_on(tenancy: &Tenancy, args: AdminArgs) -> anyhow::Result<String> {
                 )
             }
         }
-        AdminCommand::OperatorToken { ttl } => {
+        AdminCommand::OperatorToken { ttl, workspace } => {
             let issued = domain
-                .admin_issue_operator_token(&operator, ttl.as_secs())
+                .admin_issue_operator_token(&operator, ttl.as_secs(), workspace)
                 .await?;
             if as_json {
                 json!({

@@ -248,13 +248,16 @@ impl Domain {
         Ok((member_from_rows(membership, user)?, issued))
     }
 
-    /// A token for the operator itself, in no workspace, living at most
+    /// A token for the operator itself, living at most
     /// [`OPERATOR_TOKEN_TTL_MAX_SECONDS`]; services grant it the matrix's
-    /// operator column.
+    /// operator column. Tenancy lets it name any workspace; the vault and the
+    /// executor act in the token's own workspace, so `workspace_id` gives it
+    /// one (which must exist), and without it they refuse it.
     pub async fn admin_issue_operator_token(
         &self,
         operator: &Operator,
         ttl_seconds: u64,
+        workspace_id: Option<Uuid>,
     ) -> TenancyResult<IssuedToken> {
         if ttl_seconds == 0 || ttl_seconds > OPERATOR_TOKEN_TTL_MAX_SECONDS {
             return Err(TenancyError::invalid(
@@ -262,12 +265,23 @@ impl Domain {
                 format!("must be between 1 second and {OPERATOR_TOKEN_TTL_MAX_SECONDS} seconds"),
             ));
         }
-        self.audit_globally(
-            operator,
-            AuditEntry::new("operator.token.issued", operator.actor())
-                .detail("ttl_seconds", ttl_seconds.to_string()),
-        )
-        .await?;
-        self.sign(operator.principal.clone(), ttl_seconds).await
+        let mut principal = operator.principal.clone();
+        let entry = AuditEntry::new("operator.token.issued", operator.actor())
+            .detail("ttl_seconds", ttl_seconds.to_string());
+        match workspace_id {
+            Some(workspace_id) => {
+                let workspace = workspaces::find_workspace(self.db(), workspace_id)
+                    .await?
+                    .ok_or(TenancyError::NotFound("workspace"))?;
+                principal.workspace_id = Some(workspace.id);
+                principal.organization_id = Some(workspace.organization_id);
+                let transaction = self.store().begin_write().await?;
+                let mut head = audit::lock_chain(&transaction, workspace.id).await?;
+                audit::append(&transaction, &mut head, &operator.actor(), entry).await?;
+                transaction.commit().await?;
+            }
+            None => self.audit_globally(operator, entry).await?,
+        }
+        self.sign(principal, ttl_seconds).await
     }
 }

@@ -174,15 +174,19 @@ async fn operator_tokens_read_any_workspace_and_change_nothing(tenancy: Tenancy)
     let domain = tenancy.domain();
     let operator = Operator::new("cli").unwrap();
     assert_eq!(
-        code_of(domain.admin_issue_operator_token(&operator, 3601).await),
+        code_of(
+            domain
+                .admin_issue_operator_token(&operator, 3601, None)
+                .await
+        ),
         Code::InvalidArgument
     );
     assert_eq!(
-        code_of(domain.admin_issue_operator_token(&operator, 0).await),
+        code_of(domain.admin_issue_operator_token(&operator, 0, None).await),
         Code::InvalidArgument
     );
     let issued = domain
-        .admin_issue_operator_token(&operator, 900)
+        .admin_issue_operator_token(&operator, 900, None)
         .await
         .unwrap();
     let lifetime = issued.expire_time - chrono::Utc::now();
@@ -220,6 +224,24 @@ async fn operator_tokens_read_any_workspace_and_change_nothing(tenancy: Tenancy)
         code_of(
             domain
                 .workspace_scope(&principal, &uuid::Uuid::now_v7().to_string())
+                .await
+        ),
+        Code::NotFound
+    );
+
+    // A token for one workspace carries it, for services that act in the
+    // token's workspace; an unknown one is refused.
+    let scoped = domain
+        .admin_issue_operator_token(&operator, 60, Some(fixture.workspace_id))
+        .await
+        .unwrap();
+    let principal = domain.verify_caller(Some(&scoped.token)).await.unwrap();
+    assert_eq!(principal.workspace_id, Some(fixture.workspace_id));
+    assert_eq!(principal.organization_id, Some(fixture.organization_id));
+    assert_eq!(
+        code_of(
+            domain
+                .admin_issue_operator_token(&operator, 60, Some(uuid::Uuid::now_v7()))
                 .await
         ),
         Code::NotFound
