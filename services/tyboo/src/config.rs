@@ -59,6 +59,18 @@ impl Default for TybooConfig {
     }
 }
 
+/// What kind of process a configuration is checked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `tyboo up`, and the tools that open the same data (`migrate`, `admin`).
+    Embedded,
+    Tenancy,
+    Vault,
+    Executor,
+    Edge,
+    Worker,
+}
+
 /// How often SQLite syncs its write-ahead log to disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -163,13 +175,22 @@ impl TybooConfig {
         }
     }
 
+    /// [`TybooConfig::validate_for`] for `tyboo up`, `migrate` and `admin`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_for(Role::Embedded)
+    }
+
     /// Checks every value serde cannot: each section's own rules, every URL,
     /// range and CIDR, and the names the first start would create. Runs once,
     /// before the process binds a port or writes a row, so that a bad value
     /// never leaves a half-started platform behind. Reports every section's
     /// problem at once, each under the key and environment variable that
     /// set it.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    ///
+    /// `role` adds what that kind of process needs on top: the endpoints of
+    /// the services it calls in other processes, the shared secret of a lone
+    /// edge, and master keys for a vault that keeps none in a data folder.
+    pub fn validate_for(&self, role: Role) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
         let mut check = |section: &str, outcome: Result<(), String>| {
             if let Err(message) = outcome {
@@ -195,9 +216,10 @@ impl TybooConfig {
         );
         check("tenancy", self.tenancy.validate());
         // `tyboo up` keeps a generated master key in the data folder when
-        // none is configured; judge the vault section as it will run.
+        // none is configured, and only a vault uses master keys at all; a
+        // lone vault must be given them.
         let mut vault = self.vault.clone();
-        if vault.master_keys.is_empty() && vault.master_key_file.is_none() {
+        if role != Role::Vault && vault.master_keys.is_empty() && vault.master_key_file.is_none() {
             vault.master_key_file = Some(self.data_dir.join("vault-master.key"));
         }
         check("vault", vault.validate());
@@ -220,11 +242,45 @@ impl TybooConfig {
         if self.bootstrap.enabled && self.tenancy.max_name_length > 0 {
             self.validate_bootstrap(&mut problems);
         }
+        problems.extend(self.role_problems(role));
         if problems.is_empty() {
             Ok(())
         } else {
             Err(ConfigError::Invalid(problems))
         }
+    }
+
+    /// What a process of `role` needs that another may do without.
+    fn role_problems(&self, role: Role) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let calls: &[(&str, &String)] = match role {
+            Role::Embedded | Role::Tenancy => &[],
+            Role::Vault | Role::Executor | Role::Worker => &[("tenancy", &self.endpoints.tenancy)],
+            Role::Edge => &[
+                ("tenancy", &self.endpoints.tenancy),
+                ("executor", &self.endpoints.executor),
+                ("vault", &self.endpoints.vault),
+            ],
+        };
+        for (service, endpoint) in calls {
+            if endpoint.is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("endpoints.{service}"),
+                    format!("must be set when {service} runs in another process"),
+                ));
+            }
+        }
+        // The edge follows access changes with a service token; a lone edge
+        // without the secret would keep changed roles and revoked keys
+        // working until cached tokens age out.
+        if role == Role::Edge && self.tenancy.service_secret.is_empty() {
+            problems.push(ConfigProblem::new(
+                "tenancy.service_secret",
+                "must be set for a lone edge (the same value as tenancy's), which needs a \
+                 service token to follow access changes",
+            ));
+        }
+        problems
     }
 
     fn validate_top_level(&self) -> Result<(), String> {
@@ -380,10 +436,43 @@ mod tests {
     }
 
     #[test]
-    fn the_embedded_master_key_file_satisfies_the_vault() {
+    fn the_embedded_master_key_file_satisfies_the_vault_of_up_only() {
         let config = TybooConfig::default();
         assert!(config.vault.master_keys.is_empty());
         assert!(config.vault.master_key_file.is_none());
         assert!(config.validate().is_ok());
+        let mut config = TybooConfig::default();
+        config.endpoints.tenancy = "http://tyboo-tenancy:50051".to_owned();
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Vault) else {
+            panic!("a lone vault without master keys passes");
+        };
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "vault.master_keys");
+    }
+
+    #[test]
+    fn lone_services_need_the_endpoints_they_call_and_an_edge_the_secret() {
+        let config = TybooConfig::default();
+        assert!(config.validate_for(Role::Tenancy).is_ok());
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Edge) else {
+            panic!("a lone edge with nothing to call passes");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoints.tenancy",
+                "endpoints.executor",
+                "endpoints.vault",
+                "tenancy.service_secret"
+            ]
+        );
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Worker) else {
+            panic!("a worker without tenancy passes");
+        };
+        assert_eq!(problems[0].key, "endpoints.tenancy");
     }
 }

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
 use tyboo::admin::AdminArgs;
-use tyboo::config::TybooConfig;
+use tyboo::config::{Role, TybooConfig};
 use tyboo::mesh::{self, Mesh, ServiceName};
 use tyboo_engine::{ExpressionSandbox, Pool};
 
@@ -116,7 +116,17 @@ fn main() -> ExitCode {
     // A configuration error is the operator's to fix: it is printed once,
     // as it stands, naming keys and variables, and nothing else.
     let loaded: Result<TybooConfig, _> = tyboo_runtime::config::load(cli.config.as_deref(), &flags);
-    let mut config = match loaded.and_then(|config| config.validate().map(|()| config)) {
+    let role = match &cli.command {
+        Some(Command::Serve { service }) => match service {
+            ServiceName::Tenancy => Role::Tenancy,
+            ServiceName::Vault => Role::Vault,
+            ServiceName::Executor => Role::Executor,
+            ServiceName::Edge => Role::Edge,
+        },
+        Some(Command::Worker { .. }) => Role::Worker,
+        Some(Command::Up | Command::Migrate | Command::Admin(_)) | None => Role::Embedded,
+    };
+    let mut config = match loaded.and_then(|config| config.validate_for(role).map(|()| config)) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("error: {error}");
@@ -153,17 +163,42 @@ fn main() -> ExitCode {
     report(runtime.block_on(run(command, config)))
 }
 
-/// Prints a failure once, as one line of causes (`anyhow`'s `{:#}`), with
-/// no backtrace and no debug dump.
+/// Prints a failure once, as one line of causes, with no backtrace and no
+/// debug dump. A cause whose text its parent already quoted (database
+/// errors repeat their source in their own message) is left out.
 fn report(outcome: anyhow::Result<()>) -> ExitCode {
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = std::io::stdout().flush();
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", one_line(&error));
             ExitCode::FAILURE
         }
     }
+}
+
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            continue;
+        }
+        // A message that repeats its own tail (`a: b: b`) is cut back.
+        let mut text = text;
+        while let Some((head, tail)) = text.rsplit_once(": ") {
+            if head.ends_with(tail) {
+                text = head.to_owned();
+            } else {
+                break;
+            }
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
