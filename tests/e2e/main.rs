@@ -8,9 +8,11 @@
 mod sandbox;
 
 mod access;
+mod admin;
 mod audit;
 mod credentials;
 mod distributed;
+mod first_start;
 mod grpc_api;
 mod grpcurl;
 mod hostile_http;

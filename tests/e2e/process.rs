@@ -17,12 +17,14 @@ pub(crate) struct Running {
     pub(crate) child: Child,
     _lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
     pub(crate) edge: String,
-    tenancy: String,
+    pub(crate) tenancy: String,
+    pub(crate) executor: String,
+    pub(crate) vault: String,
     pub(crate) api_key: Option<String>,
     pub(crate) workspace_id: Option<String>,
 }
 
-fn tyboo(store: &TestStore) -> Command {
+pub(crate) fn tyboo(store: &TestStore) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_tyboo"));
     command
         .env("TYBOO_DATA_DIR", &store.data_dir)
@@ -40,7 +42,7 @@ fn tyboo(store: &TestStore) -> Command {
     command
 }
 
-async fn start(store: &TestStore) -> Running {
+pub(crate) async fn start(store: &TestStore) -> Running {
     start_with(store, |_| {}).await
 }
 
@@ -58,6 +60,7 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
     let mut child = command.arg("up").spawn().expect("tyboo starts");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let (mut edge, mut tenancy, mut api_key, mut workspace_id) = (None, None, None, None);
+    let (mut executor, mut vault) = (None, None);
     let read = async {
         // The address block ends with the metrics line; on a first start a
         // blank line and the bootstrap block follow at once.
@@ -68,6 +71,8 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
                     edge = Some(address.trim_start_matches("http://").to_owned())
                 }
                 ["tenancy", address, ..] => tenancy = Some(address.to_string()),
+                ["executor", address, ..] => executor = Some(address.to_string()),
+                ["vault", address, ..] => vault = Some(address.to_string()),
                 ["metrics", ..] => break,
                 _ => {}
             }
@@ -95,6 +100,8 @@ pub(crate) async fn start_with(store: &TestStore, configure: impl Fn(&mut Comman
         _lines: lines,
         edge: edge.expect("edge address printed"),
         tenancy: tenancy.expect("tenancy address printed"),
+        executor: executor.expect("executor address printed"),
+        vault: vault.expect("vault address printed"),
         api_key,
         workspace_id,
     }

@@ -14,8 +14,8 @@ mod verifier;
 mod forged_tokens;
 
 pub use error::AuthError;
-pub use permissions::{Permission, Role, role_allows};
-pub use principal::{Principal, Subject};
+pub use permissions::{Permission, Role, operator_allows, role_allows};
+pub use principal::{Principal, Subject, is_valid_service_name};
 pub use service_tokens::ServiceTokenSource;
 pub use tokens::{SigningKeyMaterial, TokenSigner, generate_signing_key};
 pub use verifier::{GrpcKeySource, KeySource, PublicKey, TokenVerifier, bearer_token};

@@ -110,6 +110,30 @@ pub fn role_allows(role: Role, permission: Permission) -> bool {
     role >= permission.least_role()
 }
 
+/// The matrix's operator column: what an operator token (`Subject::Operator`)
+/// may do, in any workspace it names. For now it reads and nothing else;
+/// circuit breakers, tiers and templates join it with their services. The
+/// match has no fallback, so a new permission must take a side here.
+pub fn operator_allows(permission: Permission) -> bool {
+    match permission {
+        Permission::WorkspaceRead
+        | Permission::MembersRead
+        | Permission::AuditRead
+        | Permission::WorkflowsRead
+        | Permission::CredentialsRead
+        | Permission::UsageRead => true,
+        Permission::WorkspaceCreate
+        | Permission::MembersInvite
+        | Permission::MembersManage
+        | Permission::ApiKeysCreate
+        | Permission::ApiKeysManageAll
+        | Permission::WorkflowsWrite
+        | Permission::ExecutionsRun
+        | Permission::CredentialsWrite
+        | Permission::TemplatesPublish => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,6 +164,15 @@ mod tests {
         assert!(role_allows(Role::Admin, Permission::MembersInvite));
         assert!(!role_allows(Role::Admin, Permission::WorkspaceCreate));
         assert!(role_allows(Role::Owner, Permission::WorkspaceCreate));
+    }
+
+    #[test]
+    fn the_operator_column_reads_only_what_a_viewer_reads() {
+        assert!(operator_allows(Permission::WorkspaceRead));
+        assert!(operator_allows(Permission::AuditRead));
+        assert!(!operator_allows(Permission::ApiKeysCreate));
+        assert!(!operator_allows(Permission::MembersManage));
+        assert!(!operator_allows(Permission::WorkspaceCreate));
     }
 
     #[test]

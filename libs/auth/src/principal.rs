@@ -1,20 +1,25 @@
 use uuid::Uuid;
 
-use crate::{AuthError, Permission, Role, role_allows};
+use crate::{AuthError, Permission, Role, operator_allows, role_allows};
 
 /// Who a verified token speaks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Subject {
     User(Uuid),
     Service(String),
+    /// A person operating the platform itself (`tyboo admin operator-token`),
+    /// in no workspace: what it may do is the matrix's operator column.
+    Operator(String),
 }
 
 impl Subject {
-    /// "user:<uuid>" or "service:<name>", as in token subjects and audit actors.
+    /// "user:<uuid>", "service:<name>" or "operator:<name>", as in token
+    /// subjects and audit actors.
     pub fn as_string(&self) -> String {
         match self {
             Subject::User(id) => format!("user:{id}"),
             Subject::Service(name) => format!("service:{name}"),
+            Subject::Operator(name) => format!("operator:{name}"),
         }
     }
 
@@ -22,12 +27,15 @@ impl Subject {
         if let Some(id) = text.strip_prefix("user:") {
             return Uuid::parse_str(id).ok().map(Subject::User);
         }
+        if let Some(name) = text.strip_prefix("operator:") {
+            return is_valid_service_name(name).then(|| Subject::Operator(name.to_owned()));
+        }
         let name = text.strip_prefix("service:")?;
         is_valid_service_name(name).then(|| Subject::Service(name.to_owned()))
     }
 }
 
-/// Service names are short lowercase identifiers such as "executor".
+/// Service and operator names are short lowercase identifiers such as "executor".
 pub fn is_valid_service_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
@@ -63,10 +71,18 @@ impl Principal {
         }
     }
 
+    /// An operator of the platform, in no workspace.
+    pub fn operator(name: &str) -> Principal {
+        Principal {
+            subject: Subject::Operator(name.to_owned()),
+            ..Principal::service(name)
+        }
+    }
+
     pub fn user_id(&self) -> Option<Uuid> {
         match self.subject {
             Subject::User(id) => Some(id),
-            Subject::Service(_) => None,
+            Subject::Service(_) | Subject::Operator(_) => None,
         }
     }
 
@@ -74,17 +90,29 @@ impl Principal {
         matches!(self.subject, Subject::Service(_))
     }
 
-    /// The audit actor: "user:<id>" or "service:<name>".
+    pub fn is_operator(&self) -> bool {
+        matches!(self.subject, Subject::Operator(_))
+    }
+
+    /// The audit actor: "user:<id>", "service:<name>" or "operator:<name>".
     pub fn actor(&self) -> String {
         self.subject.as_string()
     }
 
     /// Fails with PermissionDenied unless the principal's role holds
     /// `permission`. Services act on behalf of the mesh and hold every
-    /// permission within the workspace they name.
+    /// permission within the workspace they name; operators hold what the
+    /// matrix's operator column gives them.
     pub fn require(&self, permission: Permission) -> Result<(), AuthError> {
-        if self.is_service() {
-            return Ok(());
+        match self.subject {
+            Subject::Service(_) => return Ok(()),
+            Subject::Operator(_) if operator_allows(permission) => return Ok(()),
+            Subject::Operator(_) => {
+                return Err(AuthError::PermissionDenied(
+                    "an operator token may only read".to_owned(),
+                ));
+            }
+            Subject::User(_) => {}
         }
         match self.role {
             Some(role) if role_allows(role, permission) => Ok(()),
@@ -131,6 +159,15 @@ mod tests {
             Subject::parse("service:executor"),
             Some(Subject::Service("executor".into()))
         );
+        assert_eq!(
+            Subject::parse("operator:cli"),
+            Some(Subject::Operator("cli".into()))
+        );
+        assert_eq!(
+            Subject::parse(&Subject::Operator("cli".into()).as_string()),
+            Some(Subject::Operator("cli".into()))
+        );
+        assert_eq!(Subject::parse("operator:"), None);
         assert_eq!(Subject::parse("service:Bad Name"), None);
         assert_eq!(Subject::parse("user:not-a-uuid"), None);
     }
@@ -150,5 +187,27 @@ mod tests {
             viewer.require(Permission::MembersInvite),
             Err(AuthError::PermissionDenied(_))
         ));
+    }
+
+    #[test]
+    fn an_operator_reads_but_never_writes() {
+        let operator = Principal::operator("cli");
+        assert_eq!(operator.workspace_id, None);
+        assert_eq!(operator.actor(), "operator:cli");
+        assert!(!operator.is_service());
+        assert!(operator.require(Permission::WorkspaceRead).is_ok());
+        assert!(operator.require(Permission::AuditRead).is_ok());
+        for write in [
+            Permission::MembersManage,
+            Permission::ApiKeysCreate,
+            Permission::WorkflowsWrite,
+            Permission::ExecutionsRun,
+            Permission::CredentialsWrite,
+        ] {
+            assert!(
+                matches!(operator.require(write), Err(AuthError::PermissionDenied(_))),
+                "{write:?}"
+            );
+        }
     }
 }

@@ -183,6 +183,39 @@ impl std::fmt::Debug for Engine {
     }
 }
 
+impl EngineConfig {
+    /// Every check [`Engine::new`] makes, without building anything, as
+    /// `key: reason` with the key relative to this section: the process runs
+    /// it before it binds or writes anything.
+    pub fn validate(&self) -> Result<(), String> {
+        let limits = &self.limits;
+        if limits.default_node_timeout_ms == 0
+            || limits.default_node_timeout_ms > limits.max_node_timeout_ms
+        {
+            return Err(
+                "limits.default_node_timeout_ms: must be between 1 and limits.max_node_timeout_ms"
+                    .to_owned(),
+            );
+        }
+        limits.expression.validate().map_err(|error| match error {
+            EngineError::InvalidConfig(message) => message.replacen(" must", ": must", 1),
+            other => other.to_string(),
+        })?;
+        for range in &self.egress.allow_cidrs {
+            if let Err(error) = range.parse::<ipnet::IpNet>() {
+                return Err(format!(
+                    "egress.allow_cidrs: `{range}` is not a CIDR range such as 10.20.0.0/16 \
+                     ({error})"
+                ));
+            }
+        }
+        if self.egress.connect_timeout_ms == 0 {
+            return Err("egress.connect_timeout_ms: must be positive".to_owned());
+        }
+        Ok(())
+    }
+}
+
 impl Engine {
     pub fn new(config: EngineConfig) -> EngineResult<Engine> {
         if config.limits.default_node_timeout_ms == 0

@@ -42,35 +42,45 @@ impl Shutdown {
         }
     }
 
-    /// Triggers on SIGTERM or Ctrl-C.
+    /// Triggers on SIGTERM or Ctrl-C. The handlers are in place when this
+    /// returns, so a signal that arrives just after start-up (say, once the
+    /// banner is read) drains the process instead of killing it outright.
     pub fn listen_for_signals(&self) {
         let shutdown = self.clone();
+        let signal = wait_for_signal();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signal.await;
             tracing::info!("shutdown signal received, draining");
             shutdown.trigger();
         });
     }
 }
 
+/// Registers the handlers now; the future completes on the first signal.
 #[cfg(unix)]
-async fn wait_for_signal() {
+fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut terminate = match signal(SignalKind::terminate()) {
-        Ok(stream) => stream,
-        Err(error) => {
-            tracing::error!(%error, "cannot listen for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+    let terminate = signal(SignalKind::terminate());
+    let interrupt = signal(SignalKind::interrupt());
+    async move {
+        match (terminate, interrupt) {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+            }
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
-    };
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }
 
 #[cfg(not(unix))]
-async fn wait_for_signal() {
-    let _ = tokio::signal::ctrl_c().await;
+fn wait_for_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    async {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -32,12 +32,28 @@ impl Default for LogConfig {
     }
 }
 
+impl LogConfig {
+    /// Rejects a filter `tracing` cannot read; the message names the key.
+    pub fn validate(&self) -> Result<(), String> {
+        EnvFilter::try_new(&self.filter).map(drop).map_err(|error| {
+            format!("filter: is not a log filter such as `info,sqlx=warn` ({error})")
+        })
+    }
+}
+
 /// Installs the process-wide log subscriber; later calls are no-ops, so
 /// tests that start several meshes in one process can all call it.
+///
+/// Logs go to stderr, and carry ANSI colours only when stderr is a terminal
+/// (and `NO_COLOR` is unset), so a file or a log collector never receives
+/// escape codes. Stdout is left to what the process tells its operator.
 pub fn init_logging(config: &LogConfig) {
+    use std::io::IsTerminal;
     let filter = EnvFilter::try_new(&config.filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     let result = match config.format {
         LogFormat::Pretty => builder.try_init(),

@@ -74,7 +74,7 @@ impl Default for EdgeConfig {
 impl EdgeConfig {
     /// Checks the values once at start-up so that a bad value fails loudly
     /// there rather than as odd behaviour under traffic.
-    pub(crate) fn validate(&self) -> EdgeResult<()> {
+    pub fn validate(&self) -> EdgeResult<()> {
         if self.max_body_bytes == 0 {
             return Err(EdgeError::Config("max_body_bytes must be positive".into()));
         }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tyboo_edge::EdgeConfig;
 use tyboo_executor::ExecutorConfig;
+use tyboo_runtime::config::{ConfigError, ConfigProblem};
 use tyboo_runtime::server::GrpcConfig;
 use tyboo_runtime::telemetry::LogConfig;
 use tyboo_tenancy::TenancyConfig;
@@ -56,6 +57,18 @@ impl Default for TybooConfig {
             bootstrap: BootstrapConfig::default(),
         }
     }
+}
+
+/// What kind of process a configuration is checked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `tyboo up`, and the tools that open the same data (`migrate`, `admin`).
+    Embedded,
+    Tenancy,
+    Vault,
+    Executor,
+    Edge,
+    Worker,
 }
 
 /// How often SQLite syncs its write-ahead log to disk.
@@ -162,14 +175,124 @@ impl TybooConfig {
         }
     }
 
-    /// Checks what serde cannot.
-    pub fn validate(&self) -> Result<(), String> {
+    /// [`TybooConfig::validate_for`] for `tyboo up`, `migrate` and `admin`.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.validate_for(Role::Embedded)
+    }
+
+    /// Checks every value serde cannot: each section's own rules, every URL,
+    /// range and CIDR, and the names the first start would create. Runs once,
+    /// before the process binds a port or writes a row, so that a bad value
+    /// never leaves a half-started platform behind. Reports every section's
+    /// problem at once, each under the key and environment variable that
+    /// set it.
+    ///
+    /// `role` adds what that kind of process needs on top: the endpoints of
+    /// the services it calls in other processes, the shared secret of a lone
+    /// edge, and master keys for a vault that keeps none in a data folder.
+    pub fn validate_for(&self, role: Role) -> Result<(), ConfigError> {
+        let mut problems = Vec::new();
+        let mut check = |section: &str, outcome: Result<(), String>| {
+            if let Err(message) = outcome {
+                problems.push(ConfigProblem::from_message(section, &message));
+            }
+        };
+        check("", self.validate_top_level());
+        check("log", self.log.validate());
+        check("grpc", validate_grpc(&self.grpc));
+        for (service, endpoint) in [
+            ("tenancy", &self.endpoints.tenancy),
+            ("vault", &self.endpoints.vault),
+            ("executor", &self.endpoints.executor),
+        ] {
+            check("endpoints", validate_endpoint(service, endpoint));
+        }
+        check(
+            "edge",
+            self.edge.validate().map_err(|error| match error {
+                tyboo_edge::EdgeError::Config(message) => message,
+                other => other.to_string(),
+            }),
+        );
+        check("tenancy", self.tenancy.validate());
+        // `tyboo up` keeps a generated master key in the data folder when
+        // none is configured, and only a vault uses master keys at all; a
+        // lone vault must be given them.
+        let mut vault = self.vault.clone();
+        if role != Role::Vault && vault.master_keys.is_empty() && vault.master_key_file.is_none() {
+            vault.master_key_file = Some(self.data_dir.join("vault-master.key"));
+        }
+        check("vault", vault.validate());
+        check("executor", self.executor.validate());
+        check("executor.engine", self.executor.engine.validate());
+        check(
+            "executor.broker",
+            self.executor
+                .broker
+                .validate()
+                .map_err(|error| match error {
+                    tyboo_broker::BrokerError::Invalid(message)
+                    | tyboo_broker::BrokerError::Unavailable(message) => message
+                        .strip_prefix("broker ")
+                        .map(str::to_owned)
+                        .unwrap_or(message),
+                }),
+        );
+        // With no valid name length the tenancy problem above says it all.
+        if self.bootstrap.enabled && self.tenancy.max_name_length > 0 {
+            self.validate_bootstrap(&mut problems);
+        }
+        problems.extend(self.role_problems(role));
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// What a process of `role` needs that another may do without.
+    fn role_problems(&self, role: Role) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let calls: &[(&str, &String)] = match role {
+            Role::Embedded | Role::Tenancy => &[],
+            Role::Vault | Role::Executor | Role::Worker => &[("tenancy", &self.endpoints.tenancy)],
+            Role::Edge => &[
+                ("tenancy", &self.endpoints.tenancy),
+                ("executor", &self.endpoints.executor),
+                ("vault", &self.endpoints.vault),
+            ],
+        };
+        for (service, endpoint) in calls {
+            if endpoint.is_empty() {
+                problems.push(ConfigProblem::new(
+                    format!("endpoints.{service}"),
+                    format!("must be set when {service} runs in another process"),
+                ));
+            }
+        }
+        // The edge follows access changes with a service token; a lone edge
+        // without the secret would keep changed roles and revoked keys
+        // working until cached tokens age out.
+        if role == Role::Edge && self.tenancy.service_secret.is_empty() {
+            problems.push(ConfigProblem::new(
+                "tenancy.service_secret",
+                "must be set for a lone edge (the same value as tenancy's), which needs a \
+                 service token to follow access changes",
+            ));
+        }
+        problems
+    }
+
+    fn validate_top_level(&self) -> Result<(), String> {
         if !self.database_url.is_empty()
             && !self.database_url.starts_with("postgres://")
             && !self.database_url.starts_with("postgresql://")
             && !self.database_url.starts_with("sqlite:")
         {
-            return Err("database_url: must be a postgres:// or sqlite: URL".to_owned());
+            return Err("database_url: must be a postgres:// or sqlite: URL, or empty".to_owned());
+        }
+        if self.database_url.is_empty() && self.data_dir.as_os_str().is_empty() {
+            return Err("data_dir: must be set when database_url is empty".to_owned());
         }
         if !self.queue_url.is_empty()
             && !self.queue_url.starts_with("redis://")
@@ -177,13 +300,27 @@ impl TybooConfig {
         {
             return Err("queue_url: must be a redis:// URL or empty".to_owned());
         }
-        if self.grpc.max_message_bytes < 1024 {
-            return Err("grpc.max_message_bytes: must be at least 1024".to_owned());
-        }
-        if self.edge.max_body_bytes == 0 {
-            return Err("edge.max_body_bytes: must be positive".to_owned());
-        }
         Ok(())
+    }
+
+    fn validate_bootstrap(&self, problems: &mut Vec<ConfigProblem>) {
+        use tyboo_tenancy::domain::validation::{Email, Name};
+        let max_length = self.tenancy.max_name_length;
+        let bootstrap = &self.bootstrap;
+        for (key, value) in [
+            ("bootstrap.organization", &bootstrap.organization),
+            ("bootstrap.workspace", &bootstrap.workspace),
+        ] {
+            if let Err(error) = Name::parse("name", value, max_length) {
+                problems.push(ConfigProblem::new(key, reason_of(&error)));
+            }
+        }
+        if let Err(error) = Email::parse("owner_email", &bootstrap.owner_email) {
+            problems.push(ConfigProblem::new(
+                "bootstrap.owner_email",
+                reason_of(&error),
+            ));
+        }
     }
 
     /// The configuration as TOML, with secrets masked.
@@ -195,6 +332,43 @@ impl TybooConfig {
         shown.queue_url = mask_password(&shown.queue_url);
         shown.database_url = mask_password(&shown.database_url);
         toml::to_string_pretty(&shown).unwrap_or_else(|error| format!("# cannot render: {error}"))
+    }
+}
+
+fn validate_grpc(grpc: &GrpcConfig) -> Result<(), String> {
+    if grpc.max_message_bytes < 1024 {
+        return Err("max_message_bytes: must be at least 1024".to_owned());
+    }
+    if grpc.max_concurrent_streams == 0 {
+        return Err("max_concurrent_streams: must be positive".to_owned());
+    }
+    if grpc.drain_timeout_seconds > 3600 {
+        return Err("drain_timeout_seconds: must be at most 3600".to_owned());
+    }
+    Ok(())
+}
+
+/// An endpoint is empty (this process) or an `http://host:port` URL.
+fn validate_endpoint(service: &str, endpoint: &str) -> Result<(), String> {
+    if endpoint.is_empty() {
+        return Ok(());
+    }
+    let scheme_ok = endpoint.starts_with("http://") || endpoint.starts_with("https://");
+    let parsed = tonic::transport::Endpoint::from_shared(endpoint.to_owned());
+    if !scheme_ok || parsed.is_err() {
+        return Err(format!(
+            "{service}: must be an http:// URL such as http://tyboo-{service}:50051, or empty"
+        ));
+    }
+    Ok(())
+}
+
+/// What a tenancy validation error says, without the field name it was
+/// checked under (the caller names the configuration key instead).
+fn reason_of(error: &tyboo_tenancy::TenancyError) -> String {
+    match error {
+        tyboo_tenancy::TenancyError::InvalidArgument { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -210,4 +384,95 @@ fn mask_password(url: &str) -> String {
         shown.replace_range(start..at, "********");
     }
     shown
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        assert!(TybooConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn every_section_is_checked_and_each_problem_names_its_key() {
+        let mut config = TybooConfig::default();
+        config.executor.engine.egress.allow_cidrs = vec!["10.0.0.0/33".to_owned()];
+        config.edge.max_body_bytes = 0;
+        config.tenancy.principal_token_ttl_seconds = 0;
+        config.vault.page_size_default = 0;
+        config.executor.broker.key_prefix = String::new();
+        config.endpoints.tenancy = "tenancy:50051".to_owned();
+        config.log.filter = "info,[".to_owned();
+        config.bootstrap.owner_email = "nobody".to_owned();
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("invalid settings pass");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "log.filter",
+                "endpoints.tenancy",
+                "edge.max_body_bytes",
+                "tenancy.principal_token_ttl_seconds",
+                "vault.page_size_default",
+                "executor.engine.egress.allow_cidrs",
+                "executor.broker.key_prefix",
+                "bootstrap.owner_email",
+            ]
+        );
+        let text = ConfigError::Invalid(problems).to_string();
+        assert!(
+            text.contains(
+                "executor.engine.egress.allow_cidrs (TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn the_embedded_master_key_file_satisfies_the_vault_of_up_only() {
+        let config = TybooConfig::default();
+        assert!(config.vault.master_keys.is_empty());
+        assert!(config.vault.master_key_file.is_none());
+        assert!(config.validate().is_ok());
+        let mut config = TybooConfig::default();
+        config.endpoints.tenancy = "http://tyboo-tenancy:50051".to_owned();
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Vault) else {
+            panic!("a lone vault without master keys passes");
+        };
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].key, "vault.master_keys");
+    }
+
+    #[test]
+    fn lone_services_need_the_endpoints_they_call_and_an_edge_the_secret() {
+        let config = TybooConfig::default();
+        assert!(config.validate_for(Role::Tenancy).is_ok());
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Edge) else {
+            panic!("a lone edge with nothing to call passes");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "endpoints.tenancy",
+                "endpoints.executor",
+                "endpoints.vault",
+                "tenancy.service_secret"
+            ]
+        );
+        let Err(ConfigError::Invalid(problems)) = config.validate_for(Role::Worker) else {
+            panic!("a worker without tenancy passes");
+        };
+        assert_eq!(problems[0].key, "endpoints.tenancy");
+    }
 }

@@ -3,5 +3,7 @@
 //! port, speaking real gRPC) or one service at a time.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod mesh;
+pub mod ports;

@@ -1,12 +1,15 @@
 //! `tyboo`: the one binary of Tyboo Studio.
 #![forbid(unsafe_code)]
 
+use std::io::Write;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use serde::Serialize;
-use tyboo::config::TybooConfig;
+use tyboo::admin::AdminArgs;
+use tyboo::config::{Role, TybooConfig};
 use tyboo::mesh::{self, Mesh, ServiceName};
 use tyboo_engine::{ExpressionSandbox, Pool};
 
@@ -30,7 +33,7 @@ struct Cli {
     #[arg(long, global = true)]
     dump_config: bool,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -50,18 +53,27 @@ enum Command {
     },
     /// Apply every service's database migrations and exit.
     Migrate,
-    /// Evaluate jq for a worker under a memory cap, over stdin and stdout. Workers start
-    /// it themselves (`executor.engine.limits.expression.sandbox = "process"`).
-    #[command(hide = true)]
-    ExpressionSandbox {
-        /// Memory the process may take on top of what it holds when idle.
-        #[arg(long)]
-        memory_cap_bytes: u64,
-        /// Stack of the evaluation thread.
-        #[arg(long)]
-        stack_bytes: usize,
-    },
+    /// Operator commands on the configured database: organizations,
+    /// workspaces, members, recovery keys and operator tokens.
+    Admin(AdminArgs),
 }
+
+/// `tyboo expression-sandbox …`, which workers start themselves
+/// (`executor.engine.limits.expression.sandbox = "process"`). It is parsed
+/// apart from [`Cli`] so that no help text, error or "similar command" tip
+/// ever names it.
+#[derive(Debug, Parser)]
+#[command(name = "tyboo expression-sandbox")]
+struct SandboxCli {
+    /// Memory the process may take on top of what it holds when idle.
+    #[arg(long)]
+    memory_cap_bytes: u64,
+    /// Stack of the evaluation thread.
+    #[arg(long)]
+    stack_bytes: usize,
+}
+
+const SANDBOX_COMMAND: &str = "expression-sandbox";
 
 fn parse_pool(text: &str) -> Result<Pool, String> {
     Pool::parse(text).ok_or_else(|| format!("unknown pool `{text}`: use default, ai or data"))
@@ -76,42 +88,117 @@ struct Flags {
     database_url: Option<String>,
 }
 
-fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    if let Command::ExpressionSandbox {
-        memory_cap_bytes,
-        stack_bytes,
-    } = cli.command
+/// Exit status of a configuration the process cannot run with.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|first| first == SANDBOX_COMMAND)
     {
+        let sandbox = SandboxCli::parse_from(
+            std::env::args_os()
+                .enumerate()
+                .filter_map(|(index, argument)| (index != 1).then_some(argument)),
+        );
         // Before any configuration, logging or runtime: the process stays small so
         // that its memory cap measures the program, and stdout carries only frames.
-        return tyboo_engine::serve_expression_sandbox(memory_cap_bytes, stack_bytes)
-            .context("serving the expression sandbox");
+        return report(
+            tyboo_engine::serve_expression_sandbox(sandbox.memory_cap_bytes, sandbox.stack_bytes)
+                .context("serving the expression sandbox"),
+        );
     }
+    let cli = Cli::parse();
     let flags = Flags {
         data_dir: cli.data_dir.clone(),
         database_url: cli.database_url.clone(),
     };
-    let mut config: TybooConfig = tyboo_runtime::config::load(cli.config.as_deref(), &flags)?;
-    config.validate().map_err(anyhow::Error::msg)?;
+    // A configuration error is the operator's to fix: it is printed once,
+    // as it stands, naming keys and variables, and nothing else.
+    let loaded: Result<TybooConfig, _> = tyboo_runtime::config::load(cli.config.as_deref(), &flags);
+    let role = match &cli.command {
+        Some(Command::Serve { service }) => match service {
+            ServiceName::Tenancy => Role::Tenancy,
+            ServiceName::Vault => Role::Vault,
+            ServiceName::Executor => Role::Executor,
+            ServiceName::Edge => Role::Edge,
+        },
+        Some(Command::Worker { .. }) => Role::Worker,
+        Some(Command::Up | Command::Migrate | Command::Admin(_)) | None => Role::Embedded,
+    };
+    let mut config = match loaded.and_then(|config| config.validate_for(role).map(|()| config)) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
     let expression = &mut config.executor.engine.limits.expression;
     if expression.sandbox == ExpressionSandbox::Process && expression.evaluator_command.is_none() {
         // This binary serves `expression-sandbox` itself.
-        expression.evaluator_command =
-            Some(std::env::current_exe().context("locating the tyboo binary")?);
+        match std::env::current_exe() {
+            Ok(path) => expression.evaluator_command = Some(path),
+            Err(error) => return report(Err(error).context("locating the tyboo binary")),
+        }
     }
     if cli.dump_config {
         print!("{}", config.to_redacted_toml());
-        return Ok(());
+        return ExitCode::SUCCESS;
     }
+    let Some(command) = cli.command else {
+        // Clap's own help, which lists no hidden command.
+        let _ = Cli::command().print_help();
+        return ExitCode::from(EXIT_CONFIG);
+    };
     tyboo_runtime::telemetry::init_logging(&config.log);
     // Every outbound HTTP client shares one TLS stack (ring), installed once.
     tyboo_engine::install_tls_provider();
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .context("starting the async runtime")?
-        .block_on(run(cli.command, config))
+    {
+        Ok(runtime) => runtime,
+        Err(error) => return report(Err(error).context("starting the async runtime")),
+    };
+    report(runtime.block_on(run(command, config)))
+}
+
+/// Prints a failure once, as one line of causes, with no backtrace and no
+/// debug dump. A cause whose text its parent already quoted (database
+/// errors repeat their source in their own message) is left out.
+fn report(outcome: anyhow::Result<()>) -> ExitCode {
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let _ = std::io::stdout().flush();
+            eprintln!("error: {}", one_line(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(error: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if parts
+            .last()
+            .is_some_and(|previous| previous.contains(&text))
+        {
+            continue;
+        }
+        // A message that repeats its own tail (`a: b: b`) is cut back.
+        let mut text = text;
+        while let Some((head, tail)) = text.rsplit_once(": ") {
+            if head.ends_with(tail) {
+                text = head.to_owned();
+            } else {
+                break;
+            }
+        }
+        parts.push(text);
+    }
+    parts.join(": ")
 }
 
 async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
@@ -120,13 +207,14 @@ async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
         edge: config.edge.grpc_reflection,
     };
     let mesh = match command {
-        Command::ExpressionSandbox { .. } => {
-            anyhow::bail!("the expression sandbox runs without the async runtime")
-        }
         Command::Migrate => {
             mesh::migrate(&config).await?;
             println!("migrations applied");
             return Ok(());
+        }
+        Command::Admin(args) => {
+            let what = tyboo::admin::describe(&args);
+            return tyboo::admin::run(&config, args).await.context(what);
         }
         Command::Up => Mesh::start_embedded(config).await?,
         Command::Serve { service } => Mesh::start_one(config, service).await?,
@@ -139,8 +227,9 @@ async fn run(command: Command, config: TybooConfig) -> anyhow::Result<()> {
             Mesh::start_workers(config, &pools).await?
         }
     };
-    announce(&mesh, reflection);
+    // Signals are handled before the banner tells anyone the process is up.
     mesh.shutdown().listen_for_signals();
+    announce(&mesh, reflection);
     mesh.wait().await?;
     tracing::info!("stopped");
     Ok(())
@@ -157,38 +246,67 @@ fn on_off(enabled: bool) -> &'static str {
     if enabled { "on" } else { "off" }
 }
 
-/// Prints every address, and the owner's API key once on first start.
+/// Prints every address, and the owner's API key on first start.
+///
+/// Logs go to stderr and this block to stdout, after every start-up log line
+/// (each server logs as it is spawned, before this runs), as one write that
+/// is flushed at once: on a terminal that shows both, the block is never
+/// split by a log line, and a script can read stdout alone.
 fn announce(mesh: &Mesh, reflection: Reflection) {
-    println!("Tyboo Studio is running.");
+    let mut lines = vec!["Tyboo Studio is running.".to_owned()];
     if let Some(address) = mesh.edge_address {
-        println!(
+        lines.push(format!(
             "  edge      http://{address}  (HTTP/JSON and gRPC, reflection {})",
             on_off(reflection.edge)
-        );
+        ));
     }
     let services = on_off(reflection.services);
     if let Some(address) = mesh.tenancy_address {
-        println!("  tenancy   {address}  (gRPC, reflection {services})");
+        lines.push(format!(
+            "  tenancy   {address}  (gRPC, reflection {services})"
+        ));
     }
     if let Some(address) = mesh.vault_address {
-        println!("  vault     {address}  (gRPC, reflection {services})");
+        lines.push(format!(
+            "  vault     {address}  (gRPC, reflection {services})"
+        ));
     }
     if let Some(address) = mesh.executor_address {
-        println!("  executor  {address}  (gRPC, reflection {services})");
+        lines.push(format!(
+            "  executor  {address}  (gRPC, reflection {services})"
+        ));
     }
-    println!("  metrics   http://{}/metrics", mesh.admin_address);
+    lines.push(format!("  metrics   http://{}/metrics", mesh.admin_address));
     if let Some(bootstrap) = &mesh.bootstrap {
-        println!();
-        println!("First start: created an organization, a workspace and its owner.");
-        println!("  organization  {}", bootstrap.organization_id);
-        println!("  workspace     {}", bootstrap.workspace_id);
-        println!(
+        lines.push(String::new());
+        if bootstrap.renewed {
+            lines.push(
+                "First start, again: the owner's API key was never used, so it was replaced \
+                 by this one."
+                    .to_owned(),
+            );
+        } else {
+            lines.push(
+                "First start: created an organization, a workspace and its owner.".to_owned(),
+            );
+        }
+        lines.push(format!("  organization  {}", bootstrap.organization_id));
+        lines.push(format!("  workspace     {}", bootstrap.workspace_id));
+        lines.push(format!(
             "  owner         {} ({})",
             bootstrap.owner_email, bootstrap.user_id
+        ));
+        lines.push(format!("  API key       {}", bootstrap.api_key));
+        lines.push(
+            "Until it is first used, each restart replaces it and shows the new one; after \
+             that, `tyboo admin keys issue` gives a member a new key."
+                .to_owned(),
         );
-        println!("  API key       {}", bootstrap.api_key);
-        println!("The API key is shown only this once; keep it.");
+        lines.push("The API key is shown only this once; keep it.".to_owned());
     }
-    use std::io::Write;
-    let _ = std::io::stdout().flush();
+    let mut block = lines.join("\n");
+    block.push('\n');
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(block.as_bytes());
+    let _ = stdout.flush();
 }

@@ -29,6 +29,7 @@ use tyboo_tenancy::{Bootstrap, Tenancy};
 use tyboo_vault::{TenancyAuditSink, Vault};
 
 use crate::config::TybooConfig;
+use crate::ports::{PortKey, Ports};
 
 /// The services that exist so far and can be served alone.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -64,31 +65,49 @@ impl Mesh {
             config.tenancy.service_secret = random_secret();
         }
         with_embedded_master_key(&mut config);
-        let mut starter = Starter::new(&config).await?;
-        let tenancy = open_tenancy(&config).await?;
-        let bootstrap = bootstrap(&config, &tenancy).await?;
-        let tenancy_address = starter.serve_tenancy(&config, tenancy).await?;
+        // Everything that can fail comes before the first start writes its
+        // organization: every port, every database, the edge's routes. A
+        // start that fails here leaves nothing behind to lock anyone out.
+        let mut ports = Ports::bind(
+            &config,
+            &[
+                PortKey::Admin,
+                PortKey::Tenancy,
+                PortKey::Vault,
+                PortKey::Executor,
+                PortKey::Edge,
+            ],
+        )
+        .await?;
+        let tenancy_address = ports.address(PortKey::Tenancy)?;
+        let vault_address = ports.address(PortKey::Vault)?;
+        let executor_address = ports.address(PortKey::Executor)?;
         let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
-        let vault = open_vault(&config, tenancy_channel.clone()).await?;
-        let vault_address = starter.serve_vault(&config, &vault).await?;
         let vault_channel = lazy_channel(&format!("http://{vault_address}"))?;
+        let executor_channel = lazy_channel(&format!("http://{executor_address}"))?;
+        let tenancy = open_tenancy(&config).await?;
+        let vault = open_vault(&config, tenancy_channel.clone()).await?;
         let executor = open_executor(
             &config,
             tenancy_channel.clone(),
             Some(vault_channel.clone()),
         )
         .await?;
-        let executor_address = starter.serve_executor(&config, &executor).await?;
+        let edge = build_edge(
+            &config,
+            tenancy_channel.clone(),
+            Some(executor_channel),
+            Some(vault_channel),
+        )?;
+        let bootstrap = bootstrap(&config, &tenancy).await?;
+
+        let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+        starter.serve_tenancy(&config, ports.take(PortKey::Tenancy)?, tenancy)?;
+        starter.serve_vault(&config, ports.take(PortKey::Vault)?, &vault)?;
+        starter.serve_executor(&config, ports.take(PortKey::Executor)?, &executor)?;
         starter.run_workers(&config, &executor, &Pool::ALL);
-        let executor_channel = lazy_channel(&format!("http://{executor_address}"))?;
-        let edge_address = starter
-            .serve_edge(
-                &config,
-                tenancy_channel,
-                Some(executor_channel),
-                Some(vault_channel),
-            )
-            .await?;
+        let edge_address =
+            starter.serve_edge(&config, ports.take(PortKey::Edge)?, edge, tenancy_channel)?;
         let mut mesh = starter.finish(Some(edge_address), Some(tenancy_address), bootstrap);
         mesh.executor_address = Some(executor_address);
         mesh.vault_address = Some(vault_address);
@@ -98,7 +117,7 @@ impl Mesh {
     /// `tyboo worker --pool …`: runs the nodes of `pools` and serves nothing
     /// but the admin port.
     pub async fn start_workers(config: TybooConfig, pools: &[Pool]) -> anyhow::Result<Mesh> {
-        let mut starter = Starter::new(&config).await?;
+        let mut ports = Ports::bind(&config, &[PortKey::Admin]).await?;
         let tenancy_channel =
             lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
         let executor = open_executor(
@@ -107,25 +126,30 @@ impl Mesh {
             optional_channel(&config.endpoints.vault)?,
         )
         .await?;
+        let mut starter = Starter::new(ports.take(PortKey::Admin)?);
         starter.run_workers(&config, &executor, pools);
         Ok(starter.finish(None, None, None))
     }
 
     /// `tyboo serve <service>`: one service of a distributed deployment.
     pub async fn start_one(config: TybooConfig, service: ServiceName) -> anyhow::Result<Mesh> {
-        let mut starter = Starter::new(&config).await?;
         match service {
             ServiceName::Tenancy => {
+                let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Tenancy]).await?;
                 let tenancy = open_tenancy(&config).await?;
                 let bootstrap = bootstrap(&config, &tenancy).await?;
-                let address = starter.serve_tenancy(&config, tenancy).await?;
+                let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+                let address =
+                    starter.serve_tenancy(&config, ports.take(PortKey::Tenancy)?, tenancy)?;
                 Ok(starter.finish(None, Some(address), bootstrap))
             }
             ServiceName::Vault => {
                 let tenancy_channel =
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+                let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Vault]).await?;
                 let vault = open_vault(&config, tenancy_channel).await?;
-                let address = starter.serve_vault(&config, &vault).await?;
+                let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+                let address = starter.serve_vault(&config, ports.take(PortKey::Vault)?, &vault)?;
                 let mut mesh = starter.finish(None, None, None);
                 mesh.vault_address = Some(address);
                 Ok(mesh)
@@ -134,8 +158,11 @@ impl Mesh {
                 let tenancy_channel =
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
                 let vault = optional_channel(&config.endpoints.vault)?;
+                let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Executor]).await?;
                 let executor = open_executor(&config, tenancy_channel, vault).await?;
-                let address = starter.serve_executor(&config, &executor).await?;
+                let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+                let address =
+                    starter.serve_executor(&config, ports.take(PortKey::Executor)?, &executor)?;
                 let mut mesh = starter.finish(None, None, None);
                 mesh.executor_address = Some(address);
                 Ok(mesh)
@@ -146,8 +173,9 @@ impl Mesh {
                 // and revoked keys working until cached tokens age out.
                 if config.tenancy.service_secret.is_empty() {
                     bail!(
-                        "tenancy.service_secret: must be set for a lone edge (the same value \
-                         as tenancy's), which needs a service token to follow access changes"
+                        "tenancy.service_secret (TYBOO_TENANCY__SERVICE_SECRET): must be set for \
+                         a lone edge (the same value as tenancy's), which needs a service token \
+                         to follow access changes"
                     );
                 }
                 let tenancy =
@@ -155,9 +183,11 @@ impl Mesh {
                 let executor =
                     lazy_channel(&required_endpoint(&config.endpoints.executor, "executor")?)?;
                 let vault = lazy_channel(&required_endpoint(&config.endpoints.vault, "vault")?)?;
-                let address = starter
-                    .serve_edge(&config, tenancy, Some(executor), Some(vault))
-                    .await?;
+                let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Edge]).await?;
+                let edge = build_edge(&config, tenancy.clone(), Some(executor), Some(vault))?;
+                let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+                let address =
+                    starter.serve_edge(&config, ports.take(PortKey::Edge)?, edge, tenancy)?;
                 Ok(starter.finish(Some(address), None, None))
             }
         }
@@ -210,7 +240,10 @@ pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
 
 fn required_endpoint(endpoint: &str, service: &str) -> anyhow::Result<String> {
     if endpoint.is_empty() {
-        bail!("endpoints.{service}: must be set when {service} runs in another process");
+        bail!(
+            "endpoints.{service} ({}): must be set when {service} runs in another process",
+            tyboo_runtime::config::environment_variable(&format!("endpoints.{service}"))
+        );
     }
     Ok(endpoint.to_owned())
 }
@@ -313,6 +346,11 @@ async fn bootstrap(config: &TybooConfig, tenancy: &Tenancy) -> anyhow::Result<Op
         .context("creating the first organization")
 }
 
+/// Opens (and migrates) tenancy's database in this process, for `tyboo admin`.
+pub async fn open_tenancy_for_admin(config: &TybooConfig) -> anyhow::Result<Tenancy> {
+    open_tenancy(config).await
+}
+
 async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
     ensure_data_dir(config)?;
     let tenancy = Tenancy::connect(&config.database_url_for("tenancy"), config.tenancy.clone())
@@ -339,10 +377,38 @@ fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
         .connect_lazy())
 }
 
-async fn bind(address: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(address)
-        .await
-        .with_context(|| format!("binding the {what} port {address}"))
+/// The edge with its routes to the public services behind it, built before
+/// anything is written because a bad route fails here.
+fn build_edge(
+    config: &TybooConfig,
+    tenancy: Channel,
+    executor: Option<Channel>,
+    vault: Option<Channel>,
+) -> anyhow::Result<Edge> {
+    let mut public = vec![Upstream {
+        service: TENANCY_SERVICE.to_owned(),
+        channel: tenancy.clone(),
+    }];
+    if let Some(executor) = &executor {
+        for service in [WORKFLOW_SERVICE, EXECUTION_SERVICE, DEAD_LETTER_SERVICE] {
+            public.push(Upstream {
+                service: service.to_owned(),
+                channel: executor.clone(),
+            });
+        }
+    }
+    if let Some(vault) = vault {
+        public.push(Upstream {
+            service: CREDENTIAL_SERVICE.to_owned(),
+            channel: vault,
+        });
+    }
+    let mut edge =
+        Edge::new(config.edge.clone(), public, tenancy).context("building the edge's routes")?;
+    if let Some(executor) = executor {
+        edge = edge.with_webhooks(executor);
+    }
+    Ok(edge)
 }
 
 /// Binds listeners first and spawns servers on them, so addresses are known
@@ -361,34 +427,35 @@ struct Starter {
 }
 
 impl Starter {
-    async fn new(config: &TybooConfig) -> anyhow::Result<Starter> {
+    fn new(admin: TcpListener) -> Starter {
         tyboo_runtime::telemetry::init_metrics();
         let shutdown = Shutdown::new();
         let services_shutdown = Shutdown::new();
         let mut tasks = JoinSet::new();
-        let admin = bind(config.listen.admin, "admin").await?;
-        let admin_address = admin.local_addr()?;
+        let admin_address = admin
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 0)));
         let admin_shutdown = services_shutdown.clone();
         tasks.spawn(async move {
             tyboo_runtime::telemetry::serve_admin(admin, admin_shutdown)
                 .await
                 .context("admin server")
         });
-        Ok(Starter {
+        Starter {
             shutdown,
             services_shutdown,
             edge_done: None,
             tasks,
             admin_address,
-        })
+        }
     }
 
-    async fn serve_tenancy(
+    fn serve_tenancy(
         &mut self,
         config: &TybooConfig,
+        listener: TcpListener,
         tenancy: Tenancy,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = bind(config.listen.tenancy, "tenancy").await?;
         let address = listener.local_addr()?;
         let limit = config.grpc.max_message_bytes;
         let routes = Routes::new(
@@ -422,12 +489,12 @@ impl Starter {
         Ok(address)
     }
 
-    async fn serve_vault(
+    fn serve_vault(
         &mut self,
         config: &TybooConfig,
+        listener: TcpListener,
         vault: &Vault,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = bind(config.listen.vault, "vault").await?;
         let address = listener.local_addr()?;
         let limit = config.grpc.max_message_bytes;
         let routes = Routes::new(
@@ -478,12 +545,12 @@ impl Starter {
         Ok(address)
     }
 
-    async fn serve_executor(
+    fn serve_executor(
         &mut self,
         config: &TybooConfig,
+        listener: TcpListener,
         executor: &Executor,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = bind(config.listen.executor, "executor").await?;
         let address = listener.local_addr()?;
         let limit = config.grpc.max_message_bytes;
         let routes = Routes::new(
@@ -568,38 +635,14 @@ impl Starter {
         });
     }
 
-    async fn serve_edge(
+    fn serve_edge(
         &mut self,
         config: &TybooConfig,
+        listener: TcpListener,
+        edge: Edge,
         tenancy: Channel,
-        executor: Option<Channel>,
-        vault: Option<Channel>,
     ) -> anyhow::Result<SocketAddr> {
-        let listener = bind(config.listen.edge, "edge").await?;
         let address = listener.local_addr()?;
-        let mut public = vec![Upstream {
-            service: TENANCY_SERVICE.to_owned(),
-            channel: tenancy.clone(),
-        }];
-        if let Some(executor) = &executor {
-            for service in [WORKFLOW_SERVICE, EXECUTION_SERVICE, DEAD_LETTER_SERVICE] {
-                public.push(Upstream {
-                    service: service.to_owned(),
-                    channel: executor.clone(),
-                });
-            }
-        }
-        if let Some(vault) = vault {
-            public.push(Upstream {
-                service: CREDENTIAL_SERVICE.to_owned(),
-                channel: vault,
-            });
-        }
-        let mut edge = Edge::new(config.edge.clone(), public, tenancy.clone())
-            .context("building the edge's routes")?;
-        if let Some(executor) = executor {
-            edge = edge.with_webhooks(executor);
-        }
         let router = edge.router();
         let limits = tyboo_edge::server::ConnectionLimits::from_config(&config.edge);
         let shutdown = self.shutdown.clone();

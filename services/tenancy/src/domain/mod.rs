@@ -3,6 +3,7 @@
 //! here knows about gRPC; every change and its audit event commit together.
 
 pub mod access_changes;
+pub mod admin;
 pub mod api_keys;
 pub mod audit;
 mod caller;

@@ -160,6 +160,9 @@ pub struct Bootstrap {
     pub owner_email: String,
     /// The owner's API key secret, shown once.
     pub api_key: String,
+    /// A restart before the first key was ever used: this key replaces the
+    /// one printed before, which no longer works.
+    pub renewed: bool,
 }
 
 pub(crate) fn parse_role(stored: &str) -> TenancyResult<Role> {

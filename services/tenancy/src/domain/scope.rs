@@ -43,6 +43,8 @@ impl WorkspaceScope {
     pub(crate) fn rank(&self) -> Role {
         match self.principal.subject {
             Subject::Service(_) => Role::Owner,
+            // An operator reads only; it outranks nobody.
+            Subject::Operator(_) => Role::Viewer,
             Subject::User(_) => self.principal.role.unwrap_or(Role::Viewer),
         }
     }
@@ -59,6 +61,13 @@ impl Domain {
     ) -> TenancyResult<WorkspaceScope> {
         let requested =
             Uuid::parse_str(workspace_id).map_err(|_| TenancyError::NotFound("workspace"))?;
+        if caller.is_operator() {
+            // An operator reads across tenants: any workspace it names, with
+            // the matrix's operator column deciding what it may do there.
+            let mut principal = caller.clone();
+            principal.workspace_id = Some(requested);
+            return self.own_scope(&principal).await;
+        }
         if caller.workspace_id != Some(requested) {
             return Err(TenancyError::NotFound("workspace"));
         }

@@ -4,13 +4,16 @@ use tyboo_auth::{Permission, Principal, Role};
 use uuid::Uuid;
 
 use super::Domain;
+use super::access_changes::{self, AccessChangeOf};
 use super::api_keys::issue_api_key;
 use super::audit::{self, AuditEntry, SYSTEM_ACTOR};
 use super::model::{Bootstrap, IssuedApiKey, Organization, User, Workspace};
 use super::scope::WorkspaceScope;
 use super::validation::{Email, Name};
 use crate::error::{TenancyError, TenancyResult};
-use crate::storage::{self, LOCK_BOOTSTRAP, audit as audit_store, members, workspaces};
+use crate::storage::{
+    self, LOCK_BOOTSTRAP, api_keys, audit as audit_store, first_start, members, workspaces,
+};
 
 /// The name of the key a member receives with a new membership.
 pub(crate) const FIRST_KEY_NAME: &str = "default";
@@ -126,8 +129,12 @@ impl Domain {
     }
 
     /// On first start, creates an organization, a workspace, its owner and an
-    /// API key for the owner, all audited as "system". Returns `None` once
-    /// any organization exists, so running it on every start is safe.
+    /// API key for the owner, all audited as "system", and records them as
+    /// the first start. Later starts return a fresh key for that owner (the
+    /// previous one revoked) for as long as the first start's key has never
+    /// been used, so a key lost before its first use never locks anyone
+    /// out; after that, and on any platform whose organizations were not
+    /// made by a first start, they return `None`.
     pub async fn bootstrap_if_empty(
         &self,
         organization_name: &Name,
@@ -138,8 +145,13 @@ impl Domain {
         // Two processes starting together must not both bootstrap.
         storage::lock_globally(&transaction, LOCK_BOOTSTRAP).await?;
         if workspaces::any_organization_exists(&transaction).await? {
-            transaction.rollback().await?;
-            return Ok(None);
+            let renewed = self.renew_unused_first_key(&transaction).await?;
+            if renewed.is_some() {
+                transaction.commit().await?;
+            } else {
+                transaction.rollback().await?;
+            }
+            return Ok(renewed);
         }
         let now = storage::now();
         let organization = workspaces::insert_organization(
@@ -200,6 +212,15 @@ impl Domain {
             None,
         )
         .await?;
+        first_start::insert(
+            &transaction,
+            organization.id,
+            workspace.id,
+            owner.id,
+            issued.api_key.id,
+            now,
+        )
+        .await?;
         transaction.commit().await?;
         tracing::info!(
             organization_id = %organization.id,
@@ -212,6 +233,74 @@ impl Domain {
             user_id: owner.id,
             owner_email: owner.email,
             api_key: issued.secret,
+            renewed: false,
+        }))
+    }
+
+    /// Inside the bootstrap lock: while the first start's key is live and
+    /// has never authenticated, revokes it and issues its holder a new one.
+    async fn renew_unused_first_key(
+        &self,
+        transaction: &sea_orm::DatabaseTransaction,
+    ) -> TenancyResult<Option<Bootstrap>> {
+        let Some(record) = first_start::find(transaction).await? else {
+            return Ok(None);
+        };
+        let Some(previous) = api_keys::find(transaction, record.api_key_id).await? else {
+            return Ok(None);
+        };
+        if previous.last_use_time.is_some() || previous.revoke_time.is_some() {
+            return Ok(None);
+        }
+        let (Some(owner), Some(_)) = (
+            workspaces::find_user(transaction, record.user_id).await?,
+            members::find_membership(transaction, record.workspace_id, record.user_id).await?,
+        ) else {
+            return Ok(None);
+        };
+        let mut head = audit::lock_chain(transaction, record.workspace_id).await?;
+        api_keys::revoke(transaction, previous.id, storage::now()).await?;
+        audit::append(
+            transaction,
+            &mut head,
+            SYSTEM_ACTOR,
+            AuditEntry::new("api_key.revoked", format!("api_key:{}", previous.id))
+                .detail("user_id", previous.user_id.to_string())
+                .detail("prefix", previous.prefix.clone())
+                .detail("reason", "first start key never used; replaced on restart"),
+        )
+        .await?;
+        access_changes::record(
+            transaction,
+            self,
+            record.workspace_id,
+            AccessChangeOf::ApiKeyRevoked {
+                api_key_id: previous.id,
+            },
+        )
+        .await?;
+        let issued = issue_api_key(
+            transaction,
+            &mut head,
+            SYSTEM_ACTOR,
+            record.workspace_id,
+            record.user_id,
+            FIRST_KEY_NAME,
+            None,
+        )
+        .await?;
+        first_start::replace_api_key(transaction, issued.api_key.id).await?;
+        tracing::info!(
+            workspace_id = %record.workspace_id,
+            "the first start's API key was never used: issued its owner a new one"
+        );
+        Ok(Some(Bootstrap {
+            organization_id: record.organization_id,
+            workspace_id: record.workspace_id,
+            user_id: record.user_id,
+            owner_email: owner.email,
+            api_key: issued.secret,
+            renewed: true,
         }))
     }
 }

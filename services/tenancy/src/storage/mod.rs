@@ -6,6 +6,7 @@ pub mod access_changes;
 pub mod api_keys;
 pub mod audit;
 pub mod entities;
+pub mod first_start;
 pub mod invitations;
 pub mod members;
 mod migrations;

@@ -134,3 +134,31 @@ pub async fn find_or_create_user<C: ConnectionTrait>(
         .ok_or_else(|| DbErr::RecordNotFound(format!("user {email} after insert")))?;
     Ok((user, created))
 }
+
+/// Every organization, oldest first: for operators only.
+pub async fn list_organizations<C: ConnectionTrait>(
+    db: &C,
+) -> Result<Vec<organization::Model>, DbErr> {
+    organization::Entity::find()
+        .order_by_asc(organization::Column::CreateTime)
+        .order_by_asc(organization::Column::Id)
+        .all(db)
+        .await
+}
+
+/// Every workspace, or those of one organization, oldest first: for
+/// operators only.
+pub async fn list_workspaces<C: ConnectionTrait>(
+    db: &C,
+    organization_id: Option<Uuid>,
+) -> Result<Vec<workspace::Model>, DbErr> {
+    let mut query = workspace::Entity::find();
+    if let Some(organization_id) = organization_id {
+        query = query.filter(workspace::Column::OrganizationId.eq(organization_id));
+    }
+    query
+        .order_by_asc(workspace::Column::CreateTime)
+        .order_by_asc(workspace::Column::Id)
+        .all(db)
+        .await
+}

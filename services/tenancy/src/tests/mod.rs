@@ -3,6 +3,7 @@
 //! `TYBOO_TEST_POSTGRES_URL` is set.
 
 mod access_changes;
+mod admin;
 mod api_keys;
 mod audit;
 mod grpc;

@@ -46,7 +46,7 @@ impl ServiceCaller {
     pub fn for_principal(principal: &Principal) -> Option<ServiceCaller> {
         match &principal.subject {
             Subject::Service(name) => Some(ServiceCaller { name: name.clone() }),
-            Subject::User(_) => None,
+            Subject::User(_) | Subject::Operator(_) => None,
         }
     }
 

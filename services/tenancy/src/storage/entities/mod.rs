@@ -5,6 +5,7 @@ pub mod access_change;
 pub mod api_key;
 pub mod audit_event;
 pub mod audit_head;
+pub mod first_start;
 pub mod invitation;
 pub mod membership;
 pub mod organization;

@@ -5,6 +5,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 
 mod m20261125_000001_create_tenancy;
 mod m20261201_000002_access_changes;
+mod m20261207_000003_first_start;
 
 pub struct Migrator;
 
@@ -13,6 +14,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261125_000001_create_tenancy::Migration),
             Box::new(m20261201_000002_access_changes::Migration),
+            Box::new(m20261207_000003_first_start::Migration),
         ]
     }
 }
