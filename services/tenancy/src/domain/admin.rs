@@ -5,7 +5,7 @@
 //! is on the audit log with the operator as its actor: reads of one
 //! workspace on that workspace's chain, the rest on the global chain.
 
-use tyboo_auth::{Principal, Role};
+use tyboo_auth::Principal;
 use uuid::Uuid;
 
 use super::Domain;
@@ -13,7 +13,7 @@ use super::api_keys::issue_api_key;
 use super::audit::{self, AuditEntry, GLOBAL_CHAIN};
 use super::model::{Bootstrap, IssuedToken, Member, Organization, Workspace, member_from_rows};
 use super::validation::{Email, Name};
-use super::workspaces::FIRST_KEY_NAME;
+use super::workspaces as workspaces_domain;
 use crate::error::{TenancyError, TenancyResult};
 use crate::storage::{self, audit as audit_store, members, workspaces};
 
@@ -141,75 +141,18 @@ impl Domain {
         owner_email: &Email,
     ) -> TenancyResult<Bootstrap> {
         let actor = operator.actor();
-        let now = storage::now();
         let transaction = self.store().begin_write().await?;
-        let organization = workspaces::insert_organization(
+        let (bootstrap, _) = workspaces_domain::found_organization(
             &transaction,
-            Uuid::now_v7(),
-            organization_name.as_str(),
-            now,
-        )
-        .await?;
-        let workspace = workspaces::insert_workspace(
-            &transaction,
-            Uuid::now_v7(),
-            organization.id,
-            workspace_name.as_str(),
-            now,
-        )
-        .await?;
-        audit_store::insert_head(&transaction, workspace.id).await?;
-        let mut head = audit::lock_chain(&transaction, workspace.id).await?;
-        let (owner, _) = workspaces::find_or_create_user(
-            &transaction,
-            owner_email.as_str(),
-            owner_email.local_part(),
-            now,
-        )
-        .await?;
-        members::insert_membership(
-            &transaction,
-            workspace.id,
-            owner.id,
-            Role::Owner.as_str(),
-            now,
-        )
-        .await?;
-        let entries = [
-            AuditEntry::new(
-                "organization.created",
-                format!("organization:{}", organization.id),
-            )
-            .detail("name", organization.name.clone()),
-            AuditEntry::new("workspace.created", format!("workspace:{}", workspace.id))
-                .detail("name", workspace.name.clone())
-                .detail("organization_id", organization.id.to_string()),
-            AuditEntry::new("member.added", format!("user:{}", owner.id))
-                .detail("role", Role::Owner.as_str())
-                .detail("email", owner.email.clone()),
-        ];
-        for entry in entries {
-            audit::append(&transaction, &mut head, &actor, entry).await?;
-        }
-        let issued = issue_api_key(
-            &transaction,
-            &mut head,
+            organization_name,
+            workspace_name,
+            owner_email,
             &actor,
-            workspace.id,
-            owner.id,
-            FIRST_KEY_NAME,
-            None,
+            storage::now(),
         )
         .await?;
         transaction.commit().await?;
-        Ok(Bootstrap {
-            organization_id: organization.id,
-            workspace_id: workspace.id,
-            user_id: owner.id,
-            owner_email: owner.email,
-            api_key: issued.secret,
-            renewed: false,
-        })
+        Ok(bootstrap)
     }
 
     /// Recovery: a new API key for an existing member of the workspace, whose

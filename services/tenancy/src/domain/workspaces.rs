@@ -154,87 +154,31 @@ impl Domain {
             return Ok(renewed);
         }
         let now = storage::now();
-        let organization = workspaces::insert_organization(
+        let (bootstrap, api_key_id) = found_organization(
             &transaction,
-            Uuid::now_v7(),
-            organization_name.as_str(),
-            now,
-        )
-        .await?;
-        let workspace = workspaces::insert_workspace(
-            &transaction,
-            Uuid::now_v7(),
-            organization.id,
-            workspace_name.as_str(),
-            now,
-        )
-        .await?;
-        audit_store::insert_head(&transaction, workspace.id).await?;
-        let mut head = audit::lock_chain(&transaction, workspace.id).await?;
-        let (owner, _) = workspaces::find_or_create_user(
-            &transaction,
-            owner_email.as_str(),
-            owner_email.local_part(),
-            now,
-        )
-        .await?;
-        members::insert_membership(
-            &transaction,
-            workspace.id,
-            owner.id,
-            Role::Owner.as_str(),
-            now,
-        )
-        .await?;
-        let entries = [
-            AuditEntry::new(
-                "organization.created",
-                format!("organization:{}", organization.id),
-            )
-            .detail("name", organization.name.clone()),
-            AuditEntry::new("workspace.created", format!("workspace:{}", workspace.id))
-                .detail("name", workspace.name.clone())
-                .detail("organization_id", organization.id.to_string()),
-            AuditEntry::new("member.added", format!("user:{}", owner.id))
-                .detail("role", Role::Owner.as_str())
-                .detail("email", owner.email.clone()),
-        ];
-        for entry in entries {
-            audit::append(&transaction, &mut head, SYSTEM_ACTOR, entry).await?;
-        }
-        let issued = issue_api_key(
-            &transaction,
-            &mut head,
+            organization_name,
+            workspace_name,
+            owner_email,
             SYSTEM_ACTOR,
-            workspace.id,
-            owner.id,
-            FIRST_KEY_NAME,
-            None,
+            now,
         )
         .await?;
         first_start::insert(
             &transaction,
-            organization.id,
-            workspace.id,
-            owner.id,
-            issued.api_key.id,
+            bootstrap.organization_id,
+            bootstrap.workspace_id,
+            bootstrap.user_id,
+            api_key_id,
             now,
         )
         .await?;
         transaction.commit().await?;
         tracing::info!(
-            organization_id = %organization.id,
-            workspace_id = %workspace.id,
+            organization_id = %bootstrap.organization_id,
+            workspace_id = %bootstrap.workspace_id,
             "created the first organization and workspace"
         );
-        Ok(Some(Bootstrap {
-            organization_id: organization.id,
-            workspace_id: workspace.id,
-            user_id: owner.id,
-            owner_email: owner.email,
-            api_key: issued.secret,
-            renewed: false,
-        }))
+        Ok(Some(bootstrap))
     }
 
     /// Inside the bootstrap lock: while the first start's key is live and
@@ -303,4 +247,88 @@ impl Domain {
             renewed: true,
         }))
     }
+}
+
+/// Inside `transaction`: a new organization with its first workspace, its
+/// owner (an existing user of that address, or a new one) and the owner's
+/// API key, each step audited as `actor` on the new workspace's chain. The
+/// first start and `tyboo admin orgs create` both found organizations so.
+/// Returns what to show the owner, and the id of the key.
+pub(crate) async fn found_organization(
+    transaction: &sea_orm::DatabaseTransaction,
+    organization_name: &Name,
+    workspace_name: &Name,
+    owner_email: &Email,
+    actor: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> TenancyResult<(Bootstrap, Uuid)> {
+    let organization = workspaces::insert_organization(
+        transaction,
+        Uuid::now_v7(),
+        organization_name.as_str(),
+        now,
+    )
+    .await?;
+    let workspace = workspaces::insert_workspace(
+        transaction,
+        Uuid::now_v7(),
+        organization.id,
+        workspace_name.as_str(),
+        now,
+    )
+    .await?;
+    audit_store::insert_head(transaction, workspace.id).await?;
+    let mut head = audit::lock_chain(transaction, workspace.id).await?;
+    let (owner, _) = workspaces::find_or_create_user(
+        transaction,
+        owner_email.as_str(),
+        owner_email.local_part(),
+        now,
+    )
+    .await?;
+    members::insert_membership(
+        transaction,
+        workspace.id,
+        owner.id,
+        Role::Owner.as_str(),
+        now,
+    )
+    .await?;
+    let entries = [
+        AuditEntry::new(
+            "organization.created",
+            format!("organization:{}", organization.id),
+        )
+        .detail("name", organization.name.clone()),
+        AuditEntry::new("workspace.created", format!("workspace:{}", workspace.id))
+            .detail("name", workspace.name.clone())
+            .detail("organization_id", organization.id.to_string()),
+        AuditEntry::new("member.added", format!("user:{}", owner.id))
+            .detail("role", Role::Owner.as_str())
+            .detail("email", owner.email.clone()),
+    ];
+    for entry in entries {
+        audit::append(transaction, &mut head, actor, entry).await?;
+    }
+    let issued = issue_api_key(
+        transaction,
+        &mut head,
+        actor,
+        workspace.id,
+        owner.id,
+        FIRST_KEY_NAME,
+        None,
+    )
+    .await?;
+    Ok((
+        Bootstrap {
+            organization_id: organization.id,
+            workspace_id: workspace.id,
+            user_id: owner.id,
+            owner_email: owner.email,
+            api_key: issued.secret,
+            renewed: false,
+        },
+        issued.api_key.id,
+    ))
 }
