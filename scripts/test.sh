@@ -3,10 +3,11 @@
 # the embedded backends (SQLite) and on PostgreSQL + Redis; then the workflow
 # end-to-end suite (and what each port lists through reflection) once more
 # with every service and two worker pools as separate `tyboo` processes on
-# PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY).
+# PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY); then schemathesis against a
+# running `tyboo up`.
 #
 # Works from a fresh clone: it installs the tools it needs (buf from npm,
-# Python's grpcio for the reflection-only client) into a cache outside the
+# schemathesis from PyPI, Python's grpcio for the reflection-only client) into a cache outside the
 # clone, and starts PostgreSQL and Redis if they are not answering.
 set -euo pipefail
 
@@ -25,12 +26,19 @@ step() { printf '\n==> %s\n' "$*"; }
 step "PostgreSQL and Redis"
 bash "$root/scripts/services.sh"
 
-step "tools: buf, grpcio, jq"
+step "tools: buf, schemathesis, grpcio, jq"
 command -v jq >/dev/null || { apt-get update -qq && apt-get install -y -qq jq; }
 buf_version=1.75.0
 if [ ! -x "$tools/node_modules/.bin/buf" ] || \
    [ "$("$tools/node_modules/.bin/buf" --version 2>/dev/null)" != "$buf_version" ]; then
   npm install --silent --no-audit --no-fund --prefix "$tools" "@bufbuild/buf@$buf_version"
+fi
+schemathesis_version=4.32.5
+st="$tools/schemathesis-$schemathesis_version/bin/st"
+if [ ! -x "$st" ]; then
+  python3 -m venv "$tools/schemathesis-$schemathesis_version"
+  "$tools/schemathesis-$schemathesis_version/bin/pip" install --quiet --disable-pip-version-check \
+    "schemathesis==$schemathesis_version"
 fi
 if ! python3 -c 'import grpc, grpc_reflection, google.protobuf' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check \
@@ -62,6 +70,10 @@ TYBOO_TEST_BACKEND=postgres \
 step "workflow and reflection tests on separate processes (tenancy, vault, executor, workers, edge)"
 TYBOO_TEST_BACKEND=postgres TYBOO_TEST_TOPOLOGY=processes \
   cargo test -p tyboo --test e2e --locked -- workflows:: reflection:: 2>&1 | tee -a "$results"
+
+step "schemathesis against tyboo up: every operation of /openapi.json"
+cargo build -p tyboo --bin tyboo --locked
+bash "$root/scripts/schemathesis.sh" "$CARGO_TARGET_DIR/debug/tyboo" "$st"
 
 # One closing line for every pass together.
 awk '/^test result:/ { passed += $4; failed += $6 } END { printf "\nall backends: %d passed, %d failed\n", passed, failed }' "$results"

@@ -21,10 +21,16 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         compiler.encode_file_descriptor_set(),
     )?;
 
+    // Every message knows its full name (`prost::Name`), so that the codec of
+    // generated servers can find a request's validation rules in the
+    // descriptor set.
+    let mut config = prost_build::Config::new();
+    config.enable_type_names();
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
-        .compile_fds(compiler.file_descriptor_set())?;
+        .codec_path("crate::validation::ValidatingCodec")
+        .compile_fds_with_config(compiler.file_descriptor_set(), config)?;
 
     println!("cargo:rerun-if-changed={}", proto_root.display());
     for file in &files {

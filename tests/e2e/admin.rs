@@ -249,8 +249,10 @@ async fn an_operator_token_reads_any_workspace_over_grpc_and_writes_nothing() {
         .expect("an operator lists a workspace's workflows");
     let refused = workflows
         .create_workflow(with_key(
+            // Valid as a request: refused for who asks, not for what.
             CreateWorkflowRequest {
                 name: "operator".to_owned(),
+                graph: Some(Default::default()),
                 ..CreateWorkflowRequest::default()
             },
             &scoped,

@@ -184,8 +184,9 @@ async fn a_bad_value_is_named_once_by_key_and_variable_without_internals() {
     assert_eq!(output.status.code(), Some(2));
     let stderr = stderr_of(&output);
     assert!(
-        stderr
-            .contains("tenancy.max_name_length (TYBOO_TENANCY__MAX_NAME_LENGTH): must be positive"),
+        stderr.contains(
+            "tenancy.max_name_length (TYBOO_TENANCY__MAX_NAME_LENGTH): must be between 1 and 200"
+        ),
         "{stderr}"
     );
     assert!(

@@ -25,9 +25,18 @@ pub fn service_names() -> Vec<String> {
         .collect()
 }
 
+pub mod validation;
+
 pub mod google {
     pub mod api {
         tonic::include_proto!("google.api");
+    }
+}
+
+/// The validation rules the contracts annotate their fields with.
+pub mod buf {
+    pub mod validate {
+        tonic::include_proto!("buf.validate");
     }
 }
 

@@ -232,13 +232,23 @@ impl RouteTable {
     }
 
     /// Finds the route of a request: 404 when no template matches the path,
-    /// 405 when templates match but for other methods.
+    /// 405 when templates match but for other methods. Only the most
+    /// specific template that matches counts (routes are kept in that
+    /// order): `/v1/things/{id}:cancel` is not also `/v1/things/{id}` with
+    /// an id of `…:cancel`, so its `Allow` names only the cancel's method.
     pub(crate) fn lookup(&self, method: &Method, path: &str) -> Result<RouteMatch, ApiError> {
         let mut allowed: Vec<Method> = Vec::new();
+        let mut best_shape: Option<String> = None;
         for route in &self.routes {
             let Some(raw_values) = route.template.matches(path) else {
                 continue;
             };
+            let shape = route.template.shape();
+            match &best_shape {
+                None => best_shape = Some(shape),
+                Some(best) if *best != shape => continue,
+                Some(_) => {}
+            }
             if route.http_method != *method {
                 if !allowed.contains(&route.http_method) {
                     allowed.push(route.http_method.clone());

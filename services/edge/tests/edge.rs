@@ -22,7 +22,7 @@ async fn get_binds_path_and_query_and_forwards_token_and_request_id() {
     let answer = sandbox
         .call(
             Method::GET,
-            "/v1/workspaces/ws%201/invitations?include_closed=true",
+            "/v1/workspaces/%301a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations?include_closed=true",
             &[
                 ("authorization", &authorization),
                 ("x-request-id", "req-abc"),
@@ -34,7 +34,10 @@ async fn get_binds_path_and_query_and_forwards_token_and_request_id() {
     assert_eq!(answer.headers["x-request-id"], "req-abc");
     assert_eq!(answer.headers["content-type"], "application/json");
     let invitation = &answer.json["invitations"][0];
-    assert_eq!(invitation["workspaceId"], "ws 1");
+    assert_eq!(
+        invitation["workspaceId"], "01a24fd1-cb17-7725-9e75-ffc4fc5f8878",
+        "percent-decoded"
+    );
     assert_eq!(invitation["id"], "include_closed=true");
     assert_eq!(invitation["invitedBy"], bearer(PRINCIPAL_TOKEN));
     assert_eq!(invitation["email"], "req-abc");
@@ -51,7 +54,7 @@ async fn post_body_is_transcoded_and_the_key_is_exchanged_once() {
     let created = sandbox
         .call(
             Method::POST,
-            "/v1/workspaces/ws-1/invitations",
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
             &headers,
             r#"{"email": "ada@example.com", "role": "ROLE_EDITOR", "ttl_seconds": "3600"}"#,
         )
@@ -62,10 +65,18 @@ async fn post_body_is_transcoded_and_the_key_is_exchanged_once() {
         json!("ada@example.com")
     );
     assert_eq!(created.json["invitation"]["role"], "ROLE_EDITOR");
-    assert_eq!(created.json["invitation"]["workspaceId"], "ws-1");
+    assert_eq!(
+        created.json["invitation"]["workspaceId"],
+        "01a24fd1-cb17-7725-9e75-ffc4fc5f8878"
+    );
     assert_eq!(created.json["token"], bearer(PRINCIPAL_TOKEN));
     let listed = sandbox
-        .call(Method::GET, "/v1/workspaces/ws-1/invitations", &headers, "")
+        .call(
+            Method::GET,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &headers,
+            "",
+        )
         .await;
     assert_eq!(listed.status, StatusCode::OK);
     assert_ne!(
@@ -85,8 +96,14 @@ async fn concurrent_misses_for_one_key_share_one_exchange() {
     let sandbox = Sandbox::start(EdgeConfig::default()).await;
     let authorization = bearer(SLOW_KEY);
     let headers = [("authorization", authorization.as_str())];
-    let calls =
-        (0..8).map(|_| sandbox.call(Method::GET, "/v1/workspaces/ws-1/invitations", &headers, ""));
+    let calls = (0..8).map(|_| {
+        sandbox.call(
+            Method::GET,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &headers,
+            "",
+        )
+    });
     for answer in futures::future::join_all(calls).await {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.json);
     }
@@ -101,7 +118,7 @@ async fn bad_keys_are_401_and_other_bearers_never_reach_tenancy() {
     let answer = sandbox
         .call(
             Method::GET,
-            "/v1/workspaces/ws-1/invitations",
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
             &[("authorization", &wrong)],
             "",
         )
@@ -118,7 +135,7 @@ async fn bad_keys_are_401_and_other_bearers_never_reach_tenancy() {
     let answer = sandbox
         .call(
             Method::GET,
-            "/v1/workspaces/ws-1/invitations",
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
             &[("authorization", &jwt)],
             "",
         )
@@ -138,12 +155,22 @@ async fn an_upstream_unauthenticated_evicts_the_cached_token() {
     let authorization = bearer(GOOD_KEY);
     let headers = [("authorization", authorization.as_str())];
     let refused = sandbox
-        .call(Method::GET, "/v1/workspaces/ws-1", &headers, "")
+        .call(
+            Method::GET,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878",
+            &headers,
+            "",
+        )
         .await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     assert_eq!(refused.json["message"], "the API key was revoked");
     let again = sandbox
-        .call(Method::GET, "/v1/workspaces/ws-1/invitations", &headers, "")
+        .call(
+            Method::GET,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &headers,
+            "",
+        )
         .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(
@@ -163,7 +190,12 @@ async fn an_oversize_body_is_413() {
     let sandbox = Sandbox::start(config).await;
     let body = format!(r#"{{"email": "{}@example.com"}}"#, "a".repeat(1024));
     let answer = sandbox
-        .call(Method::POST, "/v1/workspaces/ws-1/invitations", &[], &body)
+        .call(
+            Method::POST,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &[],
+            &body,
+        )
         .await;
     assert_eq!(answer.status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(answer.json["code"], "PAYLOAD_TOO_LARGE");
@@ -173,7 +205,7 @@ async fn an_oversize_body_is_413() {
 #[tokio::test]
 async fn malformed_and_unknown_json_is_400_naming_the_field() {
     let sandbox = Sandbox::start(EdgeConfig::default()).await;
-    let path = "/v1/workspaces/ws-1/invitations";
+    let path = "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations";
     let wrong_type = sandbox
         .call(Method::POST, path, &[], r#"{"email": 5}"#)
         .await;
@@ -197,7 +229,7 @@ async fn malformed_and_unknown_json_is_400_naming_the_field() {
     let bad_query = sandbox
         .call(
             Method::GET,
-            "/v1/workspaces/ws-1/invitations?include_closed=perhaps",
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations?include_closed=perhaps",
             &[],
             "",
         )
@@ -219,7 +251,12 @@ async fn unknown_paths_are_404_and_wrong_methods_405() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.json["code"], "NOT_FOUND");
     let wrong = sandbox
-        .call(Method::PUT, "/v1/workspaces/ws-1/invitations", &[], "{}")
+        .call(
+            Method::PUT,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &[],
+            "{}",
+        )
         .await;
     assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(wrong.headers["allow"], "GET, POST");
@@ -239,7 +276,12 @@ async fn an_unreachable_service_is_503() {
     )
     .await;
     let answer = sandbox
-        .call(Method::GET, "/v1/workspaces/ws-1/invitations", &[], "")
+        .call(
+            Method::GET,
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
+            &[],
+            "",
+        )
         .await;
     assert_eq!(
         answer.status,
@@ -263,7 +305,7 @@ async fn native_grpc_passes_through_with_the_principal_token() {
     let mut client = TenancyServiceClient::new(sandbox.grpc_channel().await);
 
     let mut request = tonic::Request::new(ListMembersRequest {
-        workspace_id: "ws-9".into(),
+        workspace_id: "01a24fd1-cb17-7725-9e75-ffc4fc5f8879".into(),
     });
     request
         .metadata_mut()
@@ -276,7 +318,7 @@ async fn native_grpc_passes_through_with_the_principal_token() {
         .await
         .expect("passthrough call");
     let member = &response.get_ref().members[0];
-    assert_eq!(member.workspace_id, "ws-9");
+    assert_eq!(member.workspace_id, "01a24fd1-cb17-7725-9e75-ffc4fc5f8879");
     assert_eq!(
         member.user_id,
         bearer(PRINCIPAL_TOKEN),
@@ -366,7 +408,7 @@ async fn cors_headers_only_for_configured_origins() {
     let preflight = sandbox
         .call(
             Method::OPTIONS,
-            "/v1/workspaces/ws-1/invitations",
+            "/v1/workspaces/01a24fd1-cb17-7725-9e75-ffc4fc5f8878/invitations",
             &[
                 ("origin", "https://app.example"),
                 ("access-control-request-method", "POST"),

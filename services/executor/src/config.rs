@@ -174,6 +174,14 @@ impl ExecutorConfig {
         if self.page_size_default > self.page_size_max {
             return Err("page_size_default: must not exceed page_size_max".to_owned());
         }
+        // The contract caps a workflow's name at 200 characters and its
+        // description at 2000 (workflow.proto); a setting can only lower that.
+        if self.max_name_length == 0 || self.max_name_length > 200 {
+            return Err("max_name_length: must be between 1 and 200".to_owned());
+        }
+        if self.max_description_length > 2000 {
+            return Err("max_description_length: must be at most 2000".to_owned());
+        }
         if self.bulk_limit_default > self.bulk_limit_max {
             return Err("bulk_limit_default: must not exceed bulk_limit_max".to_owned());
         }

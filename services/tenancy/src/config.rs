@@ -150,8 +150,10 @@ impl TenancyConfig {
         if self.audit_verify_batch_size == 0 {
             return Err("audit_verify_batch_size: must be positive".to_owned());
         }
-        if self.max_name_length == 0 {
-            return Err("max_name_length: must be positive".to_owned());
+        // The contracts cap names at 200 characters (`max_len` in
+        // tenancy.proto); a setting can only lower that.
+        if self.max_name_length == 0 || self.max_name_length > 200 {
+            return Err("max_name_length: must be between 1 and 200".to_owned());
         }
         if self.api_key_last_use_resolution_seconds > 86_400 {
             return Err("api_key_last_use_resolution_seconds: must be at most 86400".to_owned());

@@ -135,6 +135,14 @@ impl VaultConfig {
         if self.page_size_default > self.page_size_max {
             return Err("page_size_default: must not exceed page_size_max".to_owned());
         }
+        // The contract caps names at 200 characters and allowed hosts at 32
+        // entries (credential.proto); a setting can only lower that.
+        if self.max_name_length > 200 {
+            return Err("max_name_length: must be at most 200".to_owned());
+        }
+        if self.max_allowed_hosts > 32 {
+            return Err("max_allowed_hosts: must be at most 32".to_owned());
+        }
         if self.rewrap_batch_default > self.rewrap_batch_max {
             return Err("rewrap_batch_default: must not exceed rewrap_batch_max".to_owned());
         }

@@ -30,8 +30,8 @@ pub struct Acceptance {
 }
 
 impl Domain {
-    /// The lifetime for a request's `ttl_seconds`: the default for zero,
-    /// bounded by the configured maximum.
+    /// The lifetime for a request's `ttl_seconds`: the default for zero, at
+    /// most the configured maximum.
     pub fn invitation_ttl(&self, requested_seconds: i64) -> TenancyResult<chrono::Duration> {
         let config = self.config();
         let seconds = match requested_seconds {
@@ -39,13 +39,9 @@ impl Domain {
             negative if negative < 0 => {
                 return Err(TenancyError::invalid("ttl_seconds", "must not be negative"));
             }
-            seconds if seconds > config.invitation_ttl_max_seconds => {
-                return Err(TenancyError::invalid(
-                    "ttl_seconds",
-                    format!("must be at most {}", config.invitation_ttl_max_seconds),
-                ));
-            }
-            seconds => seconds,
+            // Longer than allowed: the longest allowed, as a page size is
+            // (the answer's expire_time shows what was granted).
+            seconds => seconds.min(config.invitation_ttl_max_seconds),
         };
         Ok(super::bounded_seconds(
             u64::try_from(seconds).unwrap_or_default(),

@@ -356,11 +356,8 @@ impl TenancyService for TenancyGrpc {
         let end_time = end_time
             .map(|value| from_timestamp("end_time", &value))
             .transpose()?;
-        if let (Some(start), Some(end)) = (start_time, end_time)
-            && end <= start
-        {
-            return Err(TenancyError::invalid("end_time", "must be after start_time").into());
-        }
+        // An empty window (end at or before start) is not an error: it holds
+        // no events, as the filter itself says.
         let query = AuditQuery {
             action: non_empty(action),
             actor: non_empty(actor),

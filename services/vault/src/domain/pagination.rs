@@ -2,7 +2,9 @@
 //! is the last name seen, encoded so it stays opaque and URL-safe.
 
 use base64::Engine as _;
+use base64::alphabet;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 
 use crate::error::{VaultError, VaultResult};
 
@@ -23,13 +25,22 @@ pub fn decode_name_token(token: &str) -> VaultResult<Option<String>> {
     if token.is_empty() {
         return Ok(None);
     }
-    URL_SAFE_NO_PAD
+    // Any unpadded base64url text is a token, as the contract says
+    // (`ListCredentialsRequest.page_token`): the page starts after the name
+    // it spells, whether or not such a credential exists.
+    TOKEN_ENGINE
         .decode(token)
-        .ok()
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .map(Some)
-        .ok_or_else(|| VaultError::invalid("page_token", "is not a token this service issued"))
+        .map(|bytes| Some(String::from_utf8_lossy(&bytes).into_owned()))
+        .map_err(|_| VaultError::invalid("page_token", "is not a token this service issued"))
 }
+
+const TOKEN_ENGINE: GeneralPurpose = GeneralPurpose::new(
+    &alphabet::URL_SAFE,
+    GeneralPurposeConfig::new()
+        .with_encode_padding(false)
+        .with_decode_padding_mode(DecodePaddingMode::RequireNone)
+        .with_decode_allow_trailing_bits(true),
+);
 
 pub fn encode_name_token(name: &str) -> String {
     URL_SAFE_NO_PAD.encode(name)

@@ -433,6 +433,24 @@ fn validate_database_url(fields: &SecretFields) -> VaultResult<()> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_contract_names_every_type_of_the_catalog() {
+        use tyboo_proto::buf::validate::field_rules::Type;
+        use tyboo_proto::validation::{FieldConstraints, Validator};
+        let names: Vec<&str> = catalog().iter().map(|spec| spec.name).collect();
+        for message in [
+            "tyboo.vault.v1.CreateCredentialRequest",
+            "tyboo.vault.v1.ListCredentialsRequest",
+        ] {
+            let descriptor = Validator::global().descriptor(message).unwrap();
+            let field = descriptor.get_field_by_name("type").unwrap();
+            let Some(Type::String(rules)) = FieldConstraints::of(&field).rules else {
+                panic!("{message}.type has no string rules");
+            };
+            assert_eq!(rules.r#in, names, "{message}.type");
+        }
+    }
+
     fn fields(pairs: &[(&str, &str)]) -> SecretFields {
         let mut fields = SecretFields::new();
         for (name, value) in pairs {
