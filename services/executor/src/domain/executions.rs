@@ -8,12 +8,13 @@ use uuid::Uuid;
 
 use super::pagination::{decode_id_token, next_token};
 use super::progress::{Aftermath, Stop};
+use super::steps::{DERIVED_INPUT, StoredOutputs, output_text};
 use super::{
-    Domain, ExecutionDetail, ExecutionStatus, StepState, TriggerType, WorkspaceScope, now,
-    to_json_text,
+    Domain, ExecutionDetail, ExecutionStatus, StepState, TriggerType, WorkspaceScope, json_column,
+    now, to_json_text,
 };
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{execution, step, webhook_delivery};
+use crate::storage::entities::{execution, node_run, step, webhook_delivery};
 use crate::storage::{executions, is_unique_violation, node_runs, steps, triggers, workflows};
 
 /// Everything needed to admit one execution.
@@ -246,7 +247,9 @@ impl Domain {
                 lease_expires_at: None,
                 available_at: now,
                 dispatched_at: None,
-                output: Some(input_text),
+                // The trigger's output is the execution's input, stored once
+                // in the execution's row (see `StoredOutputs`).
+                output: None,
                 port: Some(tyboo_engine::MAIN_PORT.to_owned()),
                 error: None,
                 error_class: None,
@@ -301,7 +304,11 @@ impl Domain {
                 Some((run.start_time, run.id))
             }
         };
-        let rows = node_runs::page_for_execution(self.db(), execution.id, after, limit).await?;
+        let mut rows = node_runs::page_for_execution(self.db(), execution.id, after, limit).await?;
+        if rows.iter().any(|run| run.input == DERIVED_INPUT) {
+            let mut steps = steps::list_for_execution(self.db(), execution.id).await?;
+            self.read_back(&execution, &mut steps, &mut rows).await?;
+        }
         Ok((rows, limit))
     }
 
@@ -309,13 +316,46 @@ impl Domain {
         &self,
         execution: execution::Model,
     ) -> ExecutorResult<ExecutionDetail> {
-        let steps = steps::list_for_execution(self.db(), execution.id).await?;
-        let runs = node_runs::list_for_execution(self.db(), execution.id).await?;
+        let mut steps = steps::list_for_execution(self.db(), execution.id).await?;
+        let mut runs = node_runs::list_for_execution(self.db(), execution.id).await?;
+        self.read_back(&execution, &mut steps, &mut runs).await?;
         Ok(ExecutionDetail {
             execution,
             steps,
             runs,
         })
+    }
+
+    /// Fills in what is stored only once (see `StoredOutputs`): the
+    /// trigger's output, and each run's inputs.
+    async fn read_back(
+        &self,
+        execution: &execution::Model,
+        steps: &mut [step::Model],
+        runs: &mut [node_run::Model],
+    ) -> ExecutorResult<()> {
+        if runs.iter().any(|run| run.input == DERIVED_INPUT) {
+            let graph = self
+                .graph_on(
+                    self.db(),
+                    execution.workspace_id,
+                    execution.workflow_id,
+                    execution.workflow_version,
+                )
+                .await?;
+            let trigger = json_column(&execution.input)?;
+            let outputs = StoredOutputs::read(steps, &trigger)?;
+            for run in runs.iter_mut().filter(|run| run.input == DERIVED_INPUT) {
+                let inputs = outputs.inputs_of(&graph, &run.node_id);
+                run.input = to_json_text(&Value::Array(inputs));
+            }
+        }
+        for row in steps.iter_mut() {
+            if row.output.is_none() {
+                row.output = output_text(row, execution).map(str::to_owned);
+            }
+        }
+        Ok(())
     }
 
     /// Executions newest first, and the next page token.

@@ -122,8 +122,6 @@ pub struct ExecutionDetail {
     pub runs: Vec<node_run::Model>,
 }
 
-/// Parses a JSON column written by this service; a value that does not
-/// parse is reported as a string rather than failing a read.
 /// A stored JSON column. A value that does not parse is a fault of ours:
 /// it fails the call loudly rather than coming back as another type.
 pub fn json_column(text: &str) -> crate::error::ExecutorResult<Value> {

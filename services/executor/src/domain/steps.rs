@@ -145,8 +145,8 @@ impl Domain {
         let max_deliveries = i32::try_from(self.config().max_deliveries).unwrap_or(i32::MAX);
         let poisoned = lost && lost_workers >= max_deliveries;
 
-        let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows)?;
         let trigger = json_column(&execution.input)?;
+        let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows, &trigger)?;
         let resume_output = match (state == Some(StepState::Waiting), step.output.as_deref()) {
             (true, Some(text)) => Some(json_column(text)?),
             (true, None) => Some(Value::Null),
@@ -181,7 +181,7 @@ impl Domain {
             executions::mark_running(&txn, execution.id, now).await?;
         }
         if resume_output.is_none() && !poisoned {
-            start_run(&txn, &execution, &step, &inputs, now).await?;
+            start_run(&txn, &execution, &step, now).await?;
         }
         let mut claimed = Claimed {
             execution,
@@ -430,8 +430,13 @@ impl Domain {
             return Ok(None);
         };
         aftermath.jobs.remove(index);
-        let (inputs, nodes) = inputs_of(&previous.graph, &node_id, &aftermath.steps)?;
-        start_run(db, &execution, &step, &inputs, now).await?;
+        let (inputs, nodes) = inputs_of(
+            &previous.graph,
+            &node_id,
+            &aftermath.steps,
+            &previous.trigger,
+        )?;
+        start_run(db, &execution, &step, now).await?;
         Ok(Some(Box::new(Claimed {
             execution,
             step,
@@ -572,13 +577,11 @@ impl Domain {
     }
 }
 
-/// Records the start of the attempt a claim took `step` for, with the inputs
-/// it runs on.
+/// Records the start of the attempt a claim took `step` for.
 async fn start_run<C: ConnectionTrait>(
     db: &C,
     execution: &execution::Model,
     step: &step::Model,
-    inputs: &[Value],
     now: DateTime<Utc>,
 ) -> ExecutorResult<()> {
     let run = node_run::Model {
@@ -588,7 +591,10 @@ async fn start_run<C: ConnectionTrait>(
         node_id: step.node_id.clone(),
         attempt: step.attempt,
         status: NodeRunStatus::Running.as_str().to_owned(),
-        input: to_json_text(&Value::Array(inputs.to_vec())),
+        // Read back from the predecessors' outputs when shown (see
+        // `StoredOutputs`): a second copy of every input would double what
+        // an execution stores.
+        input: DERIVED_INPUT.to_owned(),
         output: None,
         port: None,
         error: None,
@@ -606,26 +612,70 @@ async fn start_run<C: ConnectionTrait>(
 }
 
 /// The inputs of `node_id` (outputs of the predecessors whose edges fired, in
-/// edge order) and the outputs of every succeeded node, by id.
+/// edge order) and the outputs of every succeeded node, by id. `trigger` is
+/// the execution's input: the trigger's output, which is kept once, in the
+/// execution's row (see [`StoredOutputs`]).
 pub fn inputs_of(
     graph: &WorkflowGraph,
     node_id: &str,
     rows: &[step::Model],
+    trigger: &Value,
 ) -> ExecutorResult<(Vec<Value>, Map<String, Value>)> {
-    let terminal = terminal_map(rows);
-    let mut nodes = Map::new();
-    for row in rows {
-        if row.state == StepState::Succeeded.as_str() {
-            let output = match row.output.as_deref() {
-                Some(text) => json_column(text)?,
-                None => Value::Null,
-            };
-            nodes.insert(row.node_id.clone(), output);
+    let outputs = StoredOutputs::read(rows, trigger)?;
+    let inputs = outputs.inputs_of(graph, node_id);
+    Ok((inputs, outputs.nodes))
+}
+
+/// What an execution's steps hold, read once. A succeeded step stores its
+/// output, except the trigger: its output is the execution's input, which
+/// the execution's row already holds, so the step keeps none. A node run
+/// stores no input either ([`DERIVED_INPUT`]): its inputs are the outputs of
+/// its predecessors, which every predecessor has settled before the node
+/// may run and which never change after, so they are read back from the
+/// steps when the run is shown.
+pub struct StoredOutputs {
+    terminal: std::collections::HashMap<String, tyboo_engine::Terminal>,
+    pub nodes: Map<String, Value>,
+}
+
+impl StoredOutputs {
+    pub fn read(rows: &[step::Model], trigger: &Value) -> ExecutorResult<StoredOutputs> {
+        let terminal = terminal_map(rows);
+        let mut nodes = Map::new();
+        for row in rows {
+            if row.state == StepState::Succeeded.as_str() {
+                let output = match row.output.as_deref() {
+                    Some(text) => json_column(text)?,
+                    None => trigger.clone(),
+                };
+                nodes.insert(row.node_id.clone(), output);
+            }
         }
+        Ok(StoredOutputs { terminal, nodes })
     }
-    let inputs = tyboo_engine::fired_sources(graph, node_id, &terminal)
-        .into_iter()
-        .map(|source| nodes.get(source).cloned().unwrap_or(Value::Null))
-        .collect();
-    Ok((inputs, nodes))
+
+    /// The inputs of `node_id`: the outputs of the predecessors whose edges
+    /// fired, in edge order.
+    pub fn inputs_of(&self, graph: &WorkflowGraph, node_id: &str) -> Vec<Value> {
+        tyboo_engine::fired_sources(graph, node_id, &self.terminal)
+            .into_iter()
+            .map(|source| self.nodes.get(source).cloned().unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+/// The `input` of a node run recorded without a copy of its inputs.
+pub const DERIVED_INPUT: &str = "";
+
+/// A step's stored output as text: a succeeded step without one is the
+/// trigger, whose output is the execution's input.
+pub fn output_text<'row>(
+    row: &'row step::Model,
+    execution: &'row execution::Model,
+) -> Option<&'row str> {
+    match row.output.as_deref() {
+        Some(text) => Some(text),
+        None if row.state == StepState::Succeeded.as_str() => Some(&execution.input),
+        None => None,
+    }
 }

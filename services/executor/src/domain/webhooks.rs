@@ -370,7 +370,7 @@ impl Domain {
         // The respond node may sit on a branch not taken: fall back to the
         // node that finished last.
         .or_else(|| succeeded.max_by_key(|row| (row.end_time, row.id)));
-        let body = match chosen.and_then(|row| row.output.as_deref()) {
+        let body = match chosen.and_then(|row| super::steps::output_text(row, execution)) {
             Some(text) => json_column(text)?,
             None => Value::Null,
         };

@@ -370,7 +370,83 @@ async fn timeouts_cancel_and_caps(world: World) {
     workers.join().await;
 }
 
+/// The trigger's data is stored once, in the execution's row; a node run
+/// keeps no copy of its inputs. Both read back as before.
+async fn every_value_is_stored_once(world: World) {
+    let shutdown = Shutdown::new();
+    let workers = world.workers(&shutdown);
+    let workflow_id = world
+        .create(json!({
+            "nodes": [
+                {"id": "start", "type": "trigger.manual"},
+                {"id": "first", "type": "set", "parameters": {"values": {"seen": true}, "include_input": true}},
+                {"id": "second", "type": "set", "parameters": {"values": {"again": 1}, "include_input": true}}
+            ],
+            "edges": [{"from": "start", "to": "first"}, {"from": "first", "to": "second"}]
+        }))
+        .await;
+    let input = json!({"blob": "x".repeat(10_000), "n": 3});
+    let execution_id = world.start(workflow_id, input.clone()).await;
+    let detail = world.finished(execution_id, PATIENCE).await;
+    assert_eq!(
+        detail.execution.status, "succeeded",
+        "{:?}",
+        detail.execution.error
+    );
+
+    // Read back as if every copy were stored.
+    assert_eq!(output_of(&detail, "start"), input);
+    let mut first = input.clone();
+    first["seen"] = json!(true);
+    let run_input = |node: &str| {
+        let run = detail.runs.iter().find(|run| run.node_id == node).unwrap();
+        serde_json::from_str::<serde_json::Value>(&run.input).unwrap()
+    };
+    assert_eq!(run_input("first"), json!([input]));
+    assert_eq!(run_input("second"), json!([first]));
+    let (page, _) = world
+        .executor
+        .domain()
+        .list_node_runs(&world.scope(), execution_id, 0, "")
+        .await
+        .unwrap();
+    assert!(
+        page.iter().all(|run| !run.input.is_empty()),
+        "paged runs are read back too"
+    );
+
+    // Stored once.
+    let db = world.executor.domain().db();
+    let steps = crate::storage::steps::list_for_execution(db, execution_id)
+        .await
+        .unwrap();
+    let trigger = steps.iter().find(|row| row.node_id == "start").unwrap();
+    assert_eq!(
+        trigger.output, None,
+        "the trigger keeps no copy of the input"
+    );
+    let runs = crate::storage::node_runs::list_for_execution(db, execution_id)
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 2);
+    assert!(
+        runs.iter().all(|run| run.input.is_empty()),
+        "runs keep no copy of their inputs"
+    );
+    let stored: usize = steps
+        .iter()
+        .filter_map(|row| row.output.as_ref())
+        .map(String::len)
+        .sum::<usize>()
+        + detail.execution.input.len();
+    // The input once, then the two outputs that each include it.
+    assert!(stored < 3 * 10_000 + 1_000, "{stored} bytes stored");
+    shutdown.trigger();
+    workers.join().await;
+}
+
 conformance!(
+    every_value_is_stored_once,
     branches_run_and_untaken_ones_are_skipped,
     transient_failures_retry_then_dead_letter_and_replay,
     permanent_failures_fail_at_once_and_bulk_operations_apply,

@@ -11,7 +11,9 @@ pub struct Model {
     pub node_id: String,
     pub attempt: i32,
     pub status: String,
-    /// JSON array of the inputs the attempt ran on.
+    /// JSON array of the inputs the attempt ran on, or empty
+    /// (`DERIVED_INPUT`): the predecessors' outputs, read back from their
+    /// steps when the run is shown, instead of a second copy of them.
     pub input: String,
     pub output: Option<String>,
     pub port: Option<String>,

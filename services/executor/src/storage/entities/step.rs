@@ -23,7 +23,8 @@ pub struct Model {
     pub available_at: DateTimeUtc,
     /// When a message for this step was last sent.
     pub dispatched_at: Option<DateTimeUtc>,
-    /// JSON output once succeeded, or held while waiting.
+    /// JSON output once succeeded, or held while waiting. None for a
+    /// succeeded trigger: its output is the execution's input.
     pub output: Option<String>,
     pub port: Option<String>,
     pub error: Option<String>,
