@@ -1267,6 +1267,156 @@ async fn json_numbers_leave_the_platform_as_they_were_sent() {
     sandbox.stop().await;
 }
 
+/// Integers past ±2^53, which a double cannot hold, come back exactly as
+/// sent: in a sync webhook's answer, in the execution's input and in node
+/// outputs, whether they came in a webhook body or an API start.
+#[tokio::test]
+async fn integers_beyond_two_to_the_53_stay_exact() {
+    let sandbox = Sandbox::start().await;
+    let hooked = sandbox
+        .create_workflow(
+            "Big integers",
+            json!({
+                "nodes": [
+                    {"id": "hook", "type": "trigger.webhook",
+                     "parameters": {"path": "ids", "mode": "sync", "respond_node": "echo"}},
+                    {"id": "echo", "type": "set", "parameters": {"values": {"seen": true}, "include_input": true}}
+                ],
+                "edges": [{"from": "hook", "to": "echo"}]
+            }),
+        )
+        .await;
+    let sent = r#"{"id": 9007199254740993, "max": 18446744073709551615, "min": -9223372036854775808, "ratio": 3.0}"#;
+    let expected = [
+        r#""id":9007199254740993"#,
+        r#""max":18446744073709551615"#,
+        r#""min":-9223372036854775808"#,
+        r#""ratio":3.0"#,
+    ];
+    let answer = sandbox
+        .http
+        .post(sandbox.hook_url(&hooked, "hook").await)
+        .header("content-type", "application/json")
+        .body(sent)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let execution_id = answer.headers()["x-tyboo-execution-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let text = answer.text().await.unwrap();
+    for number in expected {
+        assert!(
+            text.contains(number),
+            "{number} missing in the answer {text}"
+        );
+    }
+    let text = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/executions/{execution_id}")))
+        .bearer_auth(&sandbox.owner_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for number in expected {
+        // The input, the trigger's output, the echo's input and output.
+        assert!(
+            text.matches(number).count() >= 4,
+            "{number} not everywhere in {text}"
+        );
+    }
+
+    // Through the API: the request's input is read exactly too.
+    let manual = sandbox
+        .create_workflow(
+            "Big integers by API",
+            json!({
+                "nodes": [
+                    {"id": "start", "type": "trigger.manual"},
+                    {"id": "echo", "type": "set", "parameters": {"values": {}, "include_input": true}}
+                ],
+                "edges": [{"from": "start", "to": "echo"}]
+            }),
+        )
+        .await;
+    let started = sandbox
+        .http
+        .post(sandbox.url(&format!("/v1/workflows/{manual}/executions")))
+        .bearer_auth(&sandbox.owner_key)
+        .header("content-type", "application/json")
+        .body(format!(r#"{{"input": {sent}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(started.status(), 200);
+    let text = started.text().await.unwrap();
+    for number in expected {
+        assert!(text.contains(number), "{number} missing in {text}");
+    }
+    let execution_id = serde_json::from_str::<Value>(&text).unwrap()["execution"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    sandbox.wait_for_execution(&execution_id).await;
+    let text = sandbox
+        .http
+        .get(sandbox.url(&format!("/v1/executions/{execution_id}/node-runs")))
+        .bearer_auth(&sandbox.owner_key)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for number in expected {
+        assert!(
+            text.contains(number),
+            "{number} missing in the node runs {text}"
+        );
+    }
+
+    // Over native gRPC the value is its text, exact as well.
+    use tyboo_proto::executor::execution_service_client::ExecutionServiceClient;
+    let mut client = ExecutionServiceClient::new(sandbox.edge_channel().await);
+    let started = client
+        .start_execution(crate::sandbox::with_key(
+            tyboo_proto::executor::StartExecutionRequest {
+                workflow_id: manual.clone(),
+                input: Some(tyboo_proto::common::Json {
+                    text: r#"{"id":9007199254740993}"#.to_owned(),
+                }),
+                ..Default::default()
+            },
+            &sandbox.owner_key,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let input = started.execution.unwrap().input.unwrap().text;
+    assert_eq!(input, r#"{"id":9007199254740993}"#);
+    let refused = client
+        .start_execution(crate::sandbox::with_key(
+            tyboo_proto::executor::StartExecutionRequest {
+                workflow_id: manual.clone(),
+                input: Some(tyboo_proto::common::Json {
+                    text: "{not json".to_owned(),
+                }),
+                ..Default::default()
+            },
+            &sandbox.owner_key,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    assert!(refused.message().contains("input"), "{refused:?}");
+    sandbox.stop().await;
+}
+
 /// `depth` levels of objects around a number.
 fn nested(depth: usize) -> String {
     let mut text = "1".to_owned();

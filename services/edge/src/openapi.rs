@@ -505,6 +505,9 @@ impl Builder {
             "google.protobuf.Empty" => json!({"type": "object"}),
             "google.protobuf.Struct" => json!({"type": "object", "additionalProperties": true}),
             "google.protobuf.Value" => json!({}),
+            // JSON carried as text so its numbers stay exact; over HTTP it
+            // is the value itself.
+            crate::transcode::JSON_TEXT_MESSAGE => json!({}),
             "google.protobuf.ListValue" => json!({"type": "array", "items": {}}),
             "google.protobuf.Any" => json!({
                 "type": "object",

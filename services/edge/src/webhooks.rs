@@ -141,39 +141,23 @@ fn answer(reply: DeliverWebhookResponse) -> Response {
         .ok()
         .and_then(|code| StatusCode::from_u16(code).ok())
         .unwrap_or(StatusCode::OK);
-    let mut body = reply
+    // The answer's JSON text as the executor wrote it: every number exactly
+    // as stored.
+    let text = reply
         .response_body
-        .map(value_to_json)
-        .unwrap_or(serde_json::Value::Null);
-    crate::transcode::integral_numbers(&mut body);
-    let mut response = (status, axum::Json(body)).into_response();
+        .map(|json| json.text)
+        .filter(|text| !text.trim().is_empty())
+        .unwrap_or_else(|| "null".to_owned());
+    let mut response = (
+        status,
+        [(http::header::CONTENT_TYPE, "application/json")],
+        text,
+    )
+        .into_response();
     if let Ok(value) = http::HeaderValue::from_str(&reply.execution_id) {
         response.headers_mut().insert("x-tyboo-execution-id", value);
     }
     response
-}
-
-/// `google.protobuf.Value` to JSON, as the canonical mapping defines it.
-fn value_to_json(value: prost_types::Value) -> serde_json::Value {
-    use prost_types::value::Kind;
-    match value.kind {
-        None | Some(Kind::NullValue(_)) => serde_json::Value::Null,
-        Some(Kind::BoolValue(flag)) => serde_json::Value::Bool(flag),
-        Some(Kind::NumberValue(number)) => serde_json::Number::from_f64(number)
-            .map(serde_json::Value::Number)
-            .unwrap_or(serde_json::Value::Null),
-        Some(Kind::StringValue(text)) => serde_json::Value::String(text),
-        Some(Kind::ListValue(list)) => {
-            serde_json::Value::Array(list.values.into_iter().map(value_to_json).collect())
-        }
-        Some(Kind::StructValue(object)) => serde_json::Value::Object(
-            object
-                .fields
-                .into_iter()
-                .map(|(key, value)| (key, value_to_json(value)))
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]
@@ -191,24 +175,6 @@ mod tests {
         assert_eq!(map["x-tag"], "a, b");
         assert_eq!(map["content-type"], "application/json");
         assert!(!map.contains_key("connection"));
-    }
-
-    #[test]
-    fn protobuf_values_become_json() {
-        use prost_types::value::Kind;
-        let value = prost_types::Value {
-            kind: Some(Kind::ListValue(prost_types::ListValue {
-                values: vec![
-                    prost_types::Value {
-                        kind: Some(Kind::NumberValue(2.5)),
-                    },
-                    prost_types::Value {
-                        kind: Some(Kind::StringValue("x".into())),
-                    },
-                ],
-            })),
-        };
-        assert_eq!(value_to_json(value), json!([2.5, "x"]));
     }
 
     #[test]

@@ -307,7 +307,7 @@ impl Scenario {
                 let mut request = tonic::Request::new(pb::StartExecutionRequest {
                     workflow_id: self.workflow_id.clone(),
                     version: None,
-                    input: Some(tyboo_executor::grpc::conversions::json_to_value(
+                    input: Some(tyboo_executor::grpc::conversions::json_message(
                         &json!({"n": index}),
                     )),
                     idempotency_key: String::new(),

@@ -1,6 +1,5 @@
 //! `tyboo.executor.v1.ExecutionService`.
 
-use serde_json::Value;
 use tonic::{Request, Response, Status};
 use tyboo_auth::Permission;
 use tyboo_proto::executor::execution_service_server::ExecutionService;
@@ -8,7 +7,7 @@ use tyboo_proto::executor::*;
 
 use super::conversions::{
     execution_detail_to_proto, execution_status_from_proto, execution_to_proto, from_timestamp,
-    optional_id, parse_id, stored_run_to_proto, value_to_json, within_budget,
+    json_from_message, optional_id, parse_id, stored_run_to_proto, within_budget,
 };
 use super::scope;
 use crate::domain::Domain;
@@ -45,7 +44,7 @@ impl ExecutionService for ExecutionGrpc {
             idempotency_key,
         } = request.into_inner();
         let workflow_id = parse_id(&workflow_id, "workflow")?;
-        let input = input.map_or(Value::Null, value_to_json);
+        let input = json_from_message("input", input)?;
         let key = match idempotency_key.is_empty() {
             true => from_metadata,
             false => Some(idempotency_key),

@@ -8,7 +8,7 @@ use tonic::{Request, Response, Status};
 use tyboo_proto::executor::webhook_service_server::WebhookService;
 use tyboo_proto::executor::*;
 
-use super::conversions::{execution_status_to_proto, json_to_value};
+use super::conversions::{execution_status_to_proto, json_message};
 use crate::domain::Domain;
 use crate::domain::webhooks::{WebhookMode as Mode, WebhookRequest};
 
@@ -64,7 +64,7 @@ impl WebhookService for WebhookGrpc {
         let (status_code, response_body, timed_out) = match reply.sync {
             Some(sync) => (
                 sync.status_code,
-                Some(json_to_value(&sync.body)),
+                Some(json_message(&sync.body)),
                 sync.timed_out,
             ),
             None => (0, None, false),

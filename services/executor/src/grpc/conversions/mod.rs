@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     DeadLetterState, ExecutionStatus, NodeRunStatus, ReplayMode, ReplayVersion, StepState,
-    TriggerType, WorkflowView, json_column,
+    TriggerType, WorkflowView,
 };
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::storage::entities::workflow_version;
@@ -84,9 +84,40 @@ pub fn json_to_struct(value: &Value) -> prost_types::Struct {
     prost_types::Struct { fields }
 }
 
-pub(super) fn optional_json(text: Option<&str>) -> ExecutorResult<Option<prost_types::Value>> {
-    text.map(|text| json_column(text).map(|value| json_to_value(&value)))
-        .transpose()
+// ---- JSON as text (tyboo.common.v1.Json) -------------------------------
+
+/// A stored JSON column as it leaves the service: its text, as written, so
+/// that every number is exactly what was stored.
+pub fn json_text(text: &str) -> tyboo_proto::common::Json {
+    tyboo_proto::common::Json {
+        text: text.to_owned(),
+    }
+}
+
+/// A value as JSON text.
+pub fn json_message(value: &Value) -> tyboo_proto::common::Json {
+    tyboo_proto::common::Json {
+        text: crate::domain::to_json_text(value),
+    }
+}
+
+/// The value a request carries as JSON text; `field` names it when the
+/// text is not JSON.
+pub fn json_from_message(
+    field: &'static str,
+    json: Option<tyboo_proto::common::Json>,
+) -> ExecutorResult<Value> {
+    match json {
+        None => Ok(Value::Null),
+        Some(json) if json.text.trim().is_empty() => Ok(Value::Null),
+        Some(json) => serde_json::from_str(&json.text).map_err(|error| {
+            ExecutorError::invalid(field, format!("is not one JSON value: {error}"))
+        }),
+    }
+}
+
+pub(super) fn optional_json(text: Option<&str>) -> Option<tyboo_proto::common::Json> {
+    text.map(json_text)
 }
 
 // ---- times and ids ------------------------------------------------------

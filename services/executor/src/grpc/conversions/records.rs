@@ -9,7 +9,7 @@ use super::{
     node_run_status_to_proto, optional_json, step_status_to_proto, timestamp,
     trigger_type_to_proto,
 };
-use crate::domain::{ExecutionDetail, json_column};
+use crate::domain::ExecutionDetail;
 use crate::error::ExecutorResult;
 use crate::storage::entities::{dead_letter, execution, node_run, step};
 
@@ -22,7 +22,7 @@ pub fn execution_to_proto(execution: &execution::Model) -> ExecutorResult<pb::Ex
         workflow_version: execution.workflow_version,
         status: execution_status_to_proto(&execution.status) as i32,
         trigger_type: trigger_type_to_proto(&execution.trigger_type) as i32,
-        input: optional_json(Some(&execution.input))?,
+        input: optional_json(Some(&execution.input)),
         error: execution.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(execution.error_class.as_deref()) as i32,
         failed_node_id: execution.failed_node_id.clone().unwrap_or_default(),
@@ -94,8 +94,8 @@ fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
         node_id: run.node_id.clone(),
         attempt: u32::try_from(run.attempt).unwrap_or_default(),
         status: node_run_status_to_proto(&run.status) as i32,
-        input: optional_json(Some(&run.input))?,
-        output: optional_json(run.output.as_deref())?,
+        input: optional_json(Some(&run.input)),
+        output: optional_json(run.output.as_deref()),
         output_port: run.port.clone().unwrap_or_default(),
         error: run.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(run.error_class.as_deref()) as i32,
@@ -118,7 +118,7 @@ fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
         },
         status: step_status_to_proto(&row.state) as i32,
         input: None,
-        output: optional_json(row.output.as_deref())?,
+        output: optional_json(row.output.as_deref()),
         output_port: row.port.clone().unwrap_or_default(),
         error: row.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(row.error_class.as_deref()) as i32,
@@ -138,7 +138,7 @@ pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> ExecutorResult<pb::D
         workflow_id: letter.workflow_id.to_string(),
         workflow_version: letter.workflow_version,
         node_id: letter.node_id.clone(),
-        inputs: Some(super::json_to_value(&json_column(&letter.inputs)?)),
+        inputs: Some(super::json_text(&letter.inputs)),
         error_class: error_class_to_proto(Some(&letter.error_class)) as i32,
         error: letter.error.clone(),
         attempts: u32::try_from(letter.attempts).unwrap_or_default(),
