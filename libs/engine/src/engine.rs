@@ -188,31 +188,39 @@ impl EngineConfig {
     /// `key: reason` with the key relative to this section: the process runs
     /// it before it binds or writes anything.
     pub fn validate(&self) -> Result<(), String> {
+        // Every problem, not only the first: an operator fixes them in one go.
+        let mut problems: Vec<String> = Vec::new();
         let limits = &self.limits;
         if limits.default_node_timeout_ms == 0
             || limits.default_node_timeout_ms > limits.max_node_timeout_ms
         {
-            return Err(
+            problems.push(
                 "limits.default_node_timeout_ms: must be between 1 and limits.max_node_timeout_ms"
                     .to_owned(),
             );
         }
-        limits.expression.validate().map_err(|error| match error {
-            EngineError::InvalidConfig(message) => message.replacen(" must", ": must", 1),
-            other => other.to_string(),
-        })?;
+        if let Err(error) = limits.expression.validate() {
+            problems.push(match error {
+                EngineError::InvalidConfig(message) => message.replacen(" must", ": must", 1),
+                other => other.to_string(),
+            });
+        }
         for range in &self.egress.allow_cidrs {
             if let Err(error) = range.parse::<ipnet::IpNet>() {
-                return Err(format!(
+                problems.push(format!(
                     "egress.allow_cidrs: `{range}` is not a CIDR range such as 10.20.0.0/16 \
                      ({error})"
                 ));
             }
         }
         if self.egress.connect_timeout_ms == 0 {
-            return Err("egress.connect_timeout_ms: must be positive".to_owned());
+            problems.push("egress.connect_timeout_ms: must be positive".to_owned());
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }
 

@@ -75,51 +75,47 @@ impl EdgeConfig {
     /// Checks the values once at start-up so that a bad value fails loudly
     /// there rather than as odd behaviour under traffic.
     pub fn validate(&self) -> EdgeResult<()> {
+        // Every problem, not only the first: an operator fixes them in one go.
+        let mut problems: Vec<String> = Vec::new();
         if self.max_body_bytes == 0 {
-            return Err(EdgeError::Config("max_body_bytes must be positive".into()));
+            problems.push("max_body_bytes must be positive".into());
         }
         if self.header_read_timeout_ms == 0 {
-            return Err(EdgeError::Config(
-                "header_read_timeout_ms must be positive".into(),
-            ));
+            problems.push("header_read_timeout_ms must be positive".into());
         }
         if self.max_connections == 0 || self.max_connections_per_ip == 0 {
-            return Err(EdgeError::Config(
-                "max_connections and max_connections_per_ip must be positive".into(),
-            ));
+            problems.push("max_connections and max_connections_per_ip must be positive".into());
         }
         if self.max_connections_per_ip > self.max_connections {
-            return Err(EdgeError::Config(
-                "max_connections_per_ip must not exceed max_connections".into(),
-            ));
+            problems.push("max_connections_per_ip must not exceed max_connections".into());
         }
         if self.request_timeout_ms == 0 {
-            return Err(EdgeError::Config(
-                "request_timeout_ms must be positive".into(),
-            ));
+            problems.push("request_timeout_ms must be positive".into());
         }
         if !AUTH_CHANGES_POLL_MS.contains(&self.auth_changes_poll_ms) {
-            return Err(EdgeError::Config(format!(
+            problems.push(format!(
                 "auth_changes_poll_ms must be between {} and {} (milliseconds between \
                  checks for access changes), not {}",
                 AUTH_CHANGES_POLL_MS.start(),
                 AUTH_CHANGES_POLL_MS.end(),
                 self.auth_changes_poll_ms
-            )));
+            ));
         }
         if self.max_grpc_message_bytes == 0 {
-            return Err(EdgeError::Config(
-                "max_grpc_message_bytes must be positive".into(),
-            ));
+            problems.push("max_grpc_message_bytes must be positive".into());
         }
         for origin in &self.cors_allowed_origins {
             if origin != "*" && HeaderValue::from_str(origin).is_err() {
-                return Err(EdgeError::Config(format!(
+                problems.push(format!(
                     "cors_allowed_origins holds `{origin}`, which is not a valid origin"
-                )));
+                ));
             }
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(EdgeError::Config(problems.join("\n")))
+        }
     }
 }
 

@@ -118,6 +118,8 @@ impl Default for ExecutorConfig {
 impl ExecutorConfig {
     /// Rejects settings the service cannot run with; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
+        // Every problem, not only the first: an operator fixes them in one go.
+        let mut problems: Vec<String> = Vec::new();
         let positive: [(&str, u64); 18] = [
             ("max_answer_bytes", self.max_answer_bytes as u64),
             (
@@ -152,50 +154,55 @@ impl ExecutorConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(format!("{key}: must be positive"));
+                problems.push(format!("{key}: must be positive"));
             }
         }
         if self.max_json_depth == 0 || self.max_json_depth > MAX_JSON_DEPTH_LIMIT {
-            return Err(format!(
+            problems.push(format!(
                 "max_json_depth: must be between 1 and {MAX_JSON_DEPTH_LIMIT}, so that every \
                  stored value stays readable through the API"
             ));
         }
         if self.default_max_duration_ms > self.max_duration_cap_ms {
-            return Err("default_max_duration_ms: must not exceed max_duration_cap_ms".to_owned());
+            problems
+                .push("default_max_duration_ms: must not exceed max_duration_cap_ms".to_owned());
         }
         // A lease renewed less often than it lasts would lapse under a live
         // worker and let a second one run the same step.
-        if self.heartbeat_interval_ms * 2 > self.lease_duration_ms {
-            return Err(
+        if self.heartbeat_interval_ms.saturating_mul(2) > self.lease_duration_ms {
+            problems.push(
                 "heartbeat_interval_ms: must be at most half of lease_duration_ms".to_owned(),
             );
         }
         if self.page_size_default > self.page_size_max {
-            return Err("page_size_default: must not exceed page_size_max".to_owned());
+            problems.push("page_size_default: must not exceed page_size_max".to_owned());
         }
         // The contract caps a workflow's name at 200 characters and its
         // description at 2000 (workflow.proto); a setting can only lower that.
         if self.max_name_length == 0 || self.max_name_length > 200 {
-            return Err("max_name_length: must be between 1 and 200".to_owned());
+            problems.push("max_name_length: must be between 1 and 200".to_owned());
         }
         if self.max_description_length > 2000 {
-            return Err("max_description_length: must be at most 2000".to_owned());
+            problems.push("max_description_length: must be at most 2000".to_owned());
         }
         if self.bulk_limit_default > self.bulk_limit_max {
-            return Err("bulk_limit_default: must not exceed bulk_limit_max".to_owned());
+            problems.push("bulk_limit_default: must not exceed bulk_limit_max".to_owned());
         }
         if self.webhook_sync_default_wait_ms > self.webhook_sync_max_wait_ms {
-            return Err(
+            problems.push(
                 "webhook_sync_default_wait_ms: must not exceed webhook_sync_max_wait_ms".to_owned(),
             );
         }
         if self.max_execution_data_bytes < self.max_trigger_payload_bytes {
-            return Err(
+            problems.push(
                 "max_execution_data_bytes: must be at least max_trigger_payload_bytes".to_owned(),
             );
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }
 

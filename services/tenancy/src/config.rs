@@ -118,14 +118,16 @@ impl std::fmt::Debug for TenancyConfig {
 impl TenancyConfig {
     /// Rejects settings the service cannot run with; the message names the key.
     pub fn validate(&self) -> Result<(), String> {
+        // Every problem, not only the first: an operator fixes them in one go.
+        let mut problems: Vec<String> = Vec::new();
         if self.invitation_ttl_seconds <= 0 {
-            return Err("invitation_ttl_seconds: must be positive".to_owned());
+            problems.push("invitation_ttl_seconds: must be positive".to_owned());
         }
         if self.invitation_ttl_max_seconds > 366 * 24 * 3600 {
-            return Err("invitation_ttl_max_seconds: must be at most one year".to_owned());
+            problems.push("invitation_ttl_max_seconds: must be at most one year".to_owned());
         }
         if self.invitation_ttl_max_seconds < self.invitation_ttl_seconds {
-            return Err(
+            problems.push(
                 "invitation_ttl_max_seconds: must be at least invitation_ttl_seconds".to_owned(),
             );
         }
@@ -138,49 +140,54 @@ impl TenancyConfig {
             ("service_token_ttl_seconds", self.service_token_ttl_seconds),
         ] {
             if value == 0 || value > 86_400 {
-                return Err(format!("{key}: must be between 1 and 86400"));
+                problems.push(format!("{key}: must be between 1 and 86400"));
             }
         }
         if self.audit_page_size_default == 0 || self.audit_page_size_max == 0 {
-            return Err("audit_page_size_default: page sizes must be positive".to_owned());
+            problems.push("audit_page_size_default: page sizes must be positive".to_owned());
         }
         if self.audit_page_size_default > self.audit_page_size_max {
-            return Err("audit_page_size_default: must not exceed audit_page_size_max".to_owned());
+            problems
+                .push("audit_page_size_default: must not exceed audit_page_size_max".to_owned());
         }
         if self.audit_verify_batch_size == 0 {
-            return Err("audit_verify_batch_size: must be positive".to_owned());
+            problems.push("audit_verify_batch_size: must be positive".to_owned());
         }
         // The contracts cap names at 200 characters (`max_len` in
         // tenancy.proto); a setting can only lower that.
         if self.max_name_length == 0 || self.max_name_length > 200 {
-            return Err("max_name_length: must be between 1 and 200".to_owned());
+            problems.push("max_name_length: must be between 1 and 200".to_owned());
         }
         if self.api_key_last_use_resolution_seconds > 86_400 {
-            return Err("api_key_last_use_resolution_seconds: must be at most 86400".to_owned());
+            problems.push("api_key_last_use_resolution_seconds: must be at most 86400".to_owned());
         }
         if self.signing_key_cache_seconds > 3600 {
-            return Err("signing_key_cache_seconds: must be at most 3600".to_owned());
+            problems.push("signing_key_cache_seconds: must be at most 3600".to_owned());
         }
         // A minute covers an edge that misses a few polls; a week keeps the
         // table small however busy the platform.
         if !(60..=604_800).contains(&self.access_changes_retention_seconds) {
-            return Err(
-                "access_changes_retention_seconds: must be between 60 and 604800".to_owned(),
-            );
+            problems
+                .push("access_changes_retention_seconds: must be between 60 and 604800".to_owned());
         }
         if self.access_changes_page_size_default == 0 || self.access_changes_page_size_max == 0 {
-            return Err("access_changes_page_size_default: page sizes must be positive".to_owned());
+            problems
+                .push("access_changes_page_size_default: page sizes must be positive".to_owned());
         }
         if self.access_changes_page_size_default > self.access_changes_page_size_max {
-            return Err(
+            problems.push(
                 "access_changes_page_size_default: must not exceed access_changes_page_size_max"
                     .to_owned(),
             );
         }
         if self.database_max_connections == 0 {
-            return Err("database_max_connections: must be positive".to_owned());
+            problems.push("database_max_connections: must be positive".to_owned());
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }
 

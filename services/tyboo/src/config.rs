@@ -192,9 +192,12 @@ impl TybooConfig {
     /// edge, and master keys for a vault that keeps none in a data folder.
     pub fn validate_for(&self, role: Role) -> Result<(), ConfigError> {
         let mut problems = Vec::new();
+        // A section reports each of its problems on a line of its own.
         let mut check = |section: &str, outcome: Result<(), String>| {
-            if let Err(message) = outcome {
-                problems.push(ConfigProblem::from_message(section, &message));
+            if let Err(messages) = outcome {
+                for message in messages.lines() {
+                    problems.push(ConfigProblem::from_message(section, message));
+                }
             }
         };
         check("", self.validate_top_level());
@@ -433,6 +436,44 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn every_problem_of_one_section_is_named_not_only_the_first() {
+        let mut config = TybooConfig::default();
+        config.executor.page_size_default = 0;
+        config.executor.max_json_depth = 99;
+        config.executor.max_description_length = 5000;
+        config.executor.engine.egress.allow_cidrs = vec!["nope".to_owned()];
+        config.executor.engine.egress.connect_timeout_ms = 0;
+        config.edge.max_body_bytes = 0;
+        config.edge.request_timeout_ms = 0;
+        config.tenancy.max_name_length = 201;
+        config.tenancy.invitation_ttl_seconds = 0;
+        config.vault.page_size_max = 0;
+        config.vault.max_allowed_hosts = 33;
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("invalid settings pass");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        for expected in [
+            "executor.page_size_default",
+            "executor.max_json_depth",
+            "executor.max_description_length",
+            "executor.engine.egress.allow_cidrs",
+            "executor.engine.egress.connect_timeout_ms",
+            "edge.max_body_bytes",
+            "edge.request_timeout_ms",
+            "tenancy.max_name_length",
+            "tenancy.invitation_ttl_seconds",
+            "vault.page_size_max",
+            "vault.max_allowed_hosts",
+        ] {
+            assert!(keys.contains(&expected), "{expected} missing in {keys:?}");
+        }
     }
 
     #[test]

@@ -112,6 +112,8 @@ impl VaultConfig {
     /// Rejects settings the service cannot run with; the message names the
     /// key. Master key material is checked when the key ring is built.
     pub fn validate(&self) -> Result<(), String> {
+        // Every problem, not only the first: an operator fixes them in one go.
+        let mut problems: Vec<String> = Vec::new();
         let positive: [(&str, u64); 10] = [
             ("max_fields_bytes", self.max_fields_bytes as u64),
             ("min_secret_chars", self.min_secret_chars as u64),
@@ -129,30 +131,34 @@ impl VaultConfig {
         ];
         for (key, value) in positive {
             if value == 0 {
-                return Err(format!("{key}: must be positive"));
+                problems.push(format!("{key}: must be positive"));
             }
         }
         if self.page_size_default > self.page_size_max {
-            return Err("page_size_default: must not exceed page_size_max".to_owned());
+            problems.push("page_size_default: must not exceed page_size_max".to_owned());
         }
         // The contract caps names at 200 characters and allowed hosts at 32
         // entries (credential.proto); a setting can only lower that.
         if self.max_name_length > 200 {
-            return Err("max_name_length: must be at most 200".to_owned());
+            problems.push("max_name_length: must be at most 200".to_owned());
         }
         if self.max_allowed_hosts > 32 {
-            return Err("max_allowed_hosts: must be at most 32".to_owned());
+            problems.push("max_allowed_hosts: must be at most 32".to_owned());
         }
         if self.rewrap_batch_default > self.rewrap_batch_max {
-            return Err("rewrap_batch_default: must not exceed rewrap_batch_max".to_owned());
+            problems.push("rewrap_batch_default: must not exceed rewrap_batch_max".to_owned());
         }
         if self.master_keys.is_empty() && self.master_key_file.is_none() {
-            return Err(
+            problems.push(
                 "master_keys: none configured, and no master_key_file to keep a generated one in"
                     .to_owned(),
             );
         }
-        Ok(())
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
     }
 }
 
