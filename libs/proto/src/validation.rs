@@ -437,48 +437,15 @@ fn check_scalar(
         (Type::String(string), Value::String(text)) => {
             check_string(string, pattern, text, path, out)
         }
-        (Type::Int32(int), Value::I32(number)) => check_range(
-            i128::from(*number),
-            int.r#const.map(i128::from),
-            int.less_than.as_ref().map(|bound| match bound {
-                rules::int32_rules::LessThan::Lt(n) => i128::from(*n) - 1,
-                rules::int32_rules::LessThan::Lte(n) => i128::from(*n),
-            }),
-            int.greater_than.as_ref().map(|bound| match bound {
-                rules::int32_rules::GreaterThan::Gt(n) => i128::from(*n) + 1,
-                rules::int32_rules::GreaterThan::Gte(n) => i128::from(*n),
-            }),
-            path,
-            out,
-        ),
-        (Type::Int64(int), Value::I64(number)) => check_range(
-            i128::from(*number),
-            int.r#const.map(i128::from),
-            int.less_than.as_ref().map(|bound| match bound {
-                rules::int64_rules::LessThan::Lt(n) => i128::from(*n) - 1,
-                rules::int64_rules::LessThan::Lte(n) => i128::from(*n),
-            }),
-            int.greater_than.as_ref().map(|bound| match bound {
-                rules::int64_rules::GreaterThan::Gt(n) => i128::from(*n) + 1,
-                rules::int64_rules::GreaterThan::Gte(n) => i128::from(*n),
-            }),
-            path,
-            out,
-        ),
-        (Type::Uint32(int), Value::U32(number)) => check_range(
-            i128::from(*number),
-            int.r#const.map(i128::from),
-            int.less_than.as_ref().map(|bound| match bound {
-                rules::u_int32_rules::LessThan::Lt(n) => i128::from(*n) - 1,
-                rules::u_int32_rules::LessThan::Lte(n) => i128::from(*n),
-            }),
-            int.greater_than.as_ref().map(|bound| match bound {
-                rules::u_int32_rules::GreaterThan::Gt(n) => i128::from(*n) + 1,
-                rules::u_int32_rules::GreaterThan::Gte(n) => i128::from(*n),
-            }),
-            path,
-            out,
-        ),
+        (Type::Int32(_), Value::I32(number)) => {
+            check_range(i128::from(*number), IntegerBounds::of(rules), path, out)
+        }
+        (Type::Int64(_), Value::I64(number)) => {
+            check_range(i128::from(*number), IntegerBounds::of(rules), path, out)
+        }
+        (Type::Uint32(_), Value::U32(number)) => {
+            check_range(i128::from(*number), IntegerBounds::of(rules), path, out)
+        }
         (Type::Enum(enumeration), Value::EnumNumber(number)) => {
             let defined = match field.kind() {
                 Kind::Enum(descriptor) => descriptor.get_value(*number).is_some(),
@@ -564,20 +531,13 @@ fn check_string(
     }
 }
 
-fn check_range(
-    number: i128,
-    constant: Option<i128>,
-    max: Option<i128>,
-    min: Option<i128>,
-    path: &str,
-    out: &mut Vec<Violation>,
-) {
-    if let Some(constant) = constant
+fn check_range(number: i128, bounds: IntegerBounds, path: &str, out: &mut Vec<Violation>) {
+    if let Some(constant) = bounds.exactly
         && number != constant
     {
         out.push(violation(path, &format!("must be {constant}")));
     }
-    match (min, max) {
+    match (bounds.min, bounds.max) {
         (Some(min), Some(max)) if number < min || number > max => {
             out.push(violation(path, &format!("must be between {min} and {max}")));
         }
@@ -588,6 +548,45 @@ fn check_range(
             out.push(violation(path, &format!("must be at most {max}")));
         }
         _ => {}
+    }
+}
+
+/// The inclusive range an integer rule allows (`gt`/`gte`, `lt`/`lte`,
+/// `const`), for the validator and for the OpenAPI document alike.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IntegerBounds {
+    pub min: Option<i128>,
+    pub max: Option<i128>,
+    pub exactly: Option<i128>,
+}
+
+impl IntegerBounds {
+    /// The bounds of an int32, int64 or uint32 rule; empty for any other.
+    pub fn of(rules: &rules::field_rules::Type) -> IntegerBounds {
+        use rules::field_rules::Type;
+        // The three rule messages have the same shape in their own types.
+        macro_rules! bounds {
+            ($int:expr, $module:ident) => {{
+                use rules::$module::{GreaterThan, LessThan};
+                IntegerBounds {
+                    min: $int.greater_than.as_ref().map(|bound| match bound {
+                        GreaterThan::Gt(n) => i128::from(*n) + 1,
+                        GreaterThan::Gte(n) => i128::from(*n),
+                    }),
+                    max: $int.less_than.as_ref().map(|bound| match bound {
+                        LessThan::Lt(n) => i128::from(*n) - 1,
+                        LessThan::Lte(n) => i128::from(*n),
+                    }),
+                    exactly: $int.r#const.map(i128::from),
+                }
+            }};
+        }
+        match rules {
+            Type::Int32(int) => bounds!(int, int32_rules),
+            Type::Int64(int) => bounds!(int, int64_rules),
+            Type::Uint32(int) => bounds!(int, u_int32_rules),
+            _ => IntegerBounds::default(),
+        }
     }
 }
 

@@ -13,7 +13,7 @@ use prost_reflect::{DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, Messa
 use serde_json::{Map, Value as Json, json};
 
 use tyboo_proto::buf::validate as rules;
-use tyboo_proto::validation::FieldConstraints;
+use tyboo_proto::validation::{FieldConstraints, IntegerBounds};
 
 use crate::routes::{BodyBinding, Route, RouteTable, is_scalar_value_field};
 
@@ -551,42 +551,38 @@ fn enum_values(enumeration: &EnumDescriptor, left_out: &[i32]) -> Json {
 
 /// `schema` with `null` allowed besides.
 fn nullable(mut schema: Json) -> Json {
-    match schema.get("type").cloned() {
-        _ if schema.get("$ref").is_some() || schema.get("type").is_none() => {
-            if schema.as_object().is_some_and(Map::is_empty) {
-                return schema;
-            }
-            let mut holder = json!({"anyOf": [schema, {"type": "null"}]});
-            // Keep the documentation keywords where readers look for them.
-            for keyword in ["description", "readOnly"] {
-                if let Some(value) = holder["anyOf"][0]
-                    .as_object_mut()
-                    .and_then(|o| o.remove(keyword))
-                {
-                    holder[keyword] = value;
-                }
-            }
-            holder
+    let kinds = match schema.get("type") {
+        _ if schema.get("$ref").is_some() => None,
+        Some(Json::String(kind)) => Some(vec![json!(kind)]),
+        Some(Json::Array(kinds)) => Some(kinds.clone()),
+        Some(_) => return schema,
+        None => None,
+    };
+    let Some(mut kinds) = kinds else {
+        // `{}` already allows anything.
+        if schema.as_object().is_some_and(Map::is_empty) {
+            return schema;
         }
-        Some(Json::String(kind)) => {
-            schema["type"] = json!([kind, "null"]);
-            if let Some(Json::Array(values)) = schema.get_mut("enum") {
-                values.push(Json::Null);
+        let mut holder = json!({"anyOf": [schema, {"type": "null"}]});
+        // Keep the documentation keywords where readers look for them.
+        for keyword in ["description", "readOnly"] {
+            if let Some(value) = holder["anyOf"][0]
+                .as_object_mut()
+                .and_then(|o| o.remove(keyword))
+            {
+                holder[keyword] = value;
             }
-            schema
         }
-        Some(Json::Array(mut kinds)) => {
-            if !kinds.contains(&json!("null")) {
-                kinds.push(json!("null"));
-            }
-            schema["type"] = Json::Array(kinds);
-            if let Some(Json::Array(values)) = schema.get_mut("enum") {
-                values.push(Json::Null);
-            }
-            schema
-        }
-        _ => schema,
+        return holder;
+    };
+    if !kinds.contains(&json!("null")) {
+        kinds.push(json!("null"));
     }
+    schema["type"] = Json::Array(kinds);
+    if let Some(Json::Array(values)) = schema.get_mut("enum") {
+        values.push(Json::Null);
+    }
+    schema
 }
 
 /// `schema`, or the kind's zero value, which `IGNORE_IF_ZERO_VALUE` lets
@@ -648,50 +644,9 @@ fn apply_rules(schema: &mut Json, field_rules: &rules::field_rules::Type, kind: 
                 _ => {}
             }
         }
-        Type::Int32(int) => {
-            use rules::int32_rules::{GreaterThan, LessThan};
-            bound(
-                schema,
-                int.greater_than.as_ref().map(|b| match b {
-                    GreaterThan::Gt(n) => i128::from(*n) + 1,
-                    GreaterThan::Gte(n) => i128::from(*n),
-                }),
-                int.less_than.as_ref().map(|b| match b {
-                    LessThan::Lt(n) => i128::from(*n) - 1,
-                    LessThan::Lte(n) => i128::from(*n),
-                }),
-                int.r#const.map(i128::from),
-            );
-        }
-        Type::Int64(int) => {
-            use rules::int64_rules::{GreaterThan, LessThan};
-            bound(
-                schema,
-                int.greater_than.as_ref().map(|b| match b {
-                    GreaterThan::Gt(n) => i128::from(*n) + 1,
-                    GreaterThan::Gte(n) => i128::from(*n),
-                }),
-                int.less_than.as_ref().map(|b| match b {
-                    LessThan::Lt(n) => i128::from(*n) - 1,
-                    LessThan::Lte(n) => i128::from(*n),
-                }),
-                int.r#const.map(i128::from),
-            );
-        }
-        Type::Uint32(int) => {
-            use rules::u_int32_rules::{GreaterThan, LessThan};
-            bound(
-                schema,
-                int.greater_than.as_ref().map(|b| match b {
-                    GreaterThan::Gt(n) => i128::from(*n) + 1,
-                    GreaterThan::Gte(n) => i128::from(*n),
-                }),
-                int.less_than.as_ref().map(|b| match b {
-                    LessThan::Lt(n) => i128::from(*n) - 1,
-                    LessThan::Lte(n) => i128::from(*n),
-                }),
-                int.r#const.map(i128::from),
-            );
+        Type::Int32(_) | Type::Int64(_) | Type::Uint32(_) => {
+            let bounds = IntegerBounds::of(field_rules);
+            bound(schema, bounds.min, bounds.max, bounds.exactly);
         }
         Type::Enum(enumeration) => {
             if let Kind::Enum(descriptor) = kind
