@@ -159,6 +159,10 @@ pub(crate) struct Route {
     pub(crate) response_body: Option<FieldDescriptor>,
     /// The bounded `route` label of metrics: the template, never the path.
     pub(crate) label: Arc<str>,
+    /// Whether the request or the answer holds JSON carried as text
+    /// (`tyboo.common.v1.Json`), found once here rather than per call.
+    pub(crate) input_json_text: bool,
+    pub(crate) output_json_text: bool,
 }
 
 /// A matched route with its decoded path variables.
@@ -354,6 +358,8 @@ fn build_route(method: &MethodDescriptor, service: &str, rule: &HttpRule) -> Edg
         .map_err(|err| route_error(format!("invalid gRPC path: {err}")))?;
     Ok(Route {
         label: Arc::from(template_text),
+        input_json_text: crate::transcode::holds_json_text(&method.input(), &mut Vec::new()),
+        output_json_text: crate::transcode::holds_json_text(&method.output(), &mut Vec::new()),
         http_method,
         template,
         rpc: method.clone(),

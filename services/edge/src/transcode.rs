@@ -27,9 +27,7 @@ pub(crate) fn request_message(
     let input = route.rpc.input();
     let has_body = !body.iter().all(u8::is_ascii_whitespace);
     let mut message = match (&route.body, has_body) {
-        (BodyBinding::Whole, true) if !holds_json_text(&input, &mut Vec::new()) => {
-            parse_body(input.clone(), body)?
-        }
+        (BodyBinding::Whole, true) if !route.input_json_text => parse_body(input.clone(), body)?,
         (BodyBinding::Whole, true) => {
             let mut value: Json = serde_json::from_slice(body)
                 .map_err(|err| ApiError::invalid_argument(format!("malformed JSON body: {err}")))?;
@@ -41,7 +39,9 @@ pub(crate) fn request_message(
                 .map_err(|err| ApiError::invalid_argument(format!("malformed JSON body: {err}")))?;
             let mut wrapped =
                 Json::Object([(field.name().to_owned(), value)].into_iter().collect());
-            wrap_json_text(&input, &mut wrapped);
+            if route.input_json_text {
+                wrap_json_text(&input, &mut wrapped);
+            }
             deserialize_tracking_path(input.clone(), wrapped).map_err(ApiError::invalid_argument)?
         }
         // A bodiless binding ignores a body, and an empty body is an empty
@@ -93,8 +93,10 @@ pub(crate) fn response_json(
                 .serialize_with_options(serde_json::value::Serializer, options)
                 .map_err(|_| internal("upstream response does not serialize"))?;
             integral_numbers(&mut json);
-            unwrap_json_text(&output, &mut json)
-                .map_err(|_| internal("upstream JSON text does not parse"))?;
+            if route.output_json_text {
+                unwrap_json_text(&output, &mut json)
+                    .map_err(|_| internal("upstream JSON text does not parse"))?;
+            }
             json
         }
         Some(field) if field.supports_presence() && !message.has_field(field) => Json::Null,
@@ -106,8 +108,10 @@ pub(crate) fn response_json(
                 .serialize_with_options(serde_json::value::Serializer, &with_defaults)
                 .map_err(|_| internal("upstream response does not serialize"))?;
             integral_numbers(&mut whole);
-            unwrap_json_text(&output, &mut whole)
-                .map_err(|_| internal("upstream JSON text does not parse"))?;
+            if route.output_json_text {
+                unwrap_json_text(&output, &mut whole)
+                    .map_err(|_| internal("upstream JSON text does not parse"))?;
+            }
             whole
                 .get_mut(field.json_name())
                 .map(Json::take)
@@ -132,7 +136,7 @@ fn is_well_known(message: &MessageDescriptor) -> bool {
 }
 
 /// Whether a message of this type can hold JSON text anywhere.
-fn holds_json_text(message: &MessageDescriptor, visiting: &mut Vec<String>) -> bool {
+pub(crate) fn holds_json_text(message: &MessageDescriptor, visiting: &mut Vec<String>) -> bool {
     if is_json_text(message) {
         return true;
     }
