@@ -263,6 +263,20 @@ impl Sandbox {
         self.call(reqwest::Method::GET, path, Some(key), None).await
     }
 
+    /// The owner's GET of `path`, the answer's text exactly as sent (numbers
+    /// are compared as written, which parsing would hide).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.http
+            .get(self.url(path))
+            .bearer_auth(&self.owner_key)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     pub async fn post(&self, path: &str, key: Option<&str>, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, key, Some(body))
             .await

@@ -1249,15 +1249,8 @@ async fn json_numbers_leave_the_platform_as_they_were_sent() {
     let execution_id = accepted["executionId"].as_str().unwrap().to_owned();
     sandbox.wait_for_execution(&execution_id).await;
     let text = sandbox
-        .http
-        .get(sandbox.url(&format!("/v1/executions/{execution_id}")))
-        .bearer_auth(&sandbox.owner_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/v1/executions/{execution_id}"))
+        .await;
     for expected in [
         r#""qty":3"#,
         r#""price":2.5"#,
@@ -1322,15 +1315,8 @@ async fn integers_beyond_two_to_the_53_stay_exact() {
         );
     }
     let text = sandbox
-        .http
-        .get(sandbox.url(&format!("/v1/executions/{execution_id}")))
-        .bearer_auth(&sandbox.owner_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/v1/executions/{execution_id}"))
+        .await;
     for number in expected {
         // The input, the trigger's output, the echo's input and output.
         assert!(
@@ -1372,15 +1358,8 @@ async fn integers_beyond_two_to_the_53_stay_exact() {
         .to_owned();
     sandbox.wait_for_execution(&execution_id).await;
     let text = sandbox
-        .http
-        .get(sandbox.url(&format!("/v1/executions/{execution_id}/node-runs")))
-        .bearer_auth(&sandbox.owner_key)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+        .get_text(&format!("/v1/executions/{execution_id}/node-runs"))
+        .await;
     for number in expected {
         assert!(
             text.contains(number),
