@@ -13,6 +13,7 @@ pub mod domain;
 pub mod error;
 pub mod grpc;
 pub mod metrics;
+pub mod states;
 pub mod storage;
 pub mod work;
 
@@ -27,7 +28,6 @@ pub use error::{ExecutorError, ExecutorResult};
 pub use grpc::{DeadLetterGrpc, ExecutionGrpc, WebhookGrpc, WorkflowGrpc};
 pub use work::{WorkerHandle, Workers};
 
-use storage::Store;
 use tokio::task::JoinHandle;
 use tyboo_auth::KeySource;
 use tyboo_broker::Dispatch;
@@ -58,7 +58,7 @@ impl Executor {
         config.validate().map_err(ExecutorError::Config)?;
         let engine = Engine::new(config.engine.clone())
             .map_err(|error| ExecutorError::Config(format!("engine: {error}")))?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         Ok(Executor {
             domain: Domain::new(store, config, engine, key_source, dispatch),
         })

@@ -8,11 +8,10 @@ use uuid::Uuid;
 use super::executions::Admission;
 use super::pagination::{decode_id_token, next_token};
 use super::{
-    DeadLetterState, Domain, ReplayMode, ReplayVersion, StepState, TriggerType, WorkspaceScope,
-    json_column, now,
+    DeadLetter, DeadLetterState, Domain, Execution, ReplayMode, ReplayVersion, StepState,
+    TriggerType, WorkspaceScope, json_column, now, tenant,
 };
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{dead_letter, execution};
 use crate::storage::{dead_letters, executions, steps, workflows};
 
 /// Matches dead letters; unset fields match everything.
@@ -31,7 +30,7 @@ impl DeadLetterFilter {
         dead_letters::ListFilter {
             workflow_id: self.workflow_id,
             node_id: self.node_id.clone(),
-            state: self.state.map(DeadLetterState::as_str),
+            state: self.state,
             error_class: self.error_class.map(tyboo_engine::ErrorClass::as_str),
             created_after: self.created_after,
             created_before: self.created_before,
@@ -54,11 +53,10 @@ impl Domain {
         filter: &DeadLetterFilter,
         requested_page_size: i32,
         page_token: &str,
-    ) -> ExecutorResult<(Vec<dead_letter::Model>, String)> {
+    ) -> ExecutorResult<(Vec<DeadLetter>, String)> {
         let limit = self.page_size(requested_page_size)?;
         let storage_filter = filter.to_storage(decode_id_token(page_token)?);
-        let rows =
-            dead_letters::list(self.db(), scope.workspace_id, &storage_filter, limit).await?;
+        let rows = dead_letters::list(&self.read(tenant(scope)), &storage_filter, limit).await?;
         let next = next_token(&rows, limit, |row| row.id.to_string());
         Ok((rows, next))
     }
@@ -67,8 +65,8 @@ impl Domain {
         &self,
         scope: &WorkspaceScope,
         dead_letter_id: Uuid,
-    ) -> ExecutorResult<dead_letter::Model> {
-        dead_letters::find_in_workspace(self.db(), scope.workspace_id, dead_letter_id)
+    ) -> ExecutorResult<DeadLetter> {
+        dead_letters::find(&self.read(tenant(scope)), dead_letter_id)
             .await?
             .ok_or(ExecutorError::NotFound("dead letter"))
     }
@@ -80,17 +78,17 @@ impl Domain {
         dead_letter_id: Uuid,
         mode: ReplayMode,
         version: ReplayVersion,
-    ) -> ExecutorResult<(dead_letter::Model, execution::Model)> {
+    ) -> ExecutorResult<(DeadLetter, Execution)> {
         let letter = self.get_dead_letter(scope, dead_letter_id).await?;
         ensure_pending(&letter)?;
-        let original =
-            executions::find_in_workspace(self.db(), scope.workspace_id, letter.execution_id)
-                .await?
-                .ok_or(ExecutorError::NotFound("execution"))?;
+        let reader = self.read(tenant(scope));
+        let original = executions::find(&reader, letter.execution_id)
+            .await?
+            .ok_or(ExecutorError::NotFound("execution"))?;
         let version_number = match version {
             ReplayVersion::Pinned => letter.workflow_version,
             ReplayVersion::Latest => {
-                workflows::find_live(self.db(), scope.workspace_id, letter.workflow_id)
+                workflows::find_live(&reader, letter.workflow_id)
                     .await?
                     .ok_or_else(|| {
                         ExecutorError::FailedPrecondition(
@@ -101,7 +99,7 @@ impl Domain {
             }
         };
         let graph = self
-            .graph(scope.workspace_id, letter.workflow_id, version_number)
+            .graph(tenant(scope), letter.workflow_id, version_number)
             .await?;
         let carried = match mode {
             ReplayMode::FromStart => Vec::new(),
@@ -112,20 +110,17 @@ impl Domain {
                         letter.node_id
                     )));
                 }
-                steps::list_for_execution(self.db(), original.id)
+                steps::list_for_execution(&reader, original.id)
                     .await?
                     .into_iter()
-                    .filter(|row| {
-                        row.state == StepState::Succeeded.as_str()
-                            || row.state == StepState::Skipped.as_str()
-                    })
+                    .filter(|row| matches!(row.state, StepState::Succeeded | StepState::Skipped))
                     .collect()
             }
         };
-        let txn = self.store().begin_write().await?;
-        let (execution, aftermath) = self
+        let mut work = self.begin(tenant(scope)).await?;
+        let execution = self
             .admit(
-                &txn,
+                &mut work,
                 Admission {
                     workspace_id: scope.workspace_id,
                     workflow_id: letter.workflow_id,
@@ -140,23 +135,22 @@ impl Domain {
             .await?;
         let now = now();
         let resolved = dead_letters::resolve(
-            &txn,
+            work.tx(),
             letter.id,
-            DeadLetterState::Replayed.as_str(),
+            DeadLetterState::Replayed,
             Some(execution.id),
             now,
         )
         .await?;
         if !resolved {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Err(ExecutorError::FailedPrecondition(
                 "the dead letter was resolved concurrently".to_owned(),
             ));
         }
-        txn.commit().await?;
-        self.after_commit(execution.id, aftermath).await;
-        let letter = dead_letter::Model {
-            state: DeadLetterState::Replayed.as_str().to_owned(),
+        self.commit(work).await?;
+        let letter = DeadLetter {
+            state: DeadLetterState::Replayed,
             resolve_time: Some(now),
             replay_execution_id: Some(execution.id),
             ..letter
@@ -168,25 +162,22 @@ impl Domain {
         &self,
         scope: &WorkspaceScope,
         dead_letter_id: Uuid,
-    ) -> ExecutorResult<dead_letter::Model> {
+    ) -> ExecutorResult<DeadLetter> {
         let letter = self.get_dead_letter(scope, dead_letter_id).await?;
         ensure_pending(&letter)?;
         let now = now();
-        if !dead_letters::resolve(
-            self.db(),
-            letter.id,
-            DeadLetterState::Discarded.as_str(),
-            None,
-            now,
-        )
-        .await?
-        {
+        let work = self.begin(tenant(scope)).await?;
+        let resolved =
+            dead_letters::resolve(work.tx(), letter.id, DeadLetterState::Discarded, None, now)
+                .await?;
+        self.commit(work).await?;
+        if !resolved {
             return Err(ExecutorError::FailedPrecondition(
                 "the dead letter was resolved concurrently".to_owned(),
             ));
         }
-        Ok(dead_letter::Model {
-            state: DeadLetterState::Discarded.as_str().to_owned(),
+        Ok(DeadLetter {
+            state: DeadLetterState::Discarded,
             resolve_time: Some(now),
             ..letter
         })
@@ -239,15 +230,12 @@ impl Domain {
         let now = now();
         let mut discarded = Vec::with_capacity(pending.len());
         for letter in pending {
-            if dead_letters::resolve(
-                self.db(),
-                letter.id,
-                DeadLetterState::Discarded.as_str(),
-                None,
-                now,
-            )
-            .await?
-            {
+            let work = self.begin(tenant(scope)).await?;
+            let resolved =
+                dead_letters::resolve(work.tx(), letter.id, DeadLetterState::Discarded, None, now)
+                    .await?;
+            self.commit(work).await?;
+            if resolved {
                 discarded.push(letter.id);
             }
         }
@@ -259,7 +247,7 @@ impl Domain {
         scope: &WorkspaceScope,
         filter: &DeadLetterFilter,
         requested_limit: i32,
-    ) -> ExecutorResult<Vec<dead_letter::Model>> {
+    ) -> ExecutorResult<Vec<DeadLetter>> {
         if requested_limit < 0 {
             return Err(ExecutorError::invalid("limit", "must not be negative"));
         }
@@ -274,8 +262,7 @@ impl Domain {
             ..filter.clone()
         };
         Ok(dead_letters::list(
-            self.db(),
-            scope.workspace_id,
+            &self.read(tenant(scope)),
             &pending.to_storage(None),
             u64::from(limit),
         )
@@ -283,8 +270,8 @@ impl Domain {
     }
 }
 
-fn ensure_pending(letter: &dead_letter::Model) -> ExecutorResult<()> {
-    if letter.state != DeadLetterState::Pending.as_str() {
+fn ensure_pending(letter: &DeadLetter) -> ExecutorResult<()> {
+    if letter.state != DeadLetterState::Pending {
         return Err(ExecutorError::FailedPrecondition(format!(
             "the dead letter is already {}",
             letter.state

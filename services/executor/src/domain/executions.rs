@@ -1,20 +1,19 @@
 //! Admission of executions, and reading and cancelling them.
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use serde_json::Value;
-use tyboo_engine::WorkflowGraph;
+use tyboo_engine::{NodeSpec, WorkflowGraph};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::pagination::{decode_id_token, next_token};
-use super::progress::{Aftermath, Stop};
+use super::progress::Stop;
 use super::steps::{DERIVED_INPUT, StoredOutputs, output_text};
 use super::{
-    Domain, ExecutionDetail, ExecutionStatus, StepState, TriggerType, WorkspaceScope, json_column,
-    now, to_json_text,
+    Domain, Execution, ExecutionDetail, ExecutionStatus, NodeRun, Scope, Step, StepState,
+    TriggerType, WebhookDelivery, Work, WorkspaceScope, json_column, now, tenant, to_json_text,
 };
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{execution, node_run, step, webhook_delivery};
 use crate::storage::{executions, is_unique_violation, node_runs, steps, triggers, workflows};
 
 /// Everything needed to admit one execution.
@@ -28,7 +27,7 @@ pub(crate) struct Admission<'a> {
     pub dead_letter_id: Option<Uuid>,
     /// Terminal steps of an earlier execution kept as they were: a replay
     /// from the failed node starts where that execution stopped.
-    pub carried: Vec<step::Model>,
+    pub carried: Vec<Step>,
 }
 
 /// Longest idempotency key a start may carry.
@@ -57,7 +56,7 @@ impl Domain {
         version: Option<i64>,
         input: Value,
         idempotency_key: Option<&str>,
-    ) -> ExecutorResult<execution::Model> {
+    ) -> ExecutorResult<Execution> {
         self.check_payload("input", &input)?;
         self.check_depth("input", &input, 0)?;
         let key = idempotency_key.filter(|key| !key.is_empty());
@@ -70,23 +69,24 @@ impl Domain {
                 format!("must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters"),
             ));
         }
-        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+        let reader = self.read(tenant(scope));
+        let workflow = workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
-        let trigger = (scope.workspace_id, workflow_id, API_START_TRIGGER);
+        let trigger = (workflow_id, API_START_TRIGGER);
         if let Some(key) = key
-            && let Some(seen) = triggers::find_delivery(self.db(), trigger, key).await?
+            && let Some(seen) = triggers::find_delivery(&reader, trigger, key).await?
         {
-            return executions::find(self.db(), seen.execution_id)
+            return executions::find(&reader, seen.execution_id)
                 .await?
                 .ok_or(ExecutorError::NotFound("execution"));
         }
         let version = version.unwrap_or(workflow.latest_version);
-        let graph = self.graph(scope.workspace_id, workflow_id, version).await?;
-        let txn = self.store().begin_write().await?;
-        let (execution, aftermath) = self
+        let graph = self.graph(tenant(scope), workflow_id, version).await?;
+        let mut work = self.begin(tenant(scope)).await?;
+        let execution = self
             .admit(
-                &txn,
+                &mut work,
                 Admission {
                     workspace_id: scope.workspace_id,
                     workflow_id,
@@ -100,7 +100,7 @@ impl Domain {
             )
             .await?;
         if let Some(key) = key {
-            let seen = webhook_delivery::Model {
+            let seen = WebhookDelivery {
                 id: Uuid::now_v7(),
                 workspace_id: scope.workspace_id,
                 delivery_id: key.to_owned(),
@@ -109,23 +109,22 @@ impl Domain {
                 execution_id: execution.id,
                 create_time: now(),
             };
-            if let Err(error) = triggers::insert_delivery(&txn, &seen).await {
-                txn.rollback().await?;
+            if let Err(error) = triggers::insert_delivery(work.tx(), &seen).await {
+                work.rollback().await?;
                 if !is_unique_violation(&error) {
                     return Err(error.into());
                 }
                 // The same start raced in through another call: its
                 // execution is the answer, and this one never happened.
-                let seen = triggers::find_delivery(self.db(), trigger, key)
+                let seen = triggers::find_delivery(&reader, trigger, key)
                     .await?
                     .ok_or_else(|| ExecutorError::Internal("start key vanished".to_owned()))?;
-                return executions::find(self.db(), seen.execution_id)
+                return executions::find(&reader, seen.execution_id)
                     .await?
                     .ok_or(ExecutorError::NotFound("execution"));
             }
         }
-        txn.commit().await?;
-        self.after_commit(execution.id, aftermath).await;
+        self.commit(work).await?;
         Ok(execution)
     }
 
@@ -169,31 +168,51 @@ impl Domain {
         Ok(())
     }
 
-    /// Writes the execution and its first steps: the trigger's data is the
-    /// trigger node's output, and its successors become ready.
-    pub(crate) async fn admit<C: ConnectionTrait>(
+    /// Whether an execution may be admitted now, and its trigger node: the
+    /// one gate every start passes (API, webhook, schedule, replay), where
+    /// per-workspace quotas and concurrency limits hook in.
+    fn check_admission<'g>(
         &self,
-        db: &C,
+        work: &Work,
+        admission: &Admission<'g>,
+    ) -> ExecutorResult<&'g NodeSpec> {
+        if !work.tx().scope().admits(admission.workspace_id) {
+            return Err(ExecutorError::Internal(format!(
+                "an execution of workspace {} admitted in {}",
+                admission.workspace_id,
+                work.tx().scope()
+            )));
+        }
+        tyboo_engine::trigger_node(admission.graph).ok_or_else(|| {
+            ExecutorError::FailedPrecondition("the workflow has no trigger node".to_owned())
+        })
+    }
+
+    /// Writes the execution and its first steps in `work`: the trigger's
+    /// data is the trigger node's output, and its successors become ready,
+    /// dispatched once `work` commits. The one path every start takes.
+    pub(crate) async fn admit(
+        &self,
+        work: &mut Work,
         admission: Admission<'_>,
-    ) -> ExecutorResult<(execution::Model, Aftermath)> {
+    ) -> ExecutorResult<Execution> {
         let now = now();
         let graph = admission.graph;
-        let trigger = tyboo_engine::trigger_node(graph).ok_or_else(|| {
-            ExecutorError::FailedPrecondition("the workflow has no trigger node".to_owned())
-        })?;
+        let trigger = self.check_admission(work, &admission)?;
+        let db = work.tx();
         let max_duration_ms = graph
             .settings
             .max_duration_ms
             .unwrap_or(self.config().default_max_duration_ms)
             .min(self.config().max_duration_cap_ms);
         let input_text = to_json_text(&admission.input);
-        let execution = execution::Model {
+        let execution = Execution {
             id: Uuid::now_v7(),
             workspace_id: admission.workspace_id,
             workflow_id: admission.workflow_id,
             workflow_version: admission.version,
-            status: ExecutionStatus::Queued.as_str().to_owned(),
-            trigger_type: admission.trigger_type.as_str().to_owned(),
+            status: ExecutionStatus::Queued,
+            trigger_type: admission.trigger_type,
             input: input_text.clone(),
             error: None,
             error_class: None,
@@ -218,7 +237,7 @@ impl Domain {
                 continue;
             };
             kept_trigger |= node.id == trigger.id;
-            let row = step::Model {
+            let row = Step {
                 id: Uuid::now_v7(),
                 workspace_id: execution.workspace_id,
                 execution_id: execution.id,
@@ -234,13 +253,13 @@ impl Domain {
             rows.push(row);
         }
         if !kept_trigger {
-            let row = step::Model {
+            let row = Step {
                 id: Uuid::now_v7(),
                 workspace_id: execution.workspace_id,
                 execution_id: execution.id,
                 node_id: trigger.id.clone(),
                 pool: self.pool_of(trigger).as_str().to_owned(),
-                state: StepState::Succeeded.as_str().to_owned(),
+                state: StepState::Succeeded,
                 attempt: 1,
                 fencing: 0,
                 lease_owner: None,
@@ -261,12 +280,13 @@ impl Domain {
             rows.push(row);
         }
         let aftermath = self.advance_from(db, &execution, graph, rows, now).await?;
+        work.record(execution.id, aftermath);
         ::metrics::counter!(
             crate::metrics::EXECUTIONS_STARTED_TOTAL,
             "trigger" => admission.trigger_type.as_str()
         )
         .increment(1);
-        Ok((execution, aftermath))
+        Ok(execution)
     }
 
     pub async fn get_execution(
@@ -274,7 +294,7 @@ impl Domain {
         scope: &WorkspaceScope,
         execution_id: Uuid,
     ) -> ExecutorResult<ExecutionDetail> {
-        let execution = executions::find_in_workspace(self.db(), scope.workspace_id, execution_id)
+        let execution = executions::find(&self.read(tenant(scope)), execution_id)
             .await?
             .ok_or(ExecutorError::NotFound("execution"))?;
         self.execution_detail(execution).await
@@ -288,15 +308,16 @@ impl Domain {
         execution_id: Uuid,
         page_size: i32,
         page_token: &str,
-    ) -> ExecutorResult<(Vec<crate::storage::entities::node_run::Model>, u64)> {
-        let execution = executions::find_in_workspace(self.db(), scope.workspace_id, execution_id)
+    ) -> ExecutorResult<(Vec<NodeRun>, u64)> {
+        let reader = self.read(tenant(scope));
+        let execution = executions::find(&reader, execution_id)
             .await?
             .ok_or(ExecutorError::NotFound("execution"))?;
         let limit = self.page_size(page_size)?;
         let after = match decode_id_token(page_token)? {
             None => None,
             Some(run_id) => {
-                let run = node_runs::find(self.db(), execution.id, run_id)
+                let run = node_runs::find(&reader, execution.id, run_id)
                     .await?
                     .ok_or_else(|| {
                         ExecutorError::invalid("page_token", "is not a token this service issued")
@@ -304,9 +325,9 @@ impl Domain {
                 Some((run.start_time, run.id))
             }
         };
-        let mut rows = node_runs::page_for_execution(self.db(), execution.id, after, limit).await?;
+        let mut rows = node_runs::page_for_execution(&reader, execution.id, after, limit).await?;
         if rows.iter().any(|run| run.input == DERIVED_INPUT) {
-            let mut steps = steps::list_for_execution(self.db(), execution.id).await?;
+            let mut steps = steps::list_for_execution(&reader, execution.id).await?;
             self.read_back(&execution, &mut steps, &mut rows).await?;
         }
         Ok((rows, limit))
@@ -314,10 +335,11 @@ impl Domain {
 
     pub(crate) async fn execution_detail(
         &self,
-        execution: execution::Model,
+        execution: Execution,
     ) -> ExecutorResult<ExecutionDetail> {
-        let mut steps = steps::list_for_execution(self.db(), execution.id).await?;
-        let mut runs = node_runs::list_for_execution(self.db(), execution.id).await?;
+        let reader = self.read(Scope::Workspace(execution.workspace_id));
+        let mut steps = steps::list_for_execution(&reader, execution.id).await?;
+        let mut runs = node_runs::list_for_execution(&reader, execution.id).await?;
         self.read_back(&execution, &mut steps, &mut runs).await?;
         Ok(ExecutionDetail {
             execution,
@@ -330,15 +352,14 @@ impl Domain {
     /// trigger's output, and each run's inputs.
     async fn read_back(
         &self,
-        execution: &execution::Model,
-        steps: &mut [step::Model],
-        runs: &mut [node_run::Model],
+        execution: &Execution,
+        steps: &mut [Step],
+        runs: &mut [NodeRun],
     ) -> ExecutorResult<()> {
         if runs.iter().any(|run| run.input == DERIVED_INPUT) {
             let graph = self
-                .graph_on(
-                    self.db(),
-                    execution.workspace_id,
+                .graph(
+                    Scope::Workspace(execution.workspace_id),
                     execution.workflow_id,
                     execution.workflow_version,
                 )
@@ -363,16 +384,16 @@ impl Domain {
         &self,
         scope: &WorkspaceScope,
         request: ListExecutions,
-    ) -> ExecutorResult<(Vec<execution::Model>, String)> {
+    ) -> ExecutorResult<(Vec<Execution>, String)> {
         let limit = self.page_size(request.page_size)?;
         let filter = executions::ListFilter {
             workflow_id: request.workflow_id,
-            status: request.status.map(ExecutionStatus::as_str),
+            status: request.status,
             created_after: request.created_after,
             created_before: request.created_before,
             before_id: decode_id_token(&request.page_token)?,
         };
-        let rows = executions::list(self.db(), scope.workspace_id, &filter, limit).await?;
+        let rows = executions::list(&self.read(tenant(scope)), &filter, limit).await?;
         let next = next_token(&rows, limit, |row| row.id.to_string());
         Ok((rows, next))
     }
@@ -382,16 +403,15 @@ impl Domain {
         &self,
         scope: &WorkspaceScope,
         execution_id: Uuid,
-    ) -> ExecutorResult<execution::Model> {
-        let txn = self.store().begin_write().await?;
-        let execution = executions::lock(&txn, execution_id)
+    ) -> ExecutorResult<Execution> {
+        let mut work = self.begin(tenant(scope)).await?;
+        let execution = executions::lock(work.tx(), execution_id)
             .await?
-            .filter(|row| row.workspace_id == scope.workspace_id)
             .ok_or(ExecutorError::NotFound("execution"))?;
         let error = format!("cancelled by {}", scope.actor());
         let stopped = self
             .stop_execution(
-                &txn,
+                work.tx(),
                 execution.id,
                 Stop {
                     status: ExecutionStatus::Cancelled,
@@ -402,24 +422,24 @@ impl Domain {
                 },
             )
             .await?;
-        txn.commit().await?;
         if stopped {
-            let aftermath = Aftermath {
-                finished: Some(ExecutionStatus::Cancelled),
-                ..Aftermath::default()
-            };
-            self.after_commit(execution_id, aftermath).await;
+            work.record(execution_id, ExecutionStatus::Cancelled.into());
         }
-        executions::find(self.db(), execution_id)
+        self.commit(work).await?;
+        executions::find(&self.read(tenant(scope)), execution_id)
             .await?
             .ok_or(ExecutorError::NotFound("execution"))
     }
 
     /// Times out an execution past its deadline; false when it had already
     /// finished or is not late.
-    pub(crate) async fn time_out_execution(&self, execution_id: Uuid) -> ExecutorResult<bool> {
-        let txn = self.store().begin_write().await?;
-        let Some(execution) = executions::lock(&txn, execution_id).await? else {
+    pub(crate) async fn time_out_execution(
+        &self,
+        scope: Scope,
+        execution_id: Uuid,
+    ) -> ExecutorResult<bool> {
+        let mut work = self.begin(scope).await?;
+        let Some(execution) = executions::lock(work.tx(), execution_id).await? else {
             return Ok(false);
         };
         let now = now();
@@ -430,7 +450,7 @@ impl Domain {
         let error = format!("the execution exceeded its max_duration of {allowed} ms");
         let stopped = self
             .stop_execution(
-                &txn,
+                work.tx(),
                 execution_id,
                 Stop {
                     status: ExecutionStatus::TimedOut,
@@ -441,14 +461,10 @@ impl Domain {
                 },
             )
             .await?;
-        txn.commit().await?;
         if stopped {
-            let aftermath = Aftermath {
-                finished: Some(ExecutionStatus::TimedOut),
-                ..Aftermath::default()
-            };
-            self.after_commit(execution_id, aftermath).await;
+            work.record(execution_id, ExecutionStatus::TimedOut.into());
         }
+        self.commit(work).await?;
         Ok(stopped)
     }
 }

@@ -4,65 +4,70 @@
 //! queue with the inputs it failed on.
 
 use chrono::{DateTime, Utc};
-use sea_orm::{ConnectionTrait, DatabaseTransaction};
 use serde_json::Value;
 use tyboo_engine::{ErrorClass, NodeError};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::progress::{Aftermath, Stop};
-use super::steps::{Claimed, Committed};
+use super::steps::{Claimed, Failure};
 use super::{
-    DeadLetterState, Domain, ExecutionStatus, NodeRunStatus, StepState, now, to_json_text,
+    DeadLetter, DeadLetterState, Domain, ExecutionStatus, NodeRunStatus, StepState, Work, now,
+    to_json_text,
 };
 use crate::error::ExecutorResult;
-use crate::storage::entities::dead_letter;
 use crate::storage::{dead_letters, node_runs, steps};
 
 impl Domain {
     /// Commits a failed attempt: a retry when the error class and the policy
     /// allow one, else the step fails, its execution stops and the step goes
-    /// to the dead-letter queue.
+    /// to the dead-letter queue. Returns what it decided; `None` when the
+    /// worker no longer held the step and the failure was discarded.
     pub async fn commit_failure(
         &self,
         claimed: &Claimed,
         error: NodeError,
-    ) -> ExecutorResult<Committed> {
-        let txn = self.store().begin_write().await?;
-        self.finish_failure(txn, claimed, error, now()).await
+    ) -> ExecutorResult<Option<Failure>> {
+        let work = self.begin(claimed.scope()).await?;
+        self.finish_failure(work, claimed, error, now()).await
     }
 
     pub(crate) async fn finish_failure(
         &self,
-        txn: DatabaseTransaction,
+        mut work: Work,
         claimed: &Claimed,
         error: NodeError,
         now: DateTime<Utc>,
-    ) -> ExecutorResult<Committed> {
+    ) -> ExecutorResult<Option<Failure>> {
         if self
-            .lock_active(&txn, claimed.execution.id)
+            .lock_active(work.tx(), claimed.execution.id)
             .await?
             .is_none()
         {
-            txn.rollback().await?;
-            return Ok(self.refused());
+            work.rollback().await?;
+            self.refused();
+            return Ok(None);
         }
-        let Some(aftermath) = self.apply_failure(&txn, claimed, error, now).await? else {
-            txn.rollback().await?;
-            return Ok(self.refused());
+        let Some((aftermath, failure)) = self.apply_failure(work.tx(), claimed, error, now).await?
+        else {
+            work.rollback().await?;
+            self.refused();
+            return Ok(None);
         };
-        txn.commit().await?;
-        self.after_commit(claimed.execution.id, aftermath).await;
-        Ok(Committed::Applied)
+        work.record(claimed.execution.id, aftermath);
+        self.commit(work).await?;
+        Ok(Some(failure))
     }
 
-    /// The writes of a failed attempt; `None` when the step was no longer held.
-    pub(crate) async fn apply_failure<C: ConnectionTrait>(
+    /// The writes of a failed attempt, and what they decided; `None` when
+    /// the step was no longer held.
+    pub(crate) async fn apply_failure<S: Session>(
         &self,
-        db: &C,
+        db: &S,
         claimed: &Claimed,
         error: NodeError,
         now: DateTime<Utc>,
-    ) -> ExecutorResult<Option<Aftermath>> {
+    ) -> ExecutorResult<Option<(Aftermath, Failure)>> {
         let policy = claimed.policy();
         // The retry policy counts the errors the node reported; deliveries
         // lost with their worker have a limit of their own (max_deliveries).
@@ -84,7 +89,7 @@ impl Domain {
             job.attempt = claimed.attempt() + 1;
             aftermath.jobs.push((job, Some(available_at)));
             steps::Transition {
-                state: StepState::Ready.as_str(),
+                state: StepState::Ready,
                 attempt: claimed.step.attempt + 1,
                 available_at,
                 output: None,
@@ -100,7 +105,7 @@ impl Domain {
                 ErrorClass::Transient | ErrorClass::Permanent => StepState::Failed,
             };
             steps::Transition {
-                state: state.as_str(),
+                state,
                 attempt: claimed.step.attempt,
                 available_at: claimed.step.available_at,
                 output: None,
@@ -121,18 +126,17 @@ impl Domain {
             &claimed.step.node_id,
             claimed.step.attempt,
             node_runs::RunEnd {
-                status: run_status.as_str(),
                 error: Some(&message),
                 error_class: Some(class),
                 end_time: Some(now),
-                ..node_runs::RunEnd::default()
+                ..node_runs::RunEnd::new(run_status)
             },
         )
         .await?;
         if retry {
-            return Ok(Some(aftermath));
+            return Ok(Some((aftermath, Failure::Retried)));
         }
-        let letter = dead_letter::Model {
+        let letter = DeadLetter {
             id: Uuid::now_v7(),
             workspace_id: claimed.execution.workspace_id,
             execution_id: claimed.execution.id,
@@ -143,7 +147,7 @@ impl Domain {
             error_class: class.to_owned(),
             error: message.clone(),
             attempts: claimed.step.attempt,
-            state: DeadLetterState::Pending.as_str().to_owned(),
+            state: DeadLetterState::Pending,
             create_time: now,
             resolve_time: None,
             replay_execution_id: None,
@@ -155,9 +159,11 @@ impl Domain {
             "error_class" => class
         )
         .increment(1);
-        let status = match error.class {
-            ErrorClass::Timeout => ExecutionStatus::TimedOut,
-            ErrorClass::Transient | ErrorClass::Permanent => ExecutionStatus::Failed,
+        let (status, failure) = match error.class {
+            ErrorClass::Timeout => (ExecutionStatus::TimedOut, Failure::TimedOut),
+            ErrorClass::Transient | ErrorClass::Permanent => {
+                (ExecutionStatus::Failed, Failure::Failed)
+            }
         };
         let execution_error = format!(
             "node {} failed after {} attempt(s): {message}",
@@ -179,6 +185,6 @@ impl Domain {
         if stopped {
             aftermath.finished = Some(status);
         }
-        Ok(Some(aftermath))
+        Ok(Some((aftermath, failure)))
     }
 }

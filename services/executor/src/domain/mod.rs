@@ -10,15 +10,16 @@ mod failures;
 pub mod model;
 pub mod pagination;
 pub mod progress;
+pub mod schedules;
 mod scope;
 pub mod steps;
+mod unit;
 pub mod webhooks;
 pub mod workflows;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 
-use sea_orm::DatabaseConnection;
 use tokio::sync::broadcast;
 use tyboo_auth::{KeySource, TokenVerifier};
 use tyboo_broker::{Dispatch, Job};
@@ -27,6 +28,8 @@ use uuid::Uuid;
 
 pub use model::*;
 pub use scope::WorkspaceScope;
+pub use tyboo_store::Scope;
+pub use unit::{RECONCILER, SCHEDULER, WEBHOOK_TOKEN, Work, tenant};
 
 use crate::config::ExecutorConfig;
 use crate::error::{ExecutorError, ExecutorResult};
@@ -124,10 +127,6 @@ impl Domain {
         &self.inner.cancellations
     }
 
-    pub(crate) fn db(&self) -> &DatabaseConnection {
-        self.inner.store.connection()
-    }
-
     /// Subscribes to "this execution finished" notices of this process.
     pub(crate) fn subscribe_finished(&self) -> broadcast::Receiver<Uuid> {
         self.inner.finished.subscribe()
@@ -138,29 +137,27 @@ impl Domain {
         let _ = self.inner.finished.send(execution_id);
     }
 
-    /// The parsed graph of a workflow version.
+    /// The parsed graph of a workflow version of `scope`.
     pub(crate) async fn graph(
         &self,
-        workspace_id: Uuid,
+        scope: Scope,
         workflow_id: Uuid,
         version: i64,
     ) -> ExecutorResult<Arc<WorkflowGraph>> {
-        self.graph_on(self.db(), workspace_id, workflow_id, version)
-            .await
+        self.graph_on(&self.read(scope), workflow_id, version).await
     }
 
     /// [`Domain::graph`], read on `db` (a transaction) when not cached.
-    pub(crate) async fn graph_on<C: sea_orm::ConnectionTrait>(
+    pub(crate) async fn graph_on<S: tyboo_store::Session>(
         &self,
-        db: &C,
-        workspace_id: Uuid,
+        db: &S,
         workflow_id: Uuid,
         version: i64,
     ) -> ExecutorResult<Arc<WorkflowGraph>> {
         if let Some(graph) = self.cached_graph(workflow_id, version) {
             return Ok(graph);
         }
-        let row = storage::workflows::find_version(db, workspace_id, workflow_id, version)
+        let row = storage::workflows::find_version(db, workflow_id, version)
             .await?
             .ok_or(ExecutorError::NotFound("workflow version"))?;
         let graph: WorkflowGraph = serde_json::from_str(&row.graph).map_err(|error| {

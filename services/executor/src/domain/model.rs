@@ -1,125 +1,216 @@
-//! The states the executor moves things through, and the records the domain
-//! hands to its callers. States are stored as their `as_str` text.
+//! The records the domain works with and hands to its callers, and the
+//! states they move through. Storage maps its rows to and from these; nothing
+//! here knows how they are stored.
 
+use chrono::{DateTime, Utc};
 use serde_json::Value;
 use tyboo_engine::WorkflowGraph;
+use uuid::Uuid;
 
-use crate::storage::entities::{execution, node_run, step, workflow, workflow_version};
+pub use crate::states::{
+    DeadLetterState, ExecutionStatus, NodeRunStatus, ReplayMode, ReplayVersion, StepState,
+    TriggerType,
+};
 
-macro_rules! text_enum {
-    ($(#[$meta:meta])* $name:ident { $($variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-        pub enum $name { $($variant),+ }
-
-        impl $name {
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $($name::$variant => $text),+ }
-            }
-
-            pub fn parse(text: &str) -> Option<$name> {
-                match text { $($text => Some($name::$variant),)+ _ => None }
-            }
-        }
-
-        impl std::fmt::Display for $name {
-            fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                formatter.write_str(self.as_str())
-            }
-        }
-    };
+/// A workflow's identity; its graphs are its versions.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Workflow {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub latest_version: i64,
+    pub create_time: DateTime<Utc>,
+    pub update_time: DateTime<Utc>,
+    /// Set when deleted: versions stay for the executions that pinned them.
+    pub delete_time: Option<DateTime<Utc>>,
 }
 
-text_enum!(
-    ExecutionStatus {
-        Queued = "queued",
-        Running = "running",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        Cancelled = "cancelled",
-        TimedOut = "timed_out",
-    }
-);
+/// One immutable saved graph of a workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowVersion {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow_id: Uuid,
+    pub version: i64,
+    pub name: String,
+    pub description: String,
+    /// The validated graph as JSON.
+    pub graph: String,
+    pub created_by: String,
+    pub create_time: DateTime<Utc>,
+    pub restored_from_version: Option<i64>,
+    pub node_count: i32,
+}
 
-impl ExecutionStatus {
-    pub fn is_terminal(self) -> bool {
-        !matches!(self, ExecutionStatus::Queued | ExecutionStatus::Running)
+/// One run of one pinned workflow version.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Execution {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow_id: Uuid,
+    pub workflow_version: i64,
+    pub status: ExecutionStatus,
+    pub trigger_type: TriggerType,
+    /// The trigger data as JSON text.
+    pub input: String,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    pub failed_node_id: Option<String>,
+    pub create_time: DateTime<Utc>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub deadline: DateTime<Utc>,
+    /// Bytes of node output stored so far, against the execution data cap.
+    pub data_bytes: i64,
+    /// For a replay, the dead letter it came from.
+    pub dead_letter_id: Option<Uuid>,
+}
+
+/// The state of one node in one execution: what workers lease, fence and
+/// commit to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub execution_id: Uuid,
+    pub node_id: String,
+    pub pool: String,
+    pub state: StepState,
+    /// The attempt running now, or the next one to run; from 1.
+    pub attempt: i32,
+    /// Bumped by every claim; a result commits only under the number its
+    /// worker claimed with.
+    pub fencing: i64,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    /// Not to be run before this (backoff, a waiting node).
+    pub available_at: DateTime<Utc>,
+    /// When a message for this step was last sent.
+    pub dispatched_at: Option<DateTime<Utc>>,
+    /// JSON output once succeeded, or held while waiting. None for a
+    /// succeeded trigger: its output is the execution's input.
+    pub output: Option<String>,
+    pub port: Option<String>,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    pub start_time: Option<DateTime<Utc>>,
+    pub end_time: Option<DateTime<Utc>>,
+    /// Deliveries whose worker stopped responding before a result.
+    pub lost_workers: i32,
+}
+
+impl Step {
+    /// The job that runs this step's current attempt: the one place a job
+    /// is made from a step.
+    pub fn job(&self) -> tyboo_broker::Job {
+        tyboo_broker::Job {
+            pool: self.pool.clone(),
+            execution_id: self.execution_id,
+            node_id: self.node_id.clone(),
+            attempt: u32::try_from(self.attempt).unwrap_or(1),
+            workspace_id: self.workspace_id,
+        }
     }
 }
 
-text_enum!(
-    /// A step's place in its execution.
-    StepState {
-        Ready = "ready",
-        Running = "running",
-        Waiting = "waiting",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        TimedOut = "timed_out",
-        Skipped = "skipped",
-        Cancelled = "cancelled",
-    }
-);
+/// One attempt of one node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeRun {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub execution_id: Uuid,
+    pub node_id: String,
+    pub attempt: i32,
+    pub status: NodeRunStatus,
+    /// JSON array of the inputs the attempt ran on, or empty
+    /// (`DERIVED_INPUT`): read back from the predecessors' steps.
+    pub input: String,
+    pub output: Option<String>,
+    pub port: Option<String>,
+    pub error: Option<String>,
+    pub error_class: Option<String>,
+    pub start_time: DateTime<Utc>,
+    pub end_time: Option<DateTime<Utc>>,
+    pub resume_time: Option<DateTime<Utc>>,
+    pub llm_model: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub total_tokens: Option<i64>,
+}
 
-text_enum!(
-    NodeRunStatus {
-        Running = "running",
-        Waiting = "waiting",
-        Succeeded = "succeeded",
-        Failed = "failed",
-        TimedOut = "timed_out",
-        Cancelled = "cancelled",
-        Skipped = "skipped",
-    }
-);
+/// A step that failed for good, with what is needed to replay it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub execution_id: Uuid,
+    pub workflow_id: Uuid,
+    pub workflow_version: i64,
+    pub node_id: String,
+    /// JSON array of the inputs the node failed on.
+    pub inputs: String,
+    pub error_class: String,
+    pub error: String,
+    pub attempts: i32,
+    pub state: DeadLetterState,
+    pub create_time: DateTime<Utc>,
+    pub resolve_time: Option<DateTime<Utc>>,
+    pub replay_execution_id: Option<Uuid>,
+}
 
-text_enum!(
-    TriggerType {
-        Manual = "manual",
-        Webhook = "webhook",
-        Schedule = "schedule",
-        Replay = "replay",
-    }
-);
+/// A schedule trigger of a workflow.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub workflow_id: Uuid,
+    pub node_id: String,
+    pub cron: String,
+    pub timezone: String,
+    pub next_fire_at: DateTime<Utc>,
+}
 
-text_enum!(
-    DeadLetterState {
-        Pending = "pending",
-        Replayed = "replayed",
-        Discarded = "discarded",
-    }
-);
+/// Which workflow node listens on a webhook path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookRoute {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub path: String,
+    pub workflow_id: Uuid,
+    pub node_id: String,
+    /// The unguessable part of the hook URL; kept across saves, rotatable.
+    pub token: String,
+    pub create_time: DateTime<Utc>,
+}
 
-text_enum!(
-    ReplayMode {
-        FromFailedNode = "from_failed_node",
-        FromStart = "from_start",
-    }
-);
-
-text_enum!(
-    ReplayVersion {
-        Pinned = "pinned",
-        Latest = "latest",
-    }
-);
+/// A delivery id (or start idempotency key) already seen, and the
+/// execution it started.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WebhookDelivery {
+    pub id: Uuid,
+    pub workspace_id: Uuid,
+    pub delivery_id: String,
+    pub workflow_id: Uuid,
+    pub node_id: String,
+    pub execution_id: Uuid,
+    pub create_time: DateTime<Utc>,
+}
 
 /// A workflow at one of its versions.
 #[derive(Clone, Debug)]
 pub struct WorkflowView {
-    pub workflow: workflow::Model,
-    pub version: workflow_version::Model,
+    pub workflow: Workflow,
+    pub version: WorkflowVersion,
     pub graph: WorkflowGraph,
 }
 
 /// An execution with every step and node run.
 #[derive(Clone, Debug)]
 pub struct ExecutionDetail {
-    pub execution: execution::Model,
-    pub steps: Vec<step::Model>,
-    pub runs: Vec<node_run::Model>,
+    pub execution: Execution,
+    pub steps: Vec<Step>,
+    pub runs: Vec<NodeRun>,
 }
 
 /// A stored JSON column. A value that does not parse is a fault of ours:
@@ -144,22 +235,4 @@ pub fn json_depth(value: &Value) -> usize {
 /// A JSON value as stored.
 pub fn to_json_text(value: &Value) -> String {
     value.to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn states_round_trip_through_text() {
-        for status in ExecutionStatus::ALL {
-            assert_eq!(ExecutionStatus::parse(status.as_str()), Some(*status));
-        }
-        for state in StepState::ALL {
-            assert_eq!(StepState::parse(state.as_str()), Some(*state));
-        }
-        assert!(ExecutionStatus::TimedOut.is_terminal());
-        assert!(!ExecutionStatus::Queued.is_terminal());
-        assert_eq!(ExecutionStatus::parse("paused"), None);
-    }
 }

@@ -7,14 +7,13 @@
 use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use tyboo_broker::Job;
 use tyboo_engine::{Decision, Terminal, WorkflowGraph};
+use tyboo_store::Session;
 use uuid::Uuid;
 
-use super::{Domain, ExecutionStatus, NodeRunStatus, StepState};
+use super::{Domain, Execution, ExecutionStatus, NodeRunStatus, Step, StepState};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{execution, step};
 use crate::storage::{executions, node_runs, steps};
 
 pub type Jobs = Vec<(Job, Option<DateTime<Utc>>)>;
@@ -27,14 +26,24 @@ pub struct Aftermath {
     pub finished: Option<ExecutionStatus>,
     /// Every step row as the transaction left them, when it advanced the
     /// execution (for taking the next step on without reading them again).
-    pub steps: Vec<step::Model>,
+    pub steps: Vec<Step>,
+}
+
+impl From<ExecutionStatus> for Aftermath {
+    /// The aftermath of an execution stopped with `status` and nothing else.
+    fn from(status: ExecutionStatus) -> Self {
+        Aftermath {
+            finished: Some(status),
+            ..Aftermath::default()
+        }
+    }
 }
 
 /// The scheduling view of the execution's steps.
-pub fn terminal_map(rows: &[step::Model]) -> HashMap<String, Terminal> {
+pub fn terminal_map(rows: &[Step]) -> HashMap<String, Terminal> {
     rows.iter()
-        .filter_map(|row| match StepState::parse(&row.state) {
-            Some(StepState::Succeeded) => Some((
+        .filter_map(|row| match row.state {
+            StepState::Succeeded => Some((
                 row.node_id.clone(),
                 Terminal::Succeeded {
                     port: row
@@ -43,7 +52,7 @@ pub fn terminal_map(rows: &[step::Model]) -> HashMap<String, Terminal> {
                         .unwrap_or_else(|| tyboo_engine::MAIN_PORT.to_owned()),
                 },
             )),
-            Some(StepState::Skipped) => Some((row.node_id.clone(), Terminal::Skipped)),
+            StepState::Skipped => Some((row.node_id.clone(), Terminal::Skipped)),
             _ => None,
         })
         .collect()
@@ -52,10 +61,10 @@ pub fn terminal_map(rows: &[step::Model]) -> HashMap<String, Terminal> {
 impl Domain {
     /// Inserts the steps the graph now decides, and finishes the execution
     /// when every node is terminal.
-    pub(crate) async fn advance_execution<C: ConnectionTrait>(
+    pub(crate) async fn advance_execution<S: Session>(
         &self,
-        db: &C,
-        execution: &execution::Model,
+        db: &S,
+        execution: &Execution,
         graph: &WorkflowGraph,
         now: DateTime<Utc>,
     ) -> ExecutorResult<Aftermath> {
@@ -65,12 +74,12 @@ impl Domain {
 
     /// [`Domain::advance_execution`] from `rows`, every step row of the
     /// execution as the transaction sees them (in insertion order).
-    pub(crate) async fn advance_from<C: ConnectionTrait>(
+    pub(crate) async fn advance_from<S: Session>(
         &self,
-        db: &C,
-        execution: &execution::Model,
+        db: &S,
+        execution: &Execution,
         graph: &WorkflowGraph,
-        mut rows: Vec<step::Model>,
+        mut rows: Vec<Step>,
         now: DateTime<Utc>,
     ) -> ExecutorResult<Aftermath> {
         let mut terminal = terminal_map(&rows);
@@ -94,13 +103,13 @@ impl Domain {
                     Decision::Run => StepState::Ready,
                     Decision::Skip => StepState::Skipped,
                 };
-                let row = step::Model {
+                let row = Step {
                     id: Uuid::now_v7(),
                     workspace_id: execution.workspace_id,
                     execution_id: execution.id,
                     node_id: node_id.clone(),
-                    pool: pool.clone(),
-                    state: state.as_str().to_owned(),
+                    pool,
+                    state,
                     attempt: 1,
                     fencing: 0,
                     lease_owner: None,
@@ -116,23 +125,14 @@ impl Domain {
                     lost_workers: 0,
                 };
                 steps::insert(db, &row).await?;
-                rows.push(row);
                 known.insert(node_id.clone());
                 match decision {
-                    Decision::Run => aftermath.jobs.push((
-                        Job {
-                            pool,
-                            execution_id: execution.id,
-                            node_id,
-                            attempt: 1,
-                            workspace_id: execution.workspace_id,
-                        },
-                        None,
-                    )),
+                    Decision::Run => aftermath.jobs.push((row.job(), None)),
                     Decision::Skip => {
                         terminal.insert(node_id, Terminal::Skipped);
                     }
                 }
+                rows.push(row);
             }
         }
         let complete = graph
@@ -144,7 +144,7 @@ impl Domain {
                 db,
                 execution.id,
                 executions::Finish {
-                    status: ExecutionStatus::Succeeded.as_str(),
+                    status: ExecutionStatus::Succeeded,
                     error: None,
                     error_class: None,
                     failed_node_id: None,
@@ -162,9 +162,9 @@ impl Domain {
 
     /// Ends an active execution with `status`, closing every step and run
     /// that could still change. Returns whether this call ended it.
-    pub(crate) async fn stop_execution<C: ConnectionTrait>(
+    pub(crate) async fn stop_execution<S: Session>(
         &self,
-        db: &C,
+        db: &S,
         execution_id: Uuid,
         stop: Stop<'_>,
     ) -> ExecutorResult<bool> {
@@ -172,7 +172,7 @@ impl Domain {
             db,
             execution_id,
             executions::Finish {
-                status: stop.status.as_str(),
+                status: stop.status,
                 error: Some(stop.error),
                 error_class: stop.error_class,
                 failed_node_id: stop.failed_node_id,
@@ -187,26 +187,9 @@ impl Domain {
             ExecutionStatus::TimedOut => NodeRunStatus::TimedOut,
             _ => NodeRunStatus::Cancelled,
         };
-        steps::stop_active(db, execution_id, StepState::Cancelled.as_str(), stop.now).await?;
-        node_runs::stop_active(db, execution_id, run_status.as_str(), stop.error, stop.now).await?;
+        steps::stop_active(db, execution_id, StepState::Cancelled, stop.now).await?;
+        node_runs::stop_active(db, execution_id, run_status, stop.error, stop.now).await?;
         Ok(true)
-    }
-
-    /// What follows a commit: wake local workers of a stopped execution and
-    /// local waiters of a finished one, count it, and dispatch new steps.
-    pub(crate) async fn after_commit(&self, execution_id: Uuid, aftermath: Aftermath) {
-        if let Some(status) = aftermath.finished {
-            if status != ExecutionStatus::Succeeded {
-                self.cancellations().cancel(execution_id);
-            }
-            self.announce_finished(execution_id);
-            ::metrics::counter!(
-                crate::metrics::EXECUTIONS_FINISHED_TOTAL,
-                "status" => status.as_str()
-            )
-            .increment(1);
-        }
-        self.dispatch_jobs(aftermath.jobs).await;
     }
 }
 

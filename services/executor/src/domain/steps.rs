@@ -7,23 +7,25 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use serde_json::{Map, Value};
 use tyboo_broker::Job;
 use tyboo_engine::{ErrorClass, LlmUsage, NodeError, NodeSpec, RetryPolicy, WorkflowGraph};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::progress::{Aftermath, terminal_map};
-use super::{Domain, ExecutionStatus, NodeRunStatus, StepState, json_column, now, to_json_text};
+use super::{
+    Domain, Execution, ExecutionStatus, NodeRun, NodeRunStatus, Scope, Step, StepState,
+    json_column, now, to_json_text,
+};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{execution, node_run, step};
 use crate::storage::{executions, node_runs, steps};
 
 /// A step this worker holds.
 #[derive(Clone, Debug)]
 pub struct Claimed {
-    pub execution: execution::Model,
-    pub step: step::Model,
+    pub execution: Execution,
+    pub step: Step,
     pub graph: Arc<WorkflowGraph>,
     pub node: NodeSpec,
     /// Outputs of the predecessors whose edges fired, in edge order.
@@ -52,13 +54,12 @@ impl Claimed {
     }
 
     pub fn job(&self) -> Job {
-        Job {
-            pool: self.step.pool.clone(),
-            execution_id: self.execution.id,
-            node_id: self.step.node_id.clone(),
-            attempt: self.attempt(),
-            workspace_id: self.execution.workspace_id,
-        }
+        self.step.job()
+    }
+
+    /// The scope a worker acts in for this step: its execution's workspace.
+    pub fn scope(&self) -> Scope {
+        Scope::Workspace(self.execution.workspace_id)
     }
 }
 
@@ -87,52 +88,81 @@ pub enum Committed {
     Refused,
 }
 
+/// What the commit of a failed attempt decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Another attempt is scheduled.
+    Retried,
+    /// The step failed for good; its execution failed.
+    Failed,
+    /// The step timed out for good; its execution timed out.
+    TimedOut,
+}
+
+impl Failure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Retried => "retried",
+            Failure::Failed => "failed",
+            Failure::TimedOut => "timed_out",
+        }
+    }
+}
+
+impl From<Option<Failure>> for Committed {
+    /// A failure that was decided was applied; none means it was refused.
+    fn from(failure: Option<Failure>) -> Self {
+        match failure {
+            Some(_) => Committed::Applied,
+            None => Committed::Refused,
+        }
+    }
+}
+
 impl Domain {
     /// Takes the step a job names, if it can run now. One transaction: the
     /// execution row is locked first (as every commit does), and the reads
     /// the claim depends on happen under that lock.
     pub async fn claim_step(&self, job: &Job, owner: &str) -> ExecutorResult<ClaimOutcome> {
         let now = now();
-        let txn = self.store().begin_write().await?;
-        let Some(execution) = executions::lock(&txn, job.execution_id).await? else {
-            txn.rollback().await?;
+        // The job names its workspace: a job whose execution is not there
+        // finds nothing.
+        let scope = Scope::Workspace(job.workspace_id);
+        let mut work = self.begin(scope).await?;
+        let Some(execution) = executions::lock(work.tx(), job.execution_id).await? else {
+            work.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         };
-        if ExecutionStatus::parse(&execution.status).is_none_or(ExecutionStatus::is_terminal) {
-            txn.rollback().await?;
+        if execution.status.is_terminal() {
+            work.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         }
         if execution.deadline <= now {
-            txn.rollback().await?;
-            self.time_out_execution(execution.id).await?;
+            work.rollback().await?;
+            self.time_out_execution(scope, execution.id).await?;
             return Ok(ClaimOutcome::Nothing);
         }
-        let rows = steps::list_for_execution(&txn, execution.id).await?;
+        let rows = steps::list_for_execution(work.tx(), execution.id).await?;
         let Some(step) = rows.iter().find(|row| row.node_id == job.node_id).cloned() else {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         };
-        let state = StepState::parse(&step.state);
+        let state = step.state;
         let lost = match state {
-            Some(StepState::Ready | StepState::Waiting) if step.available_at > now => {
-                txn.rollback().await?;
+            StepState::Ready | StepState::Waiting if step.available_at > now => {
+                work.rollback().await?;
                 return Ok(ClaimOutcome::Later(step.available_at));
             }
-            Some(StepState::Ready | StepState::Waiting) => false,
+            StepState::Ready | StepState::Waiting => false,
             // A running step whose lease ran out lost its worker.
-            Some(StepState::Running) if step.lease_expires_at.is_some_and(|at| at <= now) => true,
+            StepState::Running if step.lease_expires_at.is_some_and(|at| at <= now) => true,
             _ => {
-                txn.rollback().await?;
+                work.rollback().await?;
                 return Ok(ClaimOutcome::Nothing);
             }
         };
         let graph = self
-            .graph_on(
-                &txn,
-                execution.workspace_id,
-                execution.workflow_id,
-                execution.workflow_version,
-            )
+            .graph_on(work.tx(), execution.workflow_id, execution.workflow_version)
             .await?;
         let node = graph.node(&step.node_id).cloned().ok_or_else(|| {
             ExecutorError::Internal(format!("step of unknown node {}", step.node_id))
@@ -147,7 +177,7 @@ impl Domain {
 
         let trigger = json_column(&execution.input)?;
         let (inputs, nodes) = inputs_of(&graph, &step.node_id, &rows, &trigger)?;
-        let resume_output = match (state == Some(StepState::Waiting), step.output.as_deref()) {
+        let resume_output = match (state == StepState::Waiting, step.output.as_deref()) {
             (true, Some(text)) => Some(json_column(text)?),
             (true, None) => Some(Value::Null),
             (false, _) => None,
@@ -155,33 +185,32 @@ impl Domain {
 
         let previous_attempt = step.attempt;
         let Some(step) = self
-            .lease_step(&txn, step, attempt, lost_workers, owner, now)
+            .lease_step(work.tx(), step, attempt, lost_workers, owner, now)
             .await?
         else {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Ok(ClaimOutcome::Nothing);
         };
         if lost {
             node_runs::finish(
-                &txn,
+                work.tx(),
                 execution.id,
                 &step.node_id,
                 previous_attempt,
                 node_runs::RunEnd {
-                    status: NodeRunStatus::Failed.as_str(),
                     error: Some("the worker running this attempt stopped responding"),
                     error_class: Some(ErrorClass::Transient.as_str()),
                     end_time: Some(now),
-                    ..node_runs::RunEnd::default()
+                    ..node_runs::RunEnd::new(NodeRunStatus::Failed)
                 },
             )
             .await?;
         }
-        if execution.status == ExecutionStatus::Queued.as_str() {
-            executions::mark_running(&txn, execution.id, now).await?;
+        if execution.status == ExecutionStatus::Queued {
+            executions::mark_running(work.tx(), execution.id, now).await?;
         }
         if resume_output.is_none() && !poisoned {
-            start_run(&txn, &execution, &step, now).await?;
+            start_run(work.tx(), &execution, &step, now).await?;
         }
         let mut claimed = Claimed {
             execution,
@@ -202,16 +231,17 @@ impl Domain {
                  stopped responding before a result (max_deliveries = {max_deliveries})"
             ));
             claimed.step.attempt = attempt - 1;
-            let aftermath = self.apply_failure(&txn, &claimed, error, now).await?;
-            txn.commit().await?;
+            if let Some((aftermath, _)) =
+                self.apply_failure(work.tx(), &claimed, error, now).await?
+            {
+                work.record(claimed.execution.id, aftermath);
+            }
+            self.commit(work).await?;
             ::metrics::counter!(crate::metrics::POISON_STEPS_TOTAL, "pool" => claimed.step.pool.clone())
                 .increment(1);
-            if let Some(aftermath) = aftermath {
-                self.after_commit(claimed.execution.id, aftermath).await;
-            }
             return Ok(ClaimOutcome::Nothing);
         }
-        txn.commit().await?;
+        self.commit(work).await?;
         Ok(ClaimOutcome::Claimed(Box::new(claimed)))
     }
 
@@ -219,32 +249,32 @@ impl Domain {
     /// deliveries behind it) under a new lease and the next fencing number;
     /// the row as the claim leaves it, or `None` when someone changed it
     /// first.
-    async fn lease_step<C: ConnectionTrait>(
+    async fn lease_step<S: Session>(
         &self,
-        db: &C,
-        step: step::Model,
+        db: &S,
+        step: Step,
         attempt: i32,
         lost_workers: i32,
         owner: &str,
         now: DateTime<Utc>,
-    ) -> ExecutorResult<Option<step::Model>> {
+    ) -> ExecutorResult<Option<Step>> {
         let lease_expires_at = now + self.lease_duration();
         let taken = steps::claim(
             db,
             steps::Claim {
                 step_id: step.id,
-                expected_state: &step.state,
+                expected_state: step.state,
                 expected_fencing: step.fencing,
                 attempt,
                 lost_workers,
-                lease_owner: owner,
+                lease_owner: owner.to_owned(),
                 lease_expires_at,
                 now,
             },
         )
         .await?;
-        Ok(taken.then(|| step::Model {
-            state: StepState::Running.as_str().to_owned(),
+        Ok(taken.then(|| Step {
+            state: StepState::Running,
             attempt,
             lost_workers,
             fencing: step.fencing + 1,
@@ -261,29 +291,16 @@ impl Domain {
     /// instead of racing them for the file's lock.
     pub async fn renew_lease(&self, claimed: &Claimed) -> ExecutorResult<bool> {
         let expires = now() + self.lease_duration();
-        let txn = self.store().begin_write().await?;
+        let work = self.begin(claimed.scope()).await?;
         let renewed =
-            steps::renew_lease(&txn, claimed.step.id, claimed.step.fencing, expires).await?;
-        txn.commit().await?;
+            steps::renew_lease(work.tx(), claimed.step.id, claimed.step.fencing, expires).await?;
+        self.commit(work).await?;
         Ok(renewed)
     }
 
-    /// Commits a node's output and moves the execution forward.
-    pub async fn commit_success(
-        &self,
-        claimed: &Claimed,
-        output: Value,
-        port: String,
-        usage: Option<LlmUsage>,
-    ) -> ExecutorResult<Committed> {
-        self.commit_success_and_continue(claimed, output, port, usage, None)
-            .await
-            .map(|(committed, _)| committed)
-    }
-
-    /// [`Domain::commit_success`], and, when `next` is given and the commit
-    /// readies a step of one of its pools, claims that step for the same
-    /// worker in the same transaction: the worker runs it at once, without a
+    /// Commits a node's output and moves the execution forward; and, when
+    /// `next` is given and the commit readies a step of one of its pools,
+    /// claims that step for the same worker in the same transaction: the worker runs it at once, without a
     /// queue round trip or a claim transaction of its own. Other readied
     /// steps are dispatched as usual. A worker that dies holding the taken
     /// step loses it like any claimed step: its lease runs out and the
@@ -297,9 +314,9 @@ impl Domain {
         next: Option<Continue<'_>>,
     ) -> ExecutorResult<(Committed, Option<Box<Claimed>>)> {
         let now = now();
-        let txn = self.store().begin_write().await?;
-        let Some(execution) = self.lock_active(&txn, claimed.execution.id).await? else {
-            txn.rollback().await?;
+        let mut work = self.begin(claimed.scope()).await?;
+        let Some(execution) = self.lock_active(work.tx(), claimed.execution.id).await? else {
+            work.rollback().await?;
             return Ok((self.refused(), None));
         };
         let depth = super::json_depth(&output);
@@ -309,7 +326,10 @@ impl Domain {
                 "the node's output nests {depth} levels of arrays and objects, more than the \
                  {limit} a stored value may (max_json_depth)"
             ));
-            return Ok((self.finish_failure(txn, claimed, error, now).await?, None));
+            return Ok((
+                self.finish_failure(work, claimed, error, now).await?.into(),
+                None,
+            ));
         }
         let output_text = to_json_text(&output);
         let data_bytes = execution
@@ -321,14 +341,17 @@ impl Domain {
                 "the execution's data would reach {data_bytes} bytes, over the execution data \
                  cap of {cap} bytes (max_execution_data_bytes)"
             ));
-            return Ok((self.finish_failure(txn, claimed, error, now).await?, None));
+            return Ok((
+                self.finish_failure(work, claimed, error, now).await?.into(),
+                None,
+            ));
         }
         let moved = steps::transition_held(
-            &txn,
+            work.tx(),
             claimed.step.id,
             claimed.step.fencing,
             steps::Transition {
-                state: StepState::Succeeded.as_str(),
+                state: StepState::Succeeded,
                 attempt: claimed.step.attempt,
                 available_at: claimed.step.available_at,
                 output: Some(&output_text),
@@ -341,7 +364,7 @@ impl Domain {
         )
         .await?;
         if !moved {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Ok((self.refused(), None));
         }
         let (llm_model, prompt_tokens, completion_tokens, total_tokens) = match &usage {
@@ -354,12 +377,11 @@ impl Domain {
             None => (None, None, None, None),
         };
         node_runs::finish(
-            &txn,
+            work.tx(),
             execution.id,
             &claimed.step.node_id,
             claimed.step.attempt,
             node_runs::RunEnd {
-                status: NodeRunStatus::Succeeded.as_str(),
                 output: Some(&output_text),
                 port: Some(&port),
                 end_time: Some(now),
@@ -367,37 +389,36 @@ impl Domain {
                 prompt_tokens,
                 completion_tokens,
                 total_tokens,
-                ..node_runs::RunEnd::default()
+                ..node_runs::RunEnd::new(NodeRunStatus::Succeeded)
             },
         )
         .await?;
-        executions::set_data_bytes(&txn, execution.id, data_bytes).await?;
+        executions::set_data_bytes(work.tx(), execution.id, data_bytes).await?;
         let mut aftermath = self
-            .advance_execution(&txn, &execution, &claimed.graph, now)
+            .advance_execution(work.tx(), &execution, &claimed.graph, now)
             .await?;
         let continued = match next {
             Some(next) if aftermath.finished.is_none() && execution.deadline > now => {
-                let execution = execution::Model {
+                let execution = Execution {
                     data_bytes,
                     ..execution
                 };
-                self.take_next(&txn, execution, claimed, &mut aftermath, next, now)
+                self.take_next(work.tx(), execution, claimed, &mut aftermath, next, now)
                     .await?
             }
             _ => None,
         };
-        let execution_id = claimed.execution.id;
-        txn.commit().await?;
-        self.after_commit(execution_id, aftermath).await;
+        work.record(claimed.execution.id, aftermath);
+        self.commit(work).await?;
         Ok((Committed::Applied, continued))
     }
 
     /// Claims, inside the committing transaction, one step the commit made
     /// ready now in a pool of `next`; the rest stay in `aftermath.jobs`.
-    async fn take_next<C: ConnectionTrait>(
+    async fn take_next<S: Session>(
         &self,
-        db: &C,
-        execution: execution::Model,
+        db: &S,
+        execution: Execution,
         previous: &Claimed,
         aftermath: &mut Aftermath,
         next: Continue<'_>,
@@ -459,22 +480,22 @@ impl Domain {
     ) -> ExecutorResult<Committed> {
         let now = now();
         let until = crate::storage::truncate(until.max(now));
-        let txn = self.store().begin_write().await?;
+        let mut work = self.begin(claimed.scope()).await?;
         if self
-            .lock_active(&txn, claimed.execution.id)
+            .lock_active(work.tx(), claimed.execution.id)
             .await?
             .is_none()
         {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Ok(self.refused());
         }
         let output_text = to_json_text(&output);
         let moved = steps::transition_held(
-            &txn,
+            work.tx(),
             claimed.step.id,
             claimed.step.fencing,
             steps::Transition {
-                state: StepState::Waiting.as_str(),
+                state: StepState::Waiting,
                 attempt: claimed.step.attempt,
                 available_at: until,
                 output: Some(&output_text),
@@ -487,25 +508,24 @@ impl Domain {
         )
         .await?;
         if !moved {
-            txn.rollback().await?;
+            work.rollback().await?;
             return Ok(self.refused());
         }
         node_runs::finish(
-            &txn,
+            work.tx(),
             claimed.execution.id,
             &claimed.step.node_id,
             claimed.step.attempt,
             node_runs::RunEnd {
-                status: NodeRunStatus::Waiting.as_str(),
                 output: Some(&output_text),
                 port: Some(tyboo_engine::MAIN_PORT),
                 resume_time: Some(until),
-                ..node_runs::RunEnd::default()
+                ..node_runs::RunEnd::new(NodeRunStatus::Waiting)
             },
         )
         .await?;
-        txn.commit().await?;
-        self.dispatch_jobs(vec![(claimed.job(), Some(until))]).await;
+        work.dispatch(claimed.job(), Some(until));
+        self.commit(work).await?;
         Ok(Committed::Applied)
     }
 
@@ -513,14 +533,14 @@ impl Domain {
     /// shuts down before its node finished; another worker takes it at once.
     pub async fn release_step(&self, claimed: &Claimed) -> ExecutorResult<()> {
         let now = now();
-        let txn = self.store().begin_write().await?;
-        executions::lock(&txn, claimed.execution.id).await?;
+        let mut work = self.begin(claimed.scope()).await?;
+        executions::lock(work.tx(), claimed.execution.id).await?;
         let moved = steps::transition_held(
-            &txn,
+            work.tx(),
             claimed.step.id,
             claimed.step.fencing,
             steps::Transition {
-                state: StepState::Ready.as_str(),
+                state: StepState::Ready,
                 attempt: claimed.step.attempt,
                 available_at: now,
                 output: None,
@@ -534,35 +554,32 @@ impl Domain {
         .await?;
         if moved {
             node_runs::finish(
-                &txn,
+                work.tx(),
                 claimed.execution.id,
                 &claimed.step.node_id,
                 claimed.step.attempt,
                 node_runs::RunEnd {
-                    status: NodeRunStatus::Cancelled.as_str(),
                     error: Some("the worker shut down; the step was handed back"),
                     end_time: Some(now),
-                    ..node_runs::RunEnd::default()
+                    ..node_runs::RunEnd::new(NodeRunStatus::Cancelled)
                 },
             )
             .await?;
+            work.dispatch(claimed.job(), None);
         }
-        txn.commit().await?;
-        if moved {
-            self.dispatch_jobs(vec![(claimed.job(), None)]).await;
-        }
+        self.commit(work).await?;
         Ok(())
     }
 
     /// The execution, locked, if it can still change.
-    pub(crate) async fn lock_active<C: ConnectionTrait>(
+    pub(crate) async fn lock_active<S: Session>(
         &self,
-        db: &C,
+        db: &S,
         execution_id: Uuid,
-    ) -> ExecutorResult<Option<execution::Model>> {
-        Ok(executions::lock(db, execution_id).await?.filter(|row| {
-            ExecutionStatus::parse(&row.status).is_some_and(|status| !status.is_terminal())
-        }))
+    ) -> ExecutorResult<Option<Execution>> {
+        Ok(executions::lock(db, execution_id)
+            .await?
+            .filter(|row| !row.status.is_terminal()))
     }
 
     pub(crate) fn refused(&self) -> Committed {
@@ -578,19 +595,19 @@ impl Domain {
 }
 
 /// Records the start of the attempt a claim took `step` for.
-async fn start_run<C: ConnectionTrait>(
-    db: &C,
-    execution: &execution::Model,
-    step: &step::Model,
+async fn start_run<S: Session>(
+    db: &S,
+    execution: &Execution,
+    step: &Step,
     now: DateTime<Utc>,
 ) -> ExecutorResult<()> {
-    let run = node_run::Model {
+    let run = NodeRun {
         id: Uuid::now_v7(),
         workspace_id: execution.workspace_id,
         execution_id: execution.id,
         node_id: step.node_id.clone(),
         attempt: step.attempt,
-        status: NodeRunStatus::Running.as_str().to_owned(),
+        status: NodeRunStatus::Running,
         // Read back from the predecessors' outputs when shown (see
         // `StoredOutputs`): a second copy of every input would double what
         // an execution stores.
@@ -618,7 +635,7 @@ async fn start_run<C: ConnectionTrait>(
 pub fn inputs_of(
     graph: &WorkflowGraph,
     node_id: &str,
-    rows: &[step::Model],
+    rows: &[Step],
     trigger: &Value,
 ) -> ExecutorResult<(Vec<Value>, Map<String, Value>)> {
     let outputs = StoredOutputs::read(rows, trigger)?;
@@ -639,11 +656,11 @@ pub struct StoredOutputs {
 }
 
 impl StoredOutputs {
-    pub fn read(rows: &[step::Model], trigger: &Value) -> ExecutorResult<StoredOutputs> {
+    pub fn read(rows: &[Step], trigger: &Value) -> ExecutorResult<StoredOutputs> {
         let terminal = terminal_map(rows);
         let mut nodes = Map::new();
         for row in rows {
-            if row.state == StepState::Succeeded.as_str() {
+            if row.state == StepState::Succeeded {
                 let output = match row.output.as_deref() {
                     Some(text) => json_column(text)?,
                     None => trigger.clone(),
@@ -669,13 +686,10 @@ pub const DERIVED_INPUT: &str = "";
 
 /// A step's stored output as text: a succeeded step without one is the
 /// trigger, whose output is the execution's input.
-pub fn output_text<'row>(
-    row: &'row step::Model,
-    execution: &'row execution::Model,
-) -> Option<&'row str> {
+pub fn output_text<'row>(row: &'row Step, execution: &'row Execution) -> Option<&'row str> {
     match row.output.as_deref() {
         Some(text) => Some(text),
-        None if row.state == StepState::Succeeded.as_str() => Some(&execution.input),
+        None if row.state == StepState::Succeeded => Some(&execution.input),
         None => None,
     }
 }

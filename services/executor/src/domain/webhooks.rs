@@ -22,9 +22,11 @@ use zeroize::Zeroize;
 use super::executions::Admission;
 use super::scope::WorkspaceScope;
 use super::workflows::{WEBHOOK_TRIGGER, normalize_hook_path};
-use super::{Domain, ExecutionStatus, StepState, TriggerType, json_column, now};
+use super::{
+    Domain, Execution, ExecutionStatus, Scope, StepState, TriggerType, WEBHOOK_TOKEN,
+    WebhookDelivery, WebhookRoute, json_column, now, tenant,
+};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{webhook_delivery, webhook_route};
 use crate::storage::{executions, is_unique_violation, steps, triggers, workflows};
 
 /// Every hook token starts with this, so scanners and people recognise one.
@@ -123,19 +125,22 @@ impl Domain {
         {
             return Err(not_found());
         }
-        let route = triggers::find_route_by_token(self.db(), &request.token)
+        let route = triggers::find_route_by_token(&self.read(WEBHOOK_TOKEN), &request.token)
             .await?
             .ok_or_else(not_found)?;
         let path = normalize_hook_path(&request.path).ok_or_else(not_found)?;
         if path != route.path {
             return Err(not_found());
         }
+        // From here on the delivery acts in the workspace the token names.
         let workspace_id = route.workspace_id;
-        let workflow = workflows::find_live(self.db(), workspace_id, route.workflow_id)
+        let scope = Scope::Workspace(workspace_id);
+        let reader = self.read(scope);
+        let workflow = workflows::find_live(&reader, route.workflow_id)
             .await?
             .ok_or_else(not_found)?;
         let graph = self
-            .graph(workspace_id, workflow.id, workflow.latest_version)
+            .graph(scope, workflow.id, workflow.latest_version)
             .await?;
         let node = graph.node(&route.node_id).ok_or_else(not_found)?;
         let parameter = |name: &str| node.parameters.get(name).and_then(Value::as_str);
@@ -201,21 +206,25 @@ impl Domain {
         // headers around it are bounded by the edge's own header limits.
 
         if !delivery_id.is_empty()
-            && let Some(seen) = triggers::find_delivery(
-                self.db(),
-                (workspace_id, route.workflow_id, &route.node_id),
-                &delivery_id,
-            )
-            .await?
+            && let Some(seen) =
+                triggers::find_delivery(&reader, (route.workflow_id, &route.node_id), &delivery_id)
+                    .await?
         {
             return self
-                .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
+                .reply(
+                    scope,
+                    seen.execution_id,
+                    mode,
+                    true,
+                    wait,
+                    respond_node.as_deref(),
+                )
                 .await;
         }
-        let txn = self.store().begin_write().await?;
-        let (execution, aftermath) = self
+        let mut work = self.begin(scope).await?;
+        let execution = self
             .admit(
-                &txn,
+                &mut work,
                 Admission {
                     workspace_id,
                     workflow_id: workflow.id,
@@ -229,7 +238,7 @@ impl Domain {
             )
             .await?;
         if !delivery_id.is_empty() {
-            let seen = webhook_delivery::Model {
+            let seen = WebhookDelivery {
                 id: Uuid::now_v7(),
                 workspace_id,
                 delivery_id: delivery_id.clone(),
@@ -238,32 +247,46 @@ impl Domain {
                 execution_id: execution.id,
                 create_time: now(),
             };
-            if let Err(error) = triggers::insert_delivery(&txn, &seen).await {
-                txn.rollback().await?;
+            if let Err(error) = triggers::insert_delivery(work.tx(), &seen).await {
+                work.rollback().await?;
                 if !is_unique_violation(&error) {
                     return Err(error.into());
                 }
                 // The same delivery raced in through another request.
                 let seen = triggers::find_delivery(
-                    self.db(),
-                    (workspace_id, route.workflow_id, &route.node_id),
+                    &reader,
+                    (route.workflow_id, &route.node_id),
                     &delivery_id,
                 )
                 .await?
                 .ok_or_else(|| ExecutorError::Internal("delivery vanished".to_owned()))?;
                 return self
-                    .reply(seen.execution_id, mode, true, wait, respond_node.as_deref())
+                    .reply(
+                        scope,
+                        seen.execution_id,
+                        mode,
+                        true,
+                        wait,
+                        respond_node.as_deref(),
+                    )
                     .await;
             }
         }
-        txn.commit().await?;
-        self.after_commit(execution.id, aftermath).await;
-        self.reply(execution.id, mode, false, wait, respond_node.as_deref())
-            .await
+        self.commit(work).await?;
+        self.reply(
+            scope,
+            execution.id,
+            mode,
+            false,
+            wait,
+            respond_node.as_deref(),
+        )
+        .await
     }
 
     async fn reply(
         &self,
+        scope: Scope,
         execution_id: Uuid,
         mode: WebhookMode,
         duplicate: bool,
@@ -271,19 +294,19 @@ impl Domain {
         respond_node: Option<&str>,
     ) -> ExecutorResult<WebhookReply> {
         if mode == WebhookMode::Async {
-            let execution = executions::find(self.db(), execution_id)
+            let execution = executions::find(&self.read(scope), execution_id)
                 .await?
                 .ok_or(ExecutorError::NotFound("execution"))?;
             return Ok(WebhookReply {
                 execution_id,
                 mode,
                 duplicate,
-                status: status_of(&execution.status),
+                status: execution.status,
                 sync: None,
             });
         }
         let (status, sync) = self
-            .wait_for_outcome(execution_id, wait, respond_node)
+            .wait_for_outcome(scope, execution_id, wait, respond_node)
             .await?;
         Ok(WebhookReply {
             execution_id,
@@ -298,6 +321,7 @@ impl Domain {
     /// HTTP answer.
     async fn wait_for_outcome(
         &self,
+        scope: Scope,
         execution_id: Uuid,
         wait: Duration,
         respond_node: Option<&str>,
@@ -305,10 +329,10 @@ impl Domain {
         let deadline = tokio::time::Instant::now() + wait;
         let mut finished = self.subscribe_finished();
         loop {
-            let execution = executions::find(self.db(), execution_id)
+            let execution = executions::find(&self.read(scope), execution_id)
                 .await?
                 .ok_or(ExecutorError::NotFound("execution"))?;
-            let status = status_of(&execution.status);
+            let status = execution.status;
             if status.is_terminal() {
                 let reply = self.final_reply(&execution, status, respond_node).await?;
                 return Ok((status, reply));
@@ -342,7 +366,7 @@ impl Domain {
 
     async fn final_reply(
         &self,
-        execution: &crate::storage::entities::execution::Model,
+        execution: &Execution,
         status: ExecutionStatus,
         respond_node: Option<&str>,
     ) -> ExecutorResult<SyncReply> {
@@ -357,14 +381,13 @@ impl Domain {
                 timed_out: false,
             });
         }
-        let rows = steps::list_for_execution(self.db(), execution.id).await?;
-        let succeeded = rows
-            .iter()
-            .filter(|row| row.state == StepState::Succeeded.as_str());
+        let reader = self.read(Scope::Workspace(execution.workspace_id));
+        let rows = steps::list_for_execution(&reader, execution.id).await?;
+        let succeeded = rows.iter().filter(|row| row.state == StepState::Succeeded);
         let chosen = match respond_node {
             Some(node_id) => rows
                 .iter()
-                .find(|row| row.node_id == node_id && row.state == StepState::Succeeded.as_str()),
+                .find(|row| row.node_id == node_id && row.state == StepState::Succeeded),
             None => None,
         }
         // The respond node may sit on a branch not taken: fall back to the
@@ -390,13 +413,14 @@ impl Domain {
         scope: &WorkspaceScope,
         workflow_id: Uuid,
     ) -> ExecutorResult<Vec<HookView>> {
-        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+        let reader = self.read(tenant(scope));
+        let workflow = workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
         let graph = self
-            .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+            .graph(tenant(scope), workflow.id, workflow.latest_version)
             .await?;
-        let routes = triggers::routes_for_workflow(self.db(), workflow.id).await?;
+        let routes = triggers::routes_for_workflow(&reader, workflow.id).await?;
         Ok(routes
             .into_iter()
             .filter_map(|route| {
@@ -415,24 +439,25 @@ impl Domain {
         node_id: &str,
     ) -> ExecutorResult<HookView> {
         let not_found = || ExecutorError::NotFound("webhook trigger");
-        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+        let reader = self.read(tenant(scope));
+        let workflow = workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
         let graph = self
-            .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+            .graph(tenant(scope), workflow.id, workflow.latest_version)
             .await?;
         let node = graph
             .node(node_id)
             .filter(|node| node.node_type == WEBHOOK_TRIGGER)
             .ok_or_else(not_found)?;
         let token = new_hook_token()?;
-        let txn = self.store().begin_write().await?;
-        if !triggers::set_route_token(&txn, workflow.id, node_id, &token).await? {
-            txn.rollback().await?;
+        let work = self.begin(tenant(scope)).await?;
+        if !triggers::set_route_token(work.tx(), workflow.id, node_id, &token).await? {
+            work.rollback().await?;
             return Err(not_found());
         }
-        txn.commit().await?;
-        let route = triggers::routes_for_workflow(self.db(), workflow.id)
+        self.commit(work).await?;
+        let route = triggers::routes_for_workflow(&reader, workflow.id)
             .await?
             .into_iter()
             .find(|route| route.node_id == node_id)
@@ -446,7 +471,7 @@ impl Domain {
     async fn verify_signature(
         &self,
         workspace_id: Uuid,
-        route: &webhook_route::Model,
+        route: &WebhookRoute,
         node: &NodeSpec,
         scheme: &str,
         request: &WebhookRequest,
@@ -493,7 +518,7 @@ impl Domain {
     }
 }
 
-fn hook_view(route: webhook_route::Model, node: &NodeSpec) -> HookView {
+fn hook_view(route: WebhookRoute, node: &NodeSpec) -> HookView {
     let parameter = |name: &str| node.parameters.get(name).and_then(Value::as_str);
     HookView {
         method: parameter("method").unwrap_or("POST").to_ascii_uppercase(),
@@ -590,10 +615,6 @@ fn check_signature(
         }
         other => Err(format!("unknown signature scheme `{other}`")),
     }
-}
-
-fn status_of(text: &str) -> ExecutionStatus {
-    ExecutionStatus::parse(text).unwrap_or(ExecutionStatus::Failed)
 }
 
 /// The body as JSON when it says it is JSON, else as text.

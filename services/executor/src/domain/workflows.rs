@@ -10,10 +10,12 @@ use uuid::Uuid;
 
 use super::credentials;
 use super::pagination::{decode_id_token, decode_version_token, next_token, page_size};
-use super::{Domain, WorkflowView, WorkspaceScope, now};
+use super::{
+    Domain, Schedule, WebhookRoute, Workflow, WorkflowVersion, WorkflowView, WorkspaceScope, now,
+    tenant,
+};
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::{schedule, webhook_route, workflow, workflow_version};
-use crate::storage::{is_unique_violation, triggers, workflows};
+use crate::storage::{Session, is_unique_violation, triggers, workflows};
 
 pub const WEBHOOK_TRIGGER: &str = "trigger.webhook";
 pub const SCHEDULE_TRIGGER: &str = "trigger.schedule";
@@ -33,7 +35,7 @@ impl Domain {
     ) -> ExecutorResult<WorkflowView> {
         self.check_draft(scope.workspace_id, &draft).await?;
         let now = now();
-        let workflow = workflow::Model {
+        let workflow = Workflow {
             id: Uuid::now_v7(),
             workspace_id: scope.workspace_id,
             name: draft.name.trim().to_owned(),
@@ -43,12 +45,12 @@ impl Domain {
             update_time: now,
             delete_time: None,
         };
-        let txn = self.store().begin_write().await?;
-        workflows::insert_workflow(&txn, &workflow).await?;
+        let work = self.begin(tenant(scope)).await?;
+        workflows::insert_workflow(work.tx(), &workflow).await?;
         let version = self
-            .write_version(&txn, scope, &workflow, 1, &draft, None)
+            .write_version(work.tx(), scope, &workflow, 1, &draft, None)
             .await?;
-        txn.commit().await?;
+        self.commit(work).await?;
         Ok(WorkflowView {
             workflow,
             version,
@@ -75,13 +77,14 @@ impl Domain {
         workflow_id: Uuid,
         version: i64,
     ) -> ExecutorResult<WorkflowView> {
-        workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+        let reader = self.read(tenant(scope));
+        workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
-        let old = workflows::find_version(self.db(), scope.workspace_id, workflow_id, version)
+        let old = workflows::find_version(&reader, workflow_id, version)
             .await?
             .ok_or(ExecutorError::NotFound("workflow version"))?;
-        let graph = self.graph(scope.workspace_id, workflow_id, version).await?;
+        let graph = self.graph(tenant(scope), workflow_id, version).await?;
         let draft = Draft {
             name: old.name,
             description: old.description,
@@ -100,14 +103,15 @@ impl Domain {
         workflow_id: Uuid,
         version: Option<i64>,
     ) -> ExecutorResult<WorkflowView> {
-        let workflow = workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+        let reader = self.read(tenant(scope));
+        let workflow = workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
         let number = version.unwrap_or(workflow.latest_version);
-        let version = workflows::find_version(self.db(), scope.workspace_id, workflow_id, number)
+        let version = workflows::find_version(&reader, workflow_id, number)
             .await?
             .ok_or(ExecutorError::NotFound("workflow version"))?;
-        let graph = self.graph(scope.workspace_id, workflow_id, number).await?;
+        let graph = self.graph(tenant(scope), workflow_id, number).await?;
         Ok(WorkflowView {
             workflow,
             version,
@@ -124,22 +128,21 @@ impl Domain {
     ) -> ExecutorResult<(Vec<WorkflowView>, String)> {
         let limit = self.page_size(requested_page_size)?;
         let before_id = decode_id_token(page_token)?;
-        let rows = workflows::list_live(self.db(), scope.workspace_id, before_id, limit).await?;
+        let reader = self.read(tenant(scope));
+        let rows = workflows::list_live(&reader, before_id, limit).await?;
         let next = next_token(&rows, limit, |row| row.id.to_string());
         let mut views = Vec::with_capacity(rows.len());
         for workflow in rows {
-            let version = workflows::find_version(
-                self.db(),
-                scope.workspace_id,
-                workflow.id,
-                workflow.latest_version,
-            )
-            .await?
-            .ok_or_else(|| {
-                ExecutorError::Internal(format!("workflow {} lost its latest version", workflow.id))
-            })?;
+            let version = workflows::find_version(&reader, workflow.id, workflow.latest_version)
+                .await?
+                .ok_or_else(|| {
+                    ExecutorError::Internal(format!(
+                        "workflow {} lost its latest version",
+                        workflow.id
+                    ))
+                })?;
             let graph = self
-                .graph(scope.workspace_id, workflow.id, workflow.latest_version)
+                .graph(tenant(scope), workflow.id, workflow.latest_version)
                 .await?;
             views.push(WorkflowView {
                 workflow,
@@ -156,15 +159,14 @@ impl Domain {
         workflow_id: Uuid,
         requested_page_size: i32,
         page_token: &str,
-    ) -> ExecutorResult<(Vec<workflow_version::Model>, String)> {
-        workflows::find_live(self.db(), scope.workspace_id, workflow_id)
+    ) -> ExecutorResult<(Vec<WorkflowVersion>, String)> {
+        let reader = self.read(tenant(scope));
+        workflows::find_live(&reader, workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
         let limit = self.page_size(requested_page_size)?;
         let before = decode_version_token(page_token)?;
-        let rows =
-            workflows::list_versions(self.db(), scope.workspace_id, workflow_id, before, limit)
-                .await?;
+        let rows = workflows::list_versions(&reader, workflow_id, before, limit).await?;
         let next = next_token(&rows, limit, |row| row.version.to_string());
         Ok((rows, next))
     }
@@ -176,12 +178,12 @@ impl Domain {
         scope: &WorkspaceScope,
         workflow_id: Uuid,
     ) -> ExecutorResult<()> {
-        let txn = self.store().begin_write().await?;
-        if !workflows::mark_deleted(&txn, scope.workspace_id, workflow_id, now()).await? {
+        let work = self.begin(tenant(scope)).await?;
+        if !workflows::mark_deleted(work.tx(), workflow_id, now()).await? {
             return Err(ExecutorError::NotFound("workflow"));
         }
-        triggers::delete_for_workflow(&txn, workflow_id).await?;
-        txn.commit().await?;
+        triggers::delete_for_workflow(work.tx(), workflow_id).await?;
+        self.commit(work).await?;
         Ok(())
     }
 
@@ -201,8 +203,8 @@ impl Domain {
         expected_version: Option<i64>,
         restored_from: Option<i64>,
     ) -> ExecutorResult<WorkflowView> {
-        let txn = self.store().begin_write().await?;
-        let mut workflow = workflows::find_live(&txn, scope.workspace_id, workflow_id)
+        let work = self.begin(tenant(scope)).await?;
+        let mut workflow = workflows::find_live(work.tx(), workflow_id)
             .await?
             .ok_or(ExecutorError::NotFound("workflow"))?;
         if let Some(expected) = expected_version
@@ -218,7 +220,7 @@ impl Domain {
         let now = now();
         let name = draft.name.trim().to_owned();
         let moved = workflows::bump_version(
-            &txn,
+            work.tx(),
             workflow_id,
             previous,
             number,
@@ -237,9 +239,9 @@ impl Domain {
         workflow.description = draft.description.clone();
         workflow.update_time = now;
         let version = self
-            .write_version(&txn, scope, &workflow, number, &draft, restored_from)
+            .write_version(work.tx(), scope, &workflow, number, &draft, restored_from)
             .await?;
-        txn.commit().await?;
+        self.commit(work).await?;
         Ok(WorkflowView {
             workflow,
             version,
@@ -247,18 +249,18 @@ impl Domain {
         })
     }
 
-    async fn write_version<C: sea_orm::ConnectionTrait>(
+    async fn write_version<S: Session>(
         &self,
-        db: &C,
+        db: &S,
         scope: &WorkspaceScope,
-        workflow: &workflow::Model,
+        workflow: &Workflow,
         number: i64,
         draft: &Draft,
         restored_from: Option<i64>,
-    ) -> ExecutorResult<workflow_version::Model> {
+    ) -> ExecutorResult<WorkflowVersion> {
         let graph_text = serde_json::to_string(&draft.graph)
             .map_err(|error| ExecutorError::Internal(format!("encoding graph: {error}")))?;
-        let version = workflow_version::Model {
+        let version = WorkflowVersion {
             id: Uuid::now_v7(),
             workspace_id: scope.workspace_id,
             workflow_id: workflow.id,
@@ -278,10 +280,10 @@ impl Domain {
 
     /// Replaces the workflow's webhook routes and schedules with the ones its
     /// new graph declares.
-    async fn write_triggers<C: sea_orm::ConnectionTrait>(
+    async fn write_triggers<S: Session>(
         &self,
-        db: &C,
-        workflow: &workflow::Model,
+        db: &S,
+        workflow: &Workflow,
         graph: &WorkflowGraph,
     ) -> ExecutorResult<()> {
         // A hook keeps its URL across saves: the token stays with the node.
@@ -304,8 +306,7 @@ impl Domain {
                             .unwrap_or(""),
                     )
                     .ok_or_else(|| ExecutorError::invalid(&field, "must be a non-empty path"))?;
-                    if let Some(existing) =
-                        triggers::find_route(db, workflow.workspace_id, &path).await?
+                    if let Some(existing) = triggers::find_route(db, &path).await?
                         && existing.workflow_id != workflow.id
                     {
                         return Err(ExecutorError::invalid(
@@ -316,7 +317,7 @@ impl Domain {
                             ),
                         ));
                     }
-                    let route = webhook_route::Model {
+                    let route = WebhookRoute {
                         id: Uuid::now_v7(),
                         workspace_id: workflow.workspace_id,
                         path: path.clone(),
@@ -357,7 +358,7 @@ impl Domain {
                                 message,
                             )
                         })?;
-                    let schedule = schedule::Model {
+                    let schedule = Schedule {
                         id: Uuid::now_v7(),
                         workspace_id: workflow.workspace_id,
                         workflow_id: workflow.id,

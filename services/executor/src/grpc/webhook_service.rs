@@ -76,7 +76,7 @@ impl WebhookService for WebhookGrpc {
             status_code,
             response_body,
             timed_out,
-            status: execution_status_to_proto(reply.status.as_str()) as i32,
+            status: execution_status_to_proto(reply.status) as i32,
         }))
     }
 }

@@ -2,61 +2,51 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::entities::dead_letter;
+use super::{ensure_in_scope, records};
+use crate::domain::model::{DeadLetter, DeadLetterState};
 
-/// Adds a dead letter; a second one for the same failed step changes nothing.
-pub async fn insert<C: ConnectionTrait>(db: &C, model: &dead_letter::Model) -> Result<(), DbErr> {
-    dead_letter::Entity::insert(dead_letter::ActiveModel {
-        id: Set(model.id),
-        workspace_id: Set(model.workspace_id),
-        execution_id: Set(model.execution_id),
-        workflow_id: Set(model.workflow_id),
-        workflow_version: Set(model.workflow_version),
-        node_id: Set(model.node_id.clone()),
-        inputs: Set(model.inputs.clone()),
-        error_class: Set(model.error_class.clone()),
-        error: Set(model.error.clone()),
-        attempts: Set(model.attempts),
-        state: Set(model.state.clone()),
-        create_time: Set(model.create_time),
-        resolve_time: Set(model.resolve_time),
-        replay_execution_id: Set(model.replay_execution_id),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            dead_letter::Column::ExecutionId,
-            dead_letter::Column::NodeId,
-        ])
-        .do_nothing()
-        .to_owned(),
+fn select<S: Session>(db: &S) -> sea_orm::Select<dead_letter::Entity> {
+    db.scope().restrict(
+        dead_letter::Entity::find(),
+        dead_letter::Column::WorkspaceId,
     )
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
 }
 
-pub async fn find_in_workspace<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
-    dead_letter_id: Uuid,
-) -> Result<Option<dead_letter::Model>, DbErr> {
-    dead_letter::Entity::find_by_id(dead_letter_id)
-        .filter(dead_letter::Column::WorkspaceId.eq(workspace_id))
-        .one(db)
+/// Adds a dead letter; a second one for the same failed step changes nothing.
+pub async fn insert<S: Session>(db: &S, record: &DeadLetter) -> Result<(), DbErr> {
+    ensure_in_scope(db, record.workspace_id)?;
+    dead_letter::Entity::insert(dead_letter::ActiveModel::from(record))
+        .on_conflict(
+            OnConflict::columns([
+                dead_letter::Column::ExecutionId,
+                dead_letter::Column::NodeId,
+            ])
+            .do_nothing()
+            .to_owned(),
+        )
+        .exec_without_returning(db)
         .await
+        .map(|_| ())
+}
+
+pub async fn find<S: Session>(db: &S, dead_letter_id: Uuid) -> Result<Option<DeadLetter>, DbErr> {
+    Ok(select(db)
+        .filter(dead_letter::Column::Id.eq(dead_letter_id))
+        .one(db)
+        .await?
+        .map(Into::into))
 }
 
 #[derive(Default)]
 pub struct ListFilter {
     pub workflow_id: Option<Uuid>,
     pub node_id: Option<String>,
-    pub state: Option<&'static str>,
+    pub state: Option<DeadLetterState>,
     pub error_class: Option<&'static str>,
     pub created_after: Option<DateTime<Utc>>,
     pub created_before: Option<DateTime<Utc>>,
@@ -64,14 +54,12 @@ pub struct ListFilter {
 }
 
 /// Dead letters newest first.
-pub async fn list<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
+pub async fn list<S: Session>(
+    db: &S,
     filter: &ListFilter,
     limit: u64,
-) -> Result<Vec<dead_letter::Model>, DbErr> {
-    let mut query =
-        dead_letter::Entity::find().filter(dead_letter::Column::WorkspaceId.eq(workspace_id));
+) -> Result<Vec<DeadLetter>, DbErr> {
+    let mut query = select(db);
     if let Some(workflow_id) = filter.workflow_id {
         query = query.filter(dead_letter::Column::WorkflowId.eq(workflow_id));
     }
@@ -93,23 +81,29 @@ pub async fn list<C: ConnectionTrait>(
     if let Some(before_id) = filter.before_id {
         query = query.filter(dead_letter::Column::Id.lt(before_id));
     }
-    query
+    let rows = query
         .order_by_desc(dead_letter::Column::Id)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }
 
 /// Closes a pending dead letter; false when it was already replayed or
 /// discarded, so concurrent replays start one execution only.
-pub async fn resolve<C: ConnectionTrait>(
-    db: &C,
+pub async fn resolve<S: Session>(
+    db: &S,
     dead_letter_id: Uuid,
-    state: &'static str,
+    state: DeadLetterState,
     replay_execution_id: Option<Uuid>,
     resolve_time: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = dead_letter::Entity::update_many()
+    let result = db
+        .scope()
+        .restrict(
+            dead_letter::Entity::update_many(),
+            dead_letter::Column::WorkspaceId,
+        )
         .col_expr(dead_letter::Column::State, Expr::value(state))
         .col_expr(
             dead_letter::Column::ReplayExecutionId,
@@ -117,7 +111,7 @@ pub async fn resolve<C: ConnectionTrait>(
         )
         .col_expr(dead_letter::Column::ResolveTime, Expr::value(resolve_time))
         .filter(dead_letter::Column::Id.eq(dead_letter_id))
-        .filter(dead_letter::Column::State.eq("pending"))
+        .filter(dead_letter::Column::State.eq(DeadLetterState::Pending))
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)

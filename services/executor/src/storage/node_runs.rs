@@ -2,67 +2,61 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Expr, OnConflict};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::entities::node_run;
+use super::{ensure_in_scope, records};
+use crate::domain::model::{NodeRun, NodeRunStatus};
 
 /// Statuses a run can still leave.
-pub const ACTIVE: [&str; 2] = ["running", "waiting"];
+pub const ACTIVE: [NodeRunStatus; 2] = [NodeRunStatus::Running, NodeRunStatus::Waiting];
+
+fn select<S: Session>(db: &S, execution_id: Uuid) -> sea_orm::Select<node_run::Entity> {
+    db.scope()
+        .restrict(node_run::Entity::find(), node_run::Column::WorkspaceId)
+        .filter(node_run::Column::ExecutionId.eq(execution_id))
+}
+
+fn update<S: Session>(db: &S, execution_id: Uuid) -> sea_orm::UpdateMany<node_run::Entity> {
+    db.scope()
+        .restrict(
+            node_run::Entity::update_many(),
+            node_run::Column::WorkspaceId,
+        )
+        .filter(node_run::Column::ExecutionId.eq(execution_id))
+}
 
 /// Records the start of an attempt. The same attempt started again (its
 /// step was released by a worker that shut down) resets the row, so writes
 /// stay idempotent on (execution, node, attempt).
-pub async fn record_start<C: ConnectionTrait>(
-    db: &C,
-    model: &node_run::Model,
-) -> Result<(), DbErr> {
-    node_run::Entity::insert(node_run::ActiveModel {
-        id: Set(model.id),
-        workspace_id: Set(model.workspace_id),
-        execution_id: Set(model.execution_id),
-        node_id: Set(model.node_id.clone()),
-        attempt: Set(model.attempt),
-        status: Set(model.status.clone()),
-        input: Set(model.input.clone()),
-        output: Set(model.output.clone()),
-        port: Set(model.port.clone()),
-        error: Set(model.error.clone()),
-        error_class: Set(model.error_class.clone()),
-        start_time: Set(model.start_time),
-        end_time: Set(model.end_time),
-        resume_time: Set(model.resume_time),
-        llm_model: Set(model.llm_model.clone()),
-        prompt_tokens: Set(model.prompt_tokens),
-        completion_tokens: Set(model.completion_tokens),
-        total_tokens: Set(model.total_tokens),
-    })
-    .on_conflict(
-        OnConflict::columns([
-            node_run::Column::ExecutionId,
-            node_run::Column::NodeId,
-            node_run::Column::Attempt,
-        ])
-        .update_columns([
-            node_run::Column::Status,
-            node_run::Column::Input,
-            node_run::Column::Error,
-            node_run::Column::ErrorClass,
-            node_run::Column::StartTime,
-            node_run::Column::EndTime,
-        ])
-        .to_owned(),
-    )
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
+pub async fn record_start<S: Session>(db: &S, record: &NodeRun) -> Result<(), DbErr> {
+    ensure_in_scope(db, record.workspace_id)?;
+    node_run::Entity::insert(node_run::ActiveModel::from(record))
+        .on_conflict(
+            OnConflict::columns([
+                node_run::Column::ExecutionId,
+                node_run::Column::NodeId,
+                node_run::Column::Attempt,
+            ])
+            .update_columns([
+                node_run::Column::Status,
+                node_run::Column::Input,
+                node_run::Column::Error,
+                node_run::Column::ErrorClass,
+                node_run::Column::StartTime,
+                node_run::Column::EndTime,
+            ])
+            .to_owned(),
+        )
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
 }
 
-#[derive(Default)]
 pub struct RunEnd<'a> {
-    pub status: &'static str,
+    pub status: NodeRunStatus,
     pub output: Option<&'a str>,
     pub port: Option<&'a str>,
     pub error: Option<&'a str>,
@@ -75,15 +69,34 @@ pub struct RunEnd<'a> {
     pub total_tokens: Option<i64>,
 }
 
+impl RunEnd<'_> {
+    /// An end with `status` and nothing else set.
+    pub fn new(status: NodeRunStatus) -> Self {
+        RunEnd {
+            status,
+            output: None,
+            port: None,
+            error: None,
+            error_class: None,
+            end_time: None,
+            resume_time: None,
+            llm_model: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            total_tokens: None,
+        }
+    }
+}
+
 /// Writes the outcome of an attempt that is still open.
-pub async fn finish<C: ConnectionTrait>(
-    db: &C,
+pub async fn finish<S: Session>(
+    db: &S,
     execution_id: Uuid,
     node_id: &str,
     attempt: i32,
     end: RunEnd<'_>,
 ) -> Result<(), DbErr> {
-    let mut update = node_run::Entity::update_many()
+    let mut update = update(db, execution_id)
         .col_expr(node_run::Column::Status, Expr::value(end.status))
         .col_expr(
             node_run::Column::Error,
@@ -124,7 +137,6 @@ pub async fn finish<C: ConnectionTrait>(
             .col_expr(node_run::Column::TotalTokens, Expr::value(end.total_tokens));
     }
     update
-        .filter(node_run::Column::ExecutionId.eq(execution_id))
         .filter(node_run::Column::NodeId.eq(node_id))
         .filter(node_run::Column::Attempt.eq(attempt))
         .filter(node_run::Column::Status.is_in(ACTIVE))
@@ -134,18 +146,17 @@ pub async fn finish<C: ConnectionTrait>(
 }
 
 /// Closes every open run of the execution with `status`.
-pub async fn stop_active<C: ConnectionTrait>(
-    db: &C,
+pub async fn stop_active<S: Session>(
+    db: &S,
     execution_id: Uuid,
-    status: &'static str,
+    status: NodeRunStatus,
     error: &str,
     end_time: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    node_run::Entity::update_many()
+    update(db, execution_id)
         .col_expr(node_run::Column::Status, Expr::value(status))
         .col_expr(node_run::Column::Error, Expr::value(error))
         .col_expr(node_run::Column::EndTime, Expr::value(end_time))
-        .filter(node_run::Column::ExecutionId.eq(execution_id))
         .filter(node_run::Column::Status.is_in(ACTIVE))
         .exec(db)
         .await
@@ -153,28 +164,28 @@ pub async fn stop_active<C: ConnectionTrait>(
 }
 
 /// Every run of the execution, in the order they started.
-pub async fn list_for_execution<C: ConnectionTrait>(
-    db: &C,
+pub async fn list_for_execution<S: Session>(
+    db: &S,
     execution_id: Uuid,
-) -> Result<Vec<node_run::Model>, DbErr> {
-    node_run::Entity::find()
-        .filter(node_run::Column::ExecutionId.eq(execution_id))
+) -> Result<Vec<NodeRun>, DbErr> {
+    let rows = select(db, execution_id)
         .order_by_asc(node_run::Column::StartTime)
         .order_by_asc(node_run::Column::Id)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }
 
 /// A page of an execution's node runs in start order, after the run `after`.
-pub async fn page_for_execution<C: ConnectionTrait>(
-    db: &C,
+pub async fn page_for_execution<S: Session>(
+    db: &S,
     execution_id: Uuid,
     after: Option<(chrono::DateTime<chrono::Utc>, Uuid)>,
     limit: u64,
-) -> Result<Vec<node_run::Model>, DbErr> {
+) -> Result<Vec<NodeRun>, DbErr> {
     use sea_orm::QuerySelect;
     use sea_orm::sea_query::Condition;
-    let mut query = node_run::Entity::find().filter(node_run::Column::ExecutionId.eq(execution_id));
+    let mut query = select(db, execution_id);
     if let Some((start_time, id)) = after {
         query = query.filter(
             Condition::any()
@@ -186,22 +197,24 @@ pub async fn page_for_execution<C: ConnectionTrait>(
                 ),
         );
     }
-    query
+    let rows = query
         .order_by_asc(node_run::Column::StartTime)
         .order_by_asc(node_run::Column::Id)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }
 
 /// One run of an execution.
-pub async fn find<C: ConnectionTrait>(
-    db: &C,
+pub async fn find<S: Session>(
+    db: &S,
     execution_id: Uuid,
     run_id: Uuid,
-) -> Result<Option<node_run::Model>, DbErr> {
-    node_run::Entity::find_by_id(run_id)
-        .filter(node_run::Column::ExecutionId.eq(execution_id))
+) -> Result<Option<NodeRun>, DbErr> {
+    Ok(select(db, execution_id)
+        .filter(node_run::Column::Id.eq(run_id))
         .one(db)
-        .await
+        .await?
+        .map(Into::into))
 }

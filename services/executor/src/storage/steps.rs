@@ -6,71 +6,64 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr, ExprTrait};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::entities::step;
+use super::{ensure_in_scope, records};
+use crate::domain::model::{Step, StepState};
 
 /// States a step can still leave.
-pub const ACTIVE: [&str; 3] = ["ready", "running", "waiting"];
+pub const ACTIVE: [StepState; 3] = [StepState::Ready, StepState::Running, StepState::Waiting];
 
-pub async fn insert<C: ConnectionTrait>(db: &C, model: &step::Model) -> Result<(), DbErr> {
-    step::Entity::insert(step::ActiveModel {
-        id: Set(model.id),
-        workspace_id: Set(model.workspace_id),
-        execution_id: Set(model.execution_id),
-        node_id: Set(model.node_id.clone()),
-        pool: Set(model.pool.clone()),
-        state: Set(model.state.clone()),
-        attempt: Set(model.attempt),
-        fencing: Set(model.fencing),
-        lease_owner: Set(model.lease_owner.clone()),
-        lease_expires_at: Set(model.lease_expires_at),
-        available_at: Set(model.available_at),
-        dispatched_at: Set(model.dispatched_at),
-        output: Set(model.output.clone()),
-        port: Set(model.port.clone()),
-        error: Set(model.error.clone()),
-        error_class: Set(model.error_class.clone()),
-        start_time: Set(model.start_time),
-        end_time: Set(model.end_time),
-        lost_workers: Set(model.lost_workers),
-    })
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
+pub async fn insert<S: Session>(db: &S, record: &Step) -> Result<(), DbErr> {
+    ensure_in_scope(db, record.workspace_id)?;
+    step::Entity::insert(step::ActiveModel::from(record))
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
 }
 
-pub async fn list_for_execution<C: ConnectionTrait>(
-    db: &C,
+/// Every step of an execution, in insertion order.
+pub async fn list_for_execution<S: Session>(
+    db: &S,
     execution_id: Uuid,
-) -> Result<Vec<step::Model>, DbErr> {
-    step::Entity::find()
+) -> Result<Vec<Step>, DbErr> {
+    let rows = select(db)
         .filter(step::Column::ExecutionId.eq(execution_id))
         .order_by_asc(step::Column::Id)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }
 
-pub struct Claim<'a> {
+fn select<S: Session>(db: &S) -> sea_orm::Select<step::Entity> {
+    db.scope()
+        .restrict(step::Entity::find(), step::Column::WorkspaceId)
+}
+
+fn update<S: Session>(db: &S) -> sea_orm::UpdateMany<step::Entity> {
+    db.scope()
+        .restrict(step::Entity::update_many(), step::Column::WorkspaceId)
+}
+
+pub struct Claim {
     pub step_id: Uuid,
-    pub expected_state: &'a str,
+    pub expected_state: StepState,
     pub expected_fencing: i64,
     pub attempt: i32,
     pub lost_workers: i32,
-    pub lease_owner: &'a str,
+    pub lease_owner: String,
     pub lease_expires_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
 }
 
 /// Takes the step for one attempt with a new fencing number; false when
 /// someone else changed it first.
-pub async fn claim<C: ConnectionTrait>(db: &C, claim: Claim<'_>) -> Result<bool, DbErr> {
-    let result = step::Entity::update_many()
-        .col_expr(step::Column::State, Expr::value("running"))
+pub async fn claim<S: Session>(db: &S, claim: Claim) -> Result<bool, DbErr> {
+    let result = update(db)
+        .col_expr(step::Column::State, Expr::value(StepState::Running))
         .col_expr(step::Column::Attempt, Expr::value(claim.attempt))
         .col_expr(step::Column::LostWorkers, Expr::value(claim.lost_workers))
         .col_expr(
@@ -92,16 +85,16 @@ pub async fn claim<C: ConnectionTrait>(db: &C, claim: Claim<'_>) -> Result<bool,
 }
 
 /// Extends a held lease; false when the worker no longer holds the step.
-pub async fn renew_lease<C: ConnectionTrait>(
-    db: &C,
+pub async fn renew_lease<S: Session>(
+    db: &S,
     step_id: Uuid,
     fencing: i64,
     lease_expires_at: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = step::Entity::update_many()
+    let result = update(db)
         .col_expr(step::Column::LeaseExpiresAt, Expr::value(lease_expires_at))
         .filter(step::Column::Id.eq(step_id))
-        .filter(step::Column::State.eq("running"))
+        .filter(step::Column::State.eq(StepState::Running))
         .filter(step::Column::Fencing.eq(fencing))
         .exec(db)
         .await?;
@@ -110,7 +103,7 @@ pub async fn renew_lease<C: ConnectionTrait>(
 
 /// How a held step moves on.
 pub struct Transition<'a> {
-    pub state: &'static str,
+    pub state: StepState,
     pub attempt: i32,
     pub available_at: DateTime<Utc>,
     pub output: Option<&'a str>,
@@ -124,13 +117,13 @@ pub struct Transition<'a> {
 /// Applies `transition` to a step the caller holds under `fencing`, releasing
 /// the lease; false when the worker no longer holds it (its result must not
 /// count).
-pub async fn transition_held<C: ConnectionTrait>(
-    db: &C,
+pub async fn transition_held<S: Session>(
+    db: &S,
     step_id: Uuid,
     fencing: i64,
     transition: Transition<'_>,
 ) -> Result<bool, DbErr> {
-    let result = step::Entity::update_many()
+    let result = update(db)
         .col_expr(step::Column::State, Expr::value(transition.state))
         .col_expr(step::Column::Attempt, Expr::value(transition.attempt))
         .col_expr(
@@ -167,7 +160,7 @@ pub async fn transition_held<C: ConnectionTrait>(
             Expr::value(Option::<DateTime<Utc>>::None),
         )
         .filter(step::Column::Id.eq(step_id))
-        .filter(step::Column::State.eq("running"))
+        .filter(step::Column::State.eq(StepState::Running))
         .filter(step::Column::Fencing.eq(fencing))
         .exec(db)
         .await?;
@@ -176,13 +169,13 @@ pub async fn transition_held<C: ConnectionTrait>(
 
 /// Ends every step of the execution that could still run, with `state`
 /// (cancelled when the execution stops for another reason).
-pub async fn stop_active<C: ConnectionTrait>(
-    db: &C,
+pub async fn stop_active<S: Session>(
+    db: &S,
     execution_id: Uuid,
-    state: &'static str,
+    state: StepState,
     end_time: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    step::Entity::update_many()
+    update(db)
         .col_expr(step::Column::State, Expr::value(state))
         .col_expr(step::Column::EndTime, Expr::value(end_time))
         .col_expr(
@@ -200,15 +193,15 @@ pub async fn stop_active<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub async fn mark_dispatched<C: ConnectionTrait>(
-    db: &C,
+pub async fn mark_dispatched<S: Session>(
+    db: &S,
     step_ids: &[Uuid],
     now: DateTime<Utc>,
 ) -> Result<(), DbErr> {
     if step_ids.is_empty() {
         return Ok(());
     }
-    step::Entity::update_many()
+    update(db)
         .col_expr(step::Column::DispatchedAt, Expr::value(now))
         .filter(step::Column::Id.is_in(step_ids.iter().copied()))
         .exec(db)
@@ -218,50 +211,52 @@ pub async fn mark_dispatched<C: ConnectionTrait>(
 
 /// Steps whose message may have been lost: available (or with an expired
 /// lease) for longer than the grace period and not dispatched within it.
-pub async fn needing_dispatch<C: ConnectionTrait>(
-    db: &C,
+pub async fn needing_dispatch<S: Session>(
+    db: &S,
     now: DateTime<Utc>,
     cutoff: DateTime<Utc>,
     limit: u64,
-) -> Result<Vec<step::Model>, DbErr> {
+) -> Result<Vec<Step>, DbErr> {
     let not_recently_dispatched = Condition::any()
         .add(step::Column::DispatchedAt.is_null())
         .add(step::Column::DispatchedAt.lt(cutoff));
     let idle = Condition::all()
-        .add(step::Column::State.is_in(["ready", "waiting"]))
+        .add(step::Column::State.is_in([StepState::Ready, StepState::Waiting]))
         .add(step::Column::AvailableAt.lt(cutoff))
         .add(not_recently_dispatched.clone());
     // A lease that ran out means the worker died: dispatch once right away
     // (not dispatched since it expired), then again each grace period.
     let abandoned = Condition::all()
-        .add(step::Column::State.eq("running"))
+        .add(step::Column::State.eq(StepState::Running))
         .add(step::Column::LeaseExpiresAt.lt(now))
         .add(Condition::any().add(not_recently_dispatched).add(
             Expr::col(step::Column::DispatchedAt).lt(Expr::col(step::Column::LeaseExpiresAt)),
         ));
-    step::Entity::find()
+    let rows = select(db)
         .filter(Condition::any().add(idle).add(abandoned))
         .order_by_asc(step::Column::AvailableAt)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }
 
 /// Every step that is not finished, in id order after `after_id`: at start-up
 /// all of them are dispatched again, since a restarted in-process queue
 /// holds nothing.
-pub async fn active_after<C: ConnectionTrait>(
-    db: &C,
+pub async fn active_after<S: Session>(
+    db: &S,
     after_id: Option<Uuid>,
     limit: u64,
-) -> Result<Vec<step::Model>, DbErr> {
-    let mut query = step::Entity::find().filter(step::Column::State.is_in(ACTIVE));
+) -> Result<Vec<Step>, DbErr> {
+    let mut query = select(db).filter(step::Column::State.is_in(ACTIVE));
     if let Some(after_id) = after_id {
         query = query.filter(step::Column::Id.gt(after_id));
     }
-    query
+    let rows = query
         .order_by_asc(step::Column::Id)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }

@@ -2,50 +2,60 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use tyboo_store::Session;
 use uuid::Uuid;
 
 use super::entities::{workflow, workflow_version};
+use super::{ensure_in_scope, records};
+use crate::domain::model::{Workflow, WorkflowVersion};
 
-/// A live (not deleted) workflow of the workspace.
-pub async fn find_live<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
-    workflow_id: Uuid,
-) -> Result<Option<workflow::Model>, DbErr> {
-    workflow::Entity::find_by_id(workflow_id)
-        .filter(workflow::Column::WorkspaceId.eq(workspace_id))
+fn live<S: Session>(db: &S) -> sea_orm::Select<workflow::Entity> {
+    db.scope()
+        .restrict(workflow::Entity::find(), workflow::Column::WorkspaceId)
         .filter(workflow::Column::DeleteTime.is_null())
-        .one(db)
-        .await
 }
 
-pub async fn insert_workflow<C: ConnectionTrait>(
-    db: &C,
-    model: &workflow::Model,
-) -> Result<(), DbErr> {
-    workflow::Entity::insert(workflow::ActiveModel {
-        id: Set(model.id),
-        workspace_id: Set(model.workspace_id),
-        name: Set(model.name.clone()),
-        description: Set(model.description.clone()),
-        latest_version: Set(model.latest_version),
-        create_time: Set(model.create_time),
-        update_time: Set(model.update_time),
-        delete_time: Set(model.delete_time),
-    })
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
+fn update<S: Session>(db: &S, workflow_id: Uuid) -> sea_orm::UpdateMany<workflow::Entity> {
+    db.scope()
+        .restrict(
+            workflow::Entity::update_many(),
+            workflow::Column::WorkspaceId,
+        )
+        .filter(workflow::Column::Id.eq(workflow_id))
+        .filter(workflow::Column::DeleteTime.is_null())
+}
+
+fn versions<S: Session>(db: &S, workflow_id: Uuid) -> sea_orm::Select<workflow_version::Entity> {
+    db.scope()
+        .restrict(
+            workflow_version::Entity::find(),
+            workflow_version::Column::WorkspaceId,
+        )
+        .filter(workflow_version::Column::WorkflowId.eq(workflow_id))
+}
+
+/// A live (not deleted) workflow of the scope.
+pub async fn find_live<S: Session>(db: &S, workflow_id: Uuid) -> Result<Option<Workflow>, DbErr> {
+    Ok(live(db)
+        .filter(workflow::Column::Id.eq(workflow_id))
+        .one(db)
+        .await?
+        .map(Into::into))
+}
+
+pub async fn insert_workflow<S: Session>(db: &S, record: &Workflow) -> Result<(), DbErr> {
+    ensure_in_scope(db, record.workspace_id)?;
+    workflow::Entity::insert(workflow::ActiveModel::from(record))
+        .exec_without_returning(db)
+        .await
+        .map(|_| ())
 }
 
 /// Moves the workflow to `new_version` only if `previous_version` is still
 /// the latest: two concurrent saves cannot both claim the same number.
-pub async fn bump_version<C: ConnectionTrait>(
-    db: &C,
+pub async fn bump_version<S: Session>(
+    db: &S,
     workflow_id: Uuid,
     previous_version: i64,
     new_version: i64,
@@ -53,110 +63,84 @@ pub async fn bump_version<C: ConnectionTrait>(
     description: &str,
     update_time: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = workflow::Entity::update_many()
+    let result = update(db, workflow_id)
         .col_expr(workflow::Column::LatestVersion, Expr::value(new_version))
         .col_expr(workflow::Column::Name, Expr::value(name))
         .col_expr(workflow::Column::Description, Expr::value(description))
         .col_expr(workflow::Column::UpdateTime, Expr::value(update_time))
-        .filter(workflow::Column::Id.eq(workflow_id))
         .filter(workflow::Column::LatestVersion.eq(previous_version))
-        .filter(workflow::Column::DeleteTime.is_null())
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
-pub async fn mark_deleted<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
+pub async fn mark_deleted<S: Session>(
+    db: &S,
     workflow_id: Uuid,
     delete_time: DateTime<Utc>,
 ) -> Result<bool, DbErr> {
-    let result = workflow::Entity::update_many()
+    let result = update(db, workflow_id)
         .col_expr(workflow::Column::DeleteTime, Expr::value(delete_time))
-        .filter(workflow::Column::Id.eq(workflow_id))
-        .filter(workflow::Column::WorkspaceId.eq(workspace_id))
-        .filter(workflow::Column::DeleteTime.is_null())
         .exec(db)
         .await?;
     Ok(result.rows_affected == 1)
 }
 
 /// Live workflows, newest first, after `before_id` (the page token).
-pub async fn list_live<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
+pub async fn list_live<S: Session>(
+    db: &S,
     before_id: Option<Uuid>,
     limit: u64,
-) -> Result<Vec<workflow::Model>, DbErr> {
-    let mut query = workflow::Entity::find()
-        .filter(workflow::Column::WorkspaceId.eq(workspace_id))
-        .filter(workflow::Column::DeleteTime.is_null());
+) -> Result<Vec<Workflow>, DbErr> {
+    let mut query = live(db);
     if let Some(before_id) = before_id {
         query = query.filter(workflow::Column::Id.lt(before_id));
     }
-    query
+    let rows = query
         .order_by_desc(workflow::Column::Id)
         .limit(limit)
         .all(db)
+        .await?;
+    Ok(records::all(rows))
+}
+
+pub async fn insert_version<S: Session>(db: &S, record: &WorkflowVersion) -> Result<(), DbErr> {
+    ensure_in_scope(db, record.workspace_id)?;
+    workflow_version::Entity::insert(workflow_version::ActiveModel::from(record))
+        .exec_without_returning(db)
         .await
+        .map(|_| ())
 }
 
-pub async fn insert_version<C: ConnectionTrait>(
-    db: &C,
-    model: &workflow_version::Model,
-) -> Result<(), DbErr> {
-    workflow_version::Entity::insert(workflow_version::ActiveModel {
-        id: Set(model.id),
-        workspace_id: Set(model.workspace_id),
-        workflow_id: Set(model.workflow_id),
-        version: Set(model.version),
-        name: Set(model.name.clone()),
-        description: Set(model.description.clone()),
-        graph: Set(model.graph.clone()),
-        created_by: Set(model.created_by.clone()),
-        create_time: Set(model.create_time),
-        restored_from_version: Set(model.restored_from_version),
-        node_count: Set(model.node_count),
-    })
-    .exec_without_returning(db)
-    .await
-    .map(|_| ())
-}
-
-/// A version of a workflow of the workspace, deleted or not: executions keep
+/// A version of a workflow of the scope, deleted or not: executions keep
 /// running the version they pinned.
-pub async fn find_version<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
+pub async fn find_version<S: Session>(
+    db: &S,
     workflow_id: Uuid,
     version: i64,
-) -> Result<Option<workflow_version::Model>, DbErr> {
-    workflow_version::Entity::find()
-        .filter(workflow_version::Column::WorkspaceId.eq(workspace_id))
-        .filter(workflow_version::Column::WorkflowId.eq(workflow_id))
+) -> Result<Option<WorkflowVersion>, DbErr> {
+    Ok(versions(db, workflow_id)
         .filter(workflow_version::Column::Version.eq(version))
         .one(db)
-        .await
+        .await?
+        .map(Into::into))
 }
 
 /// Versions newest first, below `before_version` (the page token).
-pub async fn list_versions<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
+pub async fn list_versions<S: Session>(
+    db: &S,
     workflow_id: Uuid,
     before_version: Option<i64>,
     limit: u64,
-) -> Result<Vec<workflow_version::Model>, DbErr> {
-    let mut query = workflow_version::Entity::find()
-        .filter(workflow_version::Column::WorkspaceId.eq(workspace_id))
-        .filter(workflow_version::Column::WorkflowId.eq(workflow_id));
+) -> Result<Vec<WorkflowVersion>, DbErr> {
+    let mut query = versions(db, workflow_id);
     if let Some(before_version) = before_version {
         query = query.filter(workflow_version::Column::Version.lt(before_version));
     }
-    query
+    let rows = query
         .order_by_desc(workflow_version::Column::Version)
         .limit(limit)
         .all(db)
-        .await
+        .await?;
+    Ok(records::all(rows))
 }

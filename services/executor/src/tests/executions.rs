@@ -13,6 +13,7 @@ use super::conformance;
 use super::harness::{Sink, World, output_of, state_of};
 use crate::domain::dead_letters::DeadLetterFilter;
 use crate::domain::{DeadLetterState, ReplayMode, ReplayVersion};
+use crate::domain::{ExecutionStatus, NodeRunStatus};
 
 const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -45,7 +46,8 @@ async fn branches_run_and_untaken_ones_are_skipped(world: World) {
     let execution_id = world.start(workflow_id, json!({"n": 4})).await;
     let detail = world.finished(execution_id, PATIENCE).await;
     assert_eq!(
-        detail.execution.status, "succeeded",
+        detail.execution.status,
+        ExecutionStatus::Succeeded,
         "{:?}",
         detail.execution.error
     );
@@ -54,7 +56,7 @@ async fn branches_run_and_untaken_ones_are_skipped(world: World) {
     assert_eq!(state_of(&detail, "no"), "skipped");
     assert_eq!(state_of(&detail, "after_no"), "skipped");
     let run = detail.runs.iter().find(|run| run.node_id == "yes").unwrap();
-    assert_eq!(run.status, "succeeded");
+    assert_eq!(run.status, NodeRunStatus::Succeeded);
     assert_eq!(run.attempt, 1);
     assert_eq!(
         serde_json::from_str::<serde_json::Value>(&run.input).unwrap(),
@@ -104,7 +106,7 @@ async fn transient_failures_retry_then_dead_letter_and_replay(world: World) {
     sink.status.store(503, Ordering::SeqCst);
     let execution_id = world.start(workflow_id, json!({"order": 7})).await;
     let detail = world.finished(execution_id, PATIENCE).await;
-    assert_eq!(detail.execution.status, "failed");
+    assert_eq!(detail.execution.status, ExecutionStatus::Failed);
     assert_eq!(detail.execution.failed_node_id.as_deref(), Some("call"));
     assert_eq!(detail.execution.error_class.as_deref(), Some("transient"));
     assert_eq!(sink.count(), 3);
@@ -144,10 +146,11 @@ async fn transient_failures_retry_then_dead_letter_and_replay(world: World) {
         )
         .await
         .unwrap();
-    assert_eq!(replayed.state, DeadLetterState::Replayed.as_str());
+    assert_eq!(replayed.state, DeadLetterState::Replayed);
     let detail = world.finished(execution.id, PATIENCE).await;
     assert_eq!(
-        detail.execution.status, "succeeded",
+        detail.execution.status,
+        ExecutionStatus::Succeeded,
         "{:?}",
         detail.execution.error
     );
@@ -174,7 +177,8 @@ async fn transient_failures_retry_then_dead_letter_and_replay(world: World) {
     sink.status.store(200, Ordering::SeqCst);
     let detail = world.finished(execution_id, PATIENCE).await;
     assert_eq!(
-        detail.execution.status, "succeeded",
+        detail.execution.status,
+        ExecutionStatus::Succeeded,
         "{:?}",
         detail.execution.error
     );
@@ -182,7 +186,7 @@ async fn transient_failures_retry_then_dead_letter_and_replay(world: World) {
         detail
             .runs
             .iter()
-            .any(|run| run.node_id == "call" && run.status == "failed")
+            .any(|run| run.node_id == "call" && run.status == NodeRunStatus::Failed)
     );
     shutdown.trigger();
     workers.join().await;
@@ -209,7 +213,7 @@ async fn permanent_failures_fail_at_once_and_bulk_operations_apply(world: World)
     }
     for execution_id in &executions {
         let detail = world.finished(*execution_id, PATIENCE).await;
-        assert_eq!(detail.execution.status, "failed");
+        assert_eq!(detail.execution.status, ExecutionStatus::Failed);
         assert_eq!(detail.execution.error_class.as_deref(), Some("permanent"));
     }
     assert_eq!(sink.count(), 3, "permanent errors are not retried");
@@ -229,7 +233,7 @@ async fn permanent_failures_fail_at_once_and_bulk_operations_apply(world: World)
         .discard_dead_letter(&scope, letters[0].id)
         .await
         .unwrap();
-    assert_eq!(discarded.state, "discarded");
+    assert_eq!(discarded.state, DeadLetterState::Discarded);
 
     // Fixed in a new version: bulk replay from the start on the latest version.
     sink.status.store(200, Ordering::SeqCst);
@@ -247,7 +251,7 @@ async fn permanent_failures_fail_at_once_and_bulk_operations_apply(world: World)
     let replay = results[0].result.clone().unwrap();
     assert_eq!(
         world.finished(replay, PATIENCE).await.execution.status,
-        "succeeded"
+        ExecutionStatus::Succeeded
     );
     let discarded = domain
         .bulk_discard_dead_letters(&scope, &filter, 0)
@@ -298,12 +302,12 @@ async fn timeouts_cancel_and_caps(world: World) {
     let detail = world
         .finished(world.start(node_timeout, json!({})).await, PATIENCE)
         .await;
-    assert_eq!(detail.execution.status, "timed_out");
+    assert_eq!(detail.execution.status, ExecutionStatus::TimedOut);
     assert!(
         detail
             .runs
             .iter()
-            .any(|run| run.node_id == "slow" && run.status == "timed_out")
+            .any(|run| run.node_id == "slow" && run.status == NodeRunStatus::TimedOut)
     );
 
     // The workflow's max_duration stops a node that would run longer.
@@ -320,7 +324,7 @@ async fn timeouts_cancel_and_caps(world: World) {
     let detail = world
         .finished(world.start(max_duration, json!({})).await, PATIENCE)
         .await;
-    assert_eq!(detail.execution.status, "timed_out");
+    assert_eq!(detail.execution.status, ExecutionStatus::TimedOut);
     // The node was cut off before the sink would have answered: its own
     // record ends sooner than the sink's delay after it began.
     let slow = detail
@@ -348,10 +352,10 @@ async fn timeouts_cancel_and_caps(world: World) {
     let execution_id = world.start(cancellable, json!({})).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let cancelled = domain.cancel_execution(&scope, execution_id).await.unwrap();
-    assert_eq!(cancelled.status, "cancelled");
+    assert_eq!(cancelled.status, ExecutionStatus::Cancelled);
     tokio::time::sleep(Duration::from_millis(3_200)).await;
     let detail = world.finished(execution_id, PATIENCE).await;
-    assert_eq!(detail.execution.status, "cancelled");
+    assert_eq!(detail.execution.status, ExecutionStatus::Cancelled);
     assert_eq!(state_of(&detail, "slow"), "cancelled");
     assert!(detail.steps.iter().all(|step| step.node_id != "after"));
 
@@ -389,7 +393,8 @@ async fn every_value_is_stored_once(world: World) {
     let execution_id = world.start(workflow_id, input.clone()).await;
     let detail = world.finished(execution_id, PATIENCE).await;
     assert_eq!(
-        detail.execution.status, "succeeded",
+        detail.execution.status,
+        ExecutionStatus::Succeeded,
         "{:?}",
         detail.execution.error
     );
@@ -416,8 +421,11 @@ async fn every_value_is_stored_once(world: World) {
     );
 
     // Stored once.
-    let db = world.executor.domain().db();
-    let steps = crate::storage::steps::list_for_execution(db, execution_id)
+    let db = world
+        .executor
+        .domain()
+        .read(crate::domain::Scope::Workspace(world.workspace_id));
+    let steps = crate::storage::steps::list_for_execution(&db, execution_id)
         .await
         .unwrap();
     let trigger = steps.iter().find(|row| row.node_id == "start").unwrap();
@@ -425,7 +433,7 @@ async fn every_value_is_stored_once(world: World) {
         trigger.output, None,
         "the trigger keeps no copy of the input"
     );
-    let runs = crate::storage::node_runs::list_for_execution(db, execution_id)
+    let runs = crate::storage::node_runs::list_for_execution(&db, execution_id)
         .await
         .unwrap();
     assert_eq!(runs.len(), 2);

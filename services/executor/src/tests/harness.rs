@@ -18,7 +18,7 @@ use tyboo_store::testing::TestDatabase;
 use uuid::Uuid;
 
 use crate::domain::workflows::Draft;
-use crate::domain::{ExecutionDetail, ExecutionStatus, WorkspaceScope};
+use crate::domain::{ExecutionDetail, WorkspaceScope};
 use crate::{Executor, ExecutorConfig, WorkerHandle, Workers};
 
 /// Keys that sign the suite's principal tokens.
@@ -179,7 +179,7 @@ impl World {
                 .get_execution(&self.scope(), execution_id)
                 .await
                 .unwrap();
-            let status = ExecutionStatus::parse(&detail.execution.status).unwrap();
+            let status = detail.execution.status;
             if status.is_terminal() || tokio::time::Instant::now() >= give_up {
                 return detail;
             }
@@ -204,7 +204,7 @@ pub fn state_of(detail: &ExecutionDetail, node_id: &str) -> String {
         .steps
         .iter()
         .find(|step| step.node_id == node_id)
-        .map(|step| step.state.clone())
+        .map(|step| step.state.as_str().to_owned())
         .unwrap_or_default()
 }
 

@@ -13,7 +13,8 @@ use tyboo_runtime::shutdown::Shutdown;
 use super::conformance;
 use super::harness::{Sink, World};
 use crate::Workers;
-use crate::domain::steps::{ClaimOutcome, Committed};
+use crate::domain::steps::{ClaimOutcome, Committed, Failure};
+use crate::domain::{ExecutionStatus, NodeRunStatus, StepState};
 
 async fn a_restart_finishes_executions_without_rerunning_completed_nodes(world: World) {
     let first = Sink::start().await;
@@ -55,7 +56,8 @@ async fn a_restart_finishes_executions_without_rerunning_completed_nodes(world: 
     slow.delay_ms.store(0, Ordering::SeqCst);
     let detail = world.finished(execution_id, Duration::from_secs(30)).await;
     assert_eq!(
-        detail.execution.status, "succeeded",
+        detail.execution.status,
+        ExecutionStatus::Succeeded,
         "{:?}",
         detail.execution.error
     );
@@ -97,17 +99,19 @@ async fn a_worker_that_lost_its_lease_cannot_commit(world: World) {
     assert_eq!(fresh.step.attempt, 2);
     assert!(fresh.step.fencing > stale.step.fencing);
     let refused = domain
-        .commit_success(&stale, json!({"from": "a"}), "main".to_owned(), None)
+        .commit_success_and_continue(&stale, json!({"from": "a"}), "main".to_owned(), None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(refused, Committed::Refused);
     let applied = domain
-        .commit_success(&fresh, json!({"from": "b"}), "main".to_owned(), None)
+        .commit_success_and_continue(&fresh, json!({"from": "b"}), "main".to_owned(), None, None)
         .await
-        .unwrap();
+        .unwrap()
+        .0;
     assert_eq!(applied, Committed::Applied);
     let detail = world.finished(execution_id, Duration::from_secs(5)).await;
-    assert_eq!(detail.execution.status, "succeeded");
+    assert_eq!(detail.execution.status, ExecutionStatus::Succeeded);
     assert_eq!(
         super::harness::output_of(&detail, "work"),
         json!({"from": "b"})
@@ -150,7 +154,7 @@ async fn a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries(wo
         ClaimOutcome::Nothing
     ));
     let detail = world.finished(execution_id, Duration::from_secs(5)).await;
-    assert_eq!(detail.execution.status, "failed");
+    assert_eq!(detail.execution.status, ExecutionStatus::Failed);
     assert_eq!(super::harness::state_of(&detail, "work"), "failed");
     let error = detail.execution.error.clone().unwrap_or_default();
     assert!(
@@ -164,7 +168,7 @@ async fn a_step_that_loses_every_worker_is_dead_lettered_after_max_deliveries(wo
         .collect();
     assert_eq!(lost_runs.len(), max_deliveries as usize);
     assert!(lost_runs.iter().all(|run| {
-        run.status == "failed"
+        run.status == NodeRunStatus::Failed
             && run
                 .error
                 .as_deref()
@@ -220,7 +224,7 @@ async fn lost_deliveries_do_not_spend_the_retry_budget(world: World) {
         )
         .await
         .unwrap();
-    assert_eq!(committed, Committed::Applied);
+    assert_eq!(committed, Some(Failure::Retried));
     let detail = world
         .finished(execution_id, Duration::from_millis(300))
         .await;
@@ -269,7 +273,7 @@ async fn a_commit_takes_the_next_step_of_the_workers_pools_on(world: World) {
     assert_eq!(committed, Committed::Applied);
     let b = next.expect("b is taken on by the same worker");
     assert_eq!(b.step.node_id, "b");
-    assert_eq!(b.step.state, "running");
+    assert_eq!(b.step.state, StepState::Running);
     assert_eq!(b.inputs, vec![json!({"n": 1})]);
     // Nobody else can claim it while the lease holds.
     assert!(matches!(
@@ -348,12 +352,16 @@ async fn a_worker_takes_at_most_the_configured_steps_in_a_row(world: World) {
         let workers = Workers::start(&executor, &tyboo_engine::Pool::ALL, 1, shutdown.clone());
         let execution_id = world.start(workflow_id, json!({})).await;
         let detail = world.finished(execution_id, Duration::from_secs(20)).await;
-        assert_eq!(detail.execution.status, "succeeded", "limit {limit}");
+        assert_eq!(
+            detail.execution.status,
+            ExecutionStatus::Succeeded,
+            "limit {limit}"
+        );
         let run = |node: &str| {
             detail
                 .runs
                 .iter()
-                .find(|run| run.node_id == node && run.status == "succeeded")
+                .find(|run| run.node_id == node && run.status == NodeRunStatus::Succeeded)
                 .unwrap_or_else(|| panic!("{node} ran"))
         };
         let taken_on: Vec<&str> = ["s2", "s3", "s4", "s5", "s6"]

@@ -13,10 +13,10 @@ use uuid::Uuid;
 
 use super::conformance;
 use super::harness::World;
+use crate::domain::TriggerType;
 use crate::domain::executions::ListExecutions;
 use crate::domain::webhooks::{WebhookMode, WebhookRequest};
 use crate::domain::workflows::Draft;
-use crate::work::scheduler;
 
 async fn schedules_fire_once_per_tick_across_replicas(world: World) {
     let workflow_id = world
@@ -33,8 +33,8 @@ async fn schedules_fire_once_per_tick_across_replicas(world: World) {
     let started = tokio::time::Instant::now();
     while started.elapsed() < Duration::from_millis(3_200) {
         let (left, right) = tokio::join!(
-            scheduler::fire_due(world.executor.domain()),
-            scheduler::fire_due(replica.domain())
+            world.executor.domain().fire_due_schedules(),
+            replica.domain().fire_due_schedules()
         );
         left.unwrap();
         right.unwrap();
@@ -60,7 +60,7 @@ async fn schedules_fire_once_per_tick_across_replicas(world: World) {
         .iter()
         .map(|execution| {
             let input: serde_json::Value = serde_json::from_str(&execution.input).unwrap();
-            assert_eq!(execution.trigger_type, "schedule");
+            assert_eq!(execution.trigger_type, TriggerType::Schedule);
             input["scheduled_time"].as_str().unwrap().to_owned()
         })
         .collect();

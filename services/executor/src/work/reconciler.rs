@@ -7,12 +7,10 @@
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
-use tyboo_broker::Job;
 use tyboo_runtime::shutdown::Shutdown;
 
-use crate::domain::{Domain, StepState, now};
+use crate::domain::{Domain, RECONCILER, Scope, StepState, now};
 use crate::error::ExecutorResult;
-use crate::storage::entities::step;
 use crate::storage::{executions, steps};
 
 pub fn spawn(domain: Domain, shutdown: Shutdown) -> JoinHandle<()> {
@@ -38,30 +36,31 @@ pub fn spawn(domain: Domain, shutdown: Shutdown) -> JoinHandle<()> {
 pub async fn reconcile_once(domain: &Domain) -> ExecutorResult<()> {
     let batch = domain.config().reconcile_batch_size;
     let now = now();
-    for execution in executions::past_deadline(domain.db(), now, batch).await? {
-        domain.time_out_execution(execution.id).await?;
+    for execution in executions::past_deadline(&domain.read(RECONCILER), now, batch).await? {
+        domain
+            .time_out_execution(Scope::Workspace(execution.workspace_id), execution.id)
+            .await?;
     }
     let grace = chrono::Duration::milliseconds(
         i64::try_from(domain.config().redispatch_grace_ms).unwrap_or(i64::MAX / 2),
     );
-    let rows = steps::needing_dispatch(domain.db(), now, now - grace, batch).await?;
+    let rows = steps::needing_dispatch(&domain.read(RECONCILER), now, now - grace, batch).await?;
     if rows.is_empty() {
         return Ok(());
     }
     let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
-    steps::mark_dispatched(domain.db(), &ids, now).await?;
-    let mut jobs = Vec::with_capacity(rows.len());
+    let mut work = domain.begin(RECONCILER).await?;
+    steps::mark_dispatched(work.tx(), &ids, now).await?;
     for row in &rows {
-        let reason = if row.state == StepState::Running.as_str() {
+        let reason = if row.state == StepState::Running {
             "lease_expired"
         } else {
             "lost"
         };
         ::metrics::counter!(crate::metrics::REDISPATCHED_TOTAL, "reason" => reason).increment(1);
-        jobs.push((job_for(row), None));
+        work.dispatch(row.job(), None);
     }
-    domain.dispatch_jobs(jobs).await;
-    Ok(())
+    domain.commit(work).await
 }
 
 /// Dispatches every unfinished step, each at the time it may next run.
@@ -69,40 +68,28 @@ pub async fn redispatch_all(domain: &Domain) -> ExecutorResult<()> {
     let batch = domain.config().reconcile_batch_size;
     let mut after = None;
     loop {
-        let rows = steps::active_after(domain.db(), after, batch).await?;
+        let rows = steps::active_after(&domain.read(RECONCILER), after, batch).await?;
         let Some(last) = rows.last() else {
             return Ok(());
         };
         after = Some(last.id);
         let now = now();
-        let jobs: Vec<_> = rows
-            .iter()
-            .map(|row| {
-                let due = if row.state == StepState::Running.as_str() {
-                    row.lease_expires_at
-                } else {
-                    Some(row.available_at)
-                };
-                (job_for(row), due.filter(|at| *at > now))
-            })
-            .collect();
-        ::metrics::counter!(crate::metrics::REDISPATCHED_TOTAL, "reason" => "startup")
-            .increment(jobs.len() as u64);
         let ids: Vec<_> = rows.iter().map(|row| row.id).collect();
-        steps::mark_dispatched(domain.db(), &ids, now).await?;
-        domain.dispatch_jobs(jobs).await;
+        let mut work = domain.begin(RECONCILER).await?;
+        steps::mark_dispatched(work.tx(), &ids, now).await?;
+        for row in &rows {
+            let due = if row.state == StepState::Running {
+                row.lease_expires_at
+            } else {
+                Some(row.available_at)
+            };
+            work.dispatch(row.job(), due.filter(|at| *at > now));
+        }
+        ::metrics::counter!(crate::metrics::REDISPATCHED_TOTAL, "reason" => "startup")
+            .increment(rows.len() as u64);
+        domain.commit(work).await?;
         if (rows.len() as u64) < batch {
             return Ok(());
         }
-    }
-}
-
-fn job_for(row: &step::Model) -> Job {
-    Job {
-        pool: row.pool.clone(),
-        execution_id: row.execution_id,
-        node_id: row.node_id.clone(),
-        attempt: u32::try_from(row.attempt).unwrap_or(1),
-        workspace_id: row.workspace_id,
     }
 }

@@ -158,21 +158,15 @@ async fn run_claimed(
         Ok(Ok(NodeOutcome::Wait { until, output })) => {
             ("waiting", domain.commit_wait(claimed, until, output).await?)
         }
-        Ok(Err(error)) => {
-            let status = if error.class.is_retryable()
-                && claimed.reported_attempts() < claimed.policy().max_attempts
-            {
-                "retried"
-            } else if error.class == tyboo_engine::ErrorClass::Timeout {
-                "timed_out"
-            } else {
-                "failed"
-            };
-            (status, domain.commit_failure(claimed, error).await?)
-        }
+        Ok(Err(error)) => match domain.commit_failure(claimed, error).await? {
+            Some(failure) => (failure.as_str(), Committed::Applied),
+            None => ("cancelled", Committed::Refused),
+        },
         Err(Interruption::Stopped) => ("cancelled", Committed::Refused),
         Err(Interruption::Deadline) => {
-            domain.time_out_execution(execution_id).await?;
+            domain
+                .time_out_execution(claimed.scope(), execution_id)
+                .await?;
             ("timed_out", Committed::Refused)
         }
         Err(Interruption::Shutdown) => {

@@ -15,10 +15,9 @@ use uuid::Uuid;
 
 use crate::domain::{
     DeadLetterState, ExecutionStatus, NodeRunStatus, ReplayMode, ReplayVersion, StepState,
-    TriggerType, WorkflowView,
+    TriggerType, WorkflowVersion, WorkflowView,
 };
 use crate::error::{ExecutorError, ExecutorResult};
-use crate::storage::entities::workflow_version;
 
 mod records;
 pub use records::*;
@@ -179,15 +178,14 @@ fn pool_from_proto(field: &str, value: i32) -> ExecutorResult<Option<Pool>> {
     }
 }
 
-pub fn execution_status_to_proto(text: &str) -> pb::ExecutionStatus {
-    match ExecutionStatus::parse(text) {
-        Some(ExecutionStatus::Queued) => pb::ExecutionStatus::Queued,
-        Some(ExecutionStatus::Running) => pb::ExecutionStatus::Running,
-        Some(ExecutionStatus::Succeeded) => pb::ExecutionStatus::Succeeded,
-        Some(ExecutionStatus::Failed) => pb::ExecutionStatus::Failed,
-        Some(ExecutionStatus::Cancelled) => pb::ExecutionStatus::Cancelled,
-        Some(ExecutionStatus::TimedOut) => pb::ExecutionStatus::TimedOut,
-        None => pb::ExecutionStatus::Unspecified,
+pub fn execution_status_to_proto(status: ExecutionStatus) -> pb::ExecutionStatus {
+    match status {
+        ExecutionStatus::Queued => pb::ExecutionStatus::Queued,
+        ExecutionStatus::Running => pb::ExecutionStatus::Running,
+        ExecutionStatus::Succeeded => pb::ExecutionStatus::Succeeded,
+        ExecutionStatus::Failed => pb::ExecutionStatus::Failed,
+        ExecutionStatus::Cancelled => pb::ExecutionStatus::Cancelled,
+        ExecutionStatus::TimedOut => pb::ExecutionStatus::TimedOut,
     }
 }
 
@@ -204,31 +202,29 @@ pub fn execution_status_from_proto(value: i32) -> ExecutorResult<Option<Executio
     }
 }
 
-pub(super) fn node_run_status_to_proto(text: &str) -> pb::NodeRunStatus {
-    match NodeRunStatus::parse(text) {
-        Some(NodeRunStatus::Running) => pb::NodeRunStatus::Running,
-        Some(NodeRunStatus::Waiting) => pb::NodeRunStatus::Waiting,
-        Some(NodeRunStatus::Succeeded) => pb::NodeRunStatus::Succeeded,
-        Some(NodeRunStatus::Failed) => pb::NodeRunStatus::Failed,
-        Some(NodeRunStatus::TimedOut) => pb::NodeRunStatus::TimedOut,
-        Some(NodeRunStatus::Cancelled) => pb::NodeRunStatus::Cancelled,
-        Some(NodeRunStatus::Skipped) => pb::NodeRunStatus::Skipped,
-        None => pb::NodeRunStatus::Unspecified,
+pub(super) fn node_run_status_to_proto(status: NodeRunStatus) -> pb::NodeRunStatus {
+    match status {
+        NodeRunStatus::Running => pb::NodeRunStatus::Running,
+        NodeRunStatus::Waiting => pb::NodeRunStatus::Waiting,
+        NodeRunStatus::Succeeded => pb::NodeRunStatus::Succeeded,
+        NodeRunStatus::Failed => pb::NodeRunStatus::Failed,
+        NodeRunStatus::TimedOut => pb::NodeRunStatus::TimedOut,
+        NodeRunStatus::Cancelled => pb::NodeRunStatus::Cancelled,
+        NodeRunStatus::Skipped => pb::NodeRunStatus::Skipped,
     }
 }
 
 /// The run status a step without run rows shows.
-pub(super) fn step_status_to_proto(text: &str) -> pb::NodeRunStatus {
-    match StepState::parse(text) {
-        Some(StepState::Ready) => pb::NodeRunStatus::Queued,
-        Some(StepState::Running) => pb::NodeRunStatus::Running,
-        Some(StepState::Waiting) => pb::NodeRunStatus::Waiting,
-        Some(StepState::Succeeded) => pb::NodeRunStatus::Succeeded,
-        Some(StepState::Failed) => pb::NodeRunStatus::Failed,
-        Some(StepState::TimedOut) => pb::NodeRunStatus::TimedOut,
-        Some(StepState::Skipped) => pb::NodeRunStatus::Skipped,
-        Some(StepState::Cancelled) => pb::NodeRunStatus::Cancelled,
-        None => pb::NodeRunStatus::Unspecified,
+pub(super) fn step_status_to_proto(state: StepState) -> pb::NodeRunStatus {
+    match state {
+        StepState::Ready => pb::NodeRunStatus::Queued,
+        StepState::Running => pb::NodeRunStatus::Running,
+        StepState::Waiting => pb::NodeRunStatus::Waiting,
+        StepState::Succeeded => pb::NodeRunStatus::Succeeded,
+        StepState::Failed => pb::NodeRunStatus::Failed,
+        StepState::TimedOut => pb::NodeRunStatus::TimedOut,
+        StepState::Skipped => pb::NodeRunStatus::Skipped,
+        StepState::Cancelled => pb::NodeRunStatus::Cancelled,
     }
 }
 
@@ -251,13 +247,12 @@ pub fn error_class_from_proto(field: &str, value: i32) -> ExecutorResult<Option<
     }
 }
 
-pub(super) fn trigger_type_to_proto(text: &str) -> pb::TriggerType {
-    match TriggerType::parse(text) {
-        Some(TriggerType::Manual) => pb::TriggerType::Manual,
-        Some(TriggerType::Webhook) => pb::TriggerType::Webhook,
-        Some(TriggerType::Schedule) => pb::TriggerType::Schedule,
-        Some(TriggerType::Replay) => pb::TriggerType::Replay,
-        None => pb::TriggerType::Unspecified,
+pub(super) fn trigger_type_to_proto(trigger: TriggerType) -> pb::TriggerType {
+    match trigger {
+        TriggerType::Manual => pb::TriggerType::Manual,
+        TriggerType::Webhook => pb::TriggerType::Webhook,
+        TriggerType::Schedule => pb::TriggerType::Schedule,
+        TriggerType::Replay => pb::TriggerType::Replay,
     }
 }
 
@@ -271,12 +266,11 @@ pub fn dead_letter_state_from_proto(value: i32) -> ExecutorResult<Option<DeadLet
     }
 }
 
-pub(super) fn dead_letter_state_to_proto(text: &str) -> pb::DeadLetterState {
-    match DeadLetterState::parse(text) {
-        Some(DeadLetterState::Pending) => pb::DeadLetterState::Pending,
-        Some(DeadLetterState::Replayed) => pb::DeadLetterState::Replayed,
-        Some(DeadLetterState::Discarded) => pb::DeadLetterState::Discarded,
-        None => pb::DeadLetterState::Unspecified,
+pub(super) fn dead_letter_state_to_proto(state: DeadLetterState) -> pb::DeadLetterState {
+    match state {
+        DeadLetterState::Pending => pb::DeadLetterState::Pending,
+        DeadLetterState::Replayed => pb::DeadLetterState::Replayed,
+        DeadLetterState::Discarded => pb::DeadLetterState::Discarded,
     }
 }
 
@@ -467,7 +461,7 @@ pub fn workflow_to_proto(view: &WorkflowView) -> pb::Workflow {
     }
 }
 
-pub fn version_to_proto(version: &workflow_version::Model) -> pb::WorkflowVersion {
+pub fn version_to_proto(version: &WorkflowVersion) -> pb::WorkflowVersion {
     pb::WorkflowVersion {
         workflow_id: version.workflow_id.to_string(),
         version: version.version,

@@ -9,19 +9,18 @@ use super::{
     node_run_status_to_proto, optional_json, step_status_to_proto, timestamp,
     trigger_type_to_proto,
 };
-use crate::domain::ExecutionDetail;
+use crate::domain::{DeadLetter, Execution, ExecutionDetail, NodeRun, Step};
 use crate::error::ExecutorResult;
-use crate::storage::entities::{dead_letter, execution, node_run, step};
 
 /// An execution without its node runs.
-pub fn execution_to_proto(execution: &execution::Model) -> ExecutorResult<pb::Execution> {
+pub fn execution_to_proto(execution: &Execution) -> ExecutorResult<pb::Execution> {
     Ok(pb::Execution {
         id: execution.id.to_string(),
         workspace_id: execution.workspace_id.to_string(),
         workflow_id: execution.workflow_id.to_string(),
         workflow_version: execution.workflow_version,
-        status: execution_status_to_proto(&execution.status) as i32,
-        trigger_type: trigger_type_to_proto(&execution.trigger_type) as i32,
+        status: execution_status_to_proto(execution.status) as i32,
+        trigger_type: trigger_type_to_proto(execution.trigger_type) as i32,
         input: optional_json(Some(&execution.input)),
         error: execution.error.clone().unwrap_or_default(),
         error_class: error_class_to_proto(execution.error_class.as_deref()) as i32,
@@ -59,7 +58,7 @@ pub fn within_budget(runs: &mut [pb::NodeRun], mut budget: usize) {
 }
 
 /// One stored run as a message.
-pub fn stored_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
+pub fn stored_run_to_proto(run: &NodeRun) -> ExecutorResult<pb::NodeRun> {
     node_run_to_proto(run)
 }
 
@@ -83,7 +82,7 @@ pub fn execution_detail_to_proto(detail: &ExecutionDetail) -> ExecutorResult<pb:
     Ok(message)
 }
 
-fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
+fn node_run_to_proto(run: &NodeRun) -> ExecutorResult<pb::NodeRun> {
     let usage = run.llm_model.as_ref().map(|model| pb::LlmUsage {
         model: model.clone(),
         prompt_tokens: run.prompt_tokens.unwrap_or_default(),
@@ -93,7 +92,7 @@ fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
     Ok(pb::NodeRun {
         node_id: run.node_id.clone(),
         attempt: u32::try_from(run.attempt).unwrap_or_default(),
-        status: node_run_status_to_proto(&run.status) as i32,
+        status: node_run_status_to_proto(run.status) as i32,
         input: optional_json(Some(&run.input)),
         output: optional_json(run.output.as_deref()),
         output_port: run.port.clone().unwrap_or_default(),
@@ -107,8 +106,8 @@ fn node_run_to_proto(run: &node_run::Model) -> ExecutorResult<pb::NodeRun> {
     })
 }
 
-fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
-    let skipped = row.state == crate::domain::StepState::Skipped.as_str();
+fn step_to_run(row: &Step) -> ExecutorResult<pb::NodeRun> {
+    let skipped = row.state == crate::domain::StepState::Skipped;
     Ok(pb::NodeRun {
         node_id: row.node_id.clone(),
         attempt: if skipped {
@@ -116,7 +115,7 @@ fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
         } else {
             u32::try_from(row.attempt).unwrap_or_default()
         },
-        status: step_status_to_proto(&row.state) as i32,
+        status: step_status_to_proto(row.state) as i32,
         input: None,
         output: optional_json(row.output.as_deref()),
         output_port: row.port.clone().unwrap_or_default(),
@@ -130,7 +129,7 @@ fn step_to_run(row: &step::Model) -> ExecutorResult<pb::NodeRun> {
     })
 }
 
-pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> ExecutorResult<pb::DeadLetter> {
+pub fn dead_letter_to_proto(letter: &DeadLetter) -> ExecutorResult<pb::DeadLetter> {
     Ok(pb::DeadLetter {
         id: letter.id.to_string(),
         workspace_id: letter.workspace_id.to_string(),
@@ -142,7 +141,7 @@ pub fn dead_letter_to_proto(letter: &dead_letter::Model) -> ExecutorResult<pb::D
         error_class: error_class_to_proto(Some(&letter.error_class)) as i32,
         error: letter.error.clone(),
         attempts: u32::try_from(letter.attempts).unwrap_or_default(),
-        state: dead_letter_state_to_proto(&letter.state) as i32,
+        state: dead_letter_state_to_proto(letter.state) as i32,
         create_time: Some(timestamp(letter.create_time)),
         resolve_time: letter.resolve_time.map(timestamp),
         replay_execution_id: letter

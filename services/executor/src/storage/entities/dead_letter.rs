@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::states::DeadLetterState;
+
 /// A step that failed for good, with what is needed to replay it.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "dead_letters")]
@@ -16,7 +18,7 @@ pub struct Model {
     pub error_class: String,
     pub error: String,
     pub attempts: i32,
-    pub state: String,
+    pub state: DeadLetterState,
     pub create_time: DateTimeUtc,
     pub resolve_time: Option<DateTimeUtc>,
     pub replay_execution_id: Option<Uuid>,

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::states::{ExecutionStatus, TriggerType};
+
 /// One run of one pinned workflow version.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "executions")]
@@ -9,8 +11,8 @@ pub struct Model {
     pub workspace_id: Uuid,
     pub workflow_id: Uuid,
     pub workflow_version: i64,
-    pub status: String,
-    pub trigger_type: String,
+    pub status: ExecutionStatus,
+    pub trigger_type: TriggerType,
     /// The trigger data as JSON.
     pub input: String,
     pub error: Option<String>,

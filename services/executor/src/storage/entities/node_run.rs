@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::states::NodeRunStatus;
+
 /// One attempt of one node; unique on (execution, node, attempt).
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "node_runs")]
@@ -10,7 +12,7 @@ pub struct Model {
     pub execution_id: Uuid,
     pub node_id: String,
     pub attempt: i32,
-    pub status: String,
+    pub status: NodeRunStatus,
     /// JSON array of the inputs the attempt ran on, or empty
     /// (`DERIVED_INPUT`): the predecessors' outputs, read back from their
     /// steps when the run is shown, instead of a second copy of them.

@@ -1,5 +1,7 @@
 use sea_orm::entity::prelude::*;
 
+use crate::states::StepState;
+
 /// The state of one node in one execution: the row workers lease, fence and
 /// commit to.
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -11,7 +13,7 @@ pub struct Model {
     pub execution_id: Uuid,
     pub node_id: String,
     pub pool: String,
-    pub state: String,
+    pub state: StepState,
     /// The attempt running now, or the next one to run; from 1.
     pub attempt: i32,
     /// Bumped by every claim; a result commits only under the number its
