@@ -19,7 +19,7 @@ use tower::{Layer, Service};
 
 use crate::errors::ApiError;
 use crate::layers::request_id::context_of;
-use crate::passthrough::is_grpc;
+use crate::protocol::is_grpc;
 
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct BodyLimitLayer {

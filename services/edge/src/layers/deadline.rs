@@ -20,7 +20,7 @@ use tonic::Code;
 
 use crate::errors::ApiError;
 use crate::layers::request_id::context_of;
-use crate::passthrough::is_grpc;
+use crate::protocol::is_grpc;
 use tower::{Layer, Service};
 
 #[derive(Clone, Copy, Debug)]
