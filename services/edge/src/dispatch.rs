@@ -82,9 +82,7 @@ async fn transcoded_call(
     let (principal_token, eviction) = authenticate(shared, &parts.headers, context).await?;
     let body = match route.body {
         BodyBinding::None => Bytes::new(),
-        BodyBinding::Whole | BodyBinding::Field(_) => {
-            read_body(body, shared.config.max_body_bytes).await?
-        }
+        BodyBinding::Whole | BodyBinding::Field(_) => read_body(shared, body).await?,
     };
     let message = transcode::request_message(matched, parts.uri.query(), &body)?;
     let channel = shared

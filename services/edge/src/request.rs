@@ -11,6 +11,7 @@ use axum::body::Body;
 use axum::extract::Request;
 use bytes::Bytes;
 use http::HeaderMap;
+use http_body_util::BodyExt;
 
 use crate::auth::{self, Credential, Eviction};
 use crate::errors::ApiError;
@@ -53,14 +54,17 @@ pub(crate) async fn authenticate(
     }
 }
 
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    // The body limit layer already caps the body; the cap here keeps the
-    // handler safe on its own.
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if is_over_limit(&error) {
-            ApiError::payload_too_large(limit)
-        } else {
-            ApiError::invalid_argument("the request body could not be read")
+/// The whole body. Its size is the body limit layer's to check (every route
+/// of [`crate::Edge::router`] runs behind it): reading stops where that
+/// layer's cap does, and the 413 says which limit it was.
+pub(crate) async fn read_body(shared: &Shared, body: Body) -> Result<Bytes, ApiError> {
+    match body.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if is_over_limit(&error) => {
+            Err(ApiError::payload_too_large(shared.config.max_body_bytes))
         }
-    })
+        Err(_) => Err(ApiError::invalid_argument(
+            "the request body could not be read",
+        )),
+    }
 }

@@ -69,7 +69,7 @@ async fn forward(
         .cloned()
         .ok_or_else(|| ApiError::route_not_found(request.uri().path()))?;
     let (parts, body) = request.into_parts();
-    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let body = read_body(shared, body).await?;
     let delivery_id = DELIVERY_ID_HEADERS
         .iter()
         .find_map(|name| parts.headers.get(*name)?.to_str().ok())

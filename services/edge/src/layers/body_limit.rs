@@ -3,7 +3,9 @@
 //! A declared `Content-Length` over the limit is refused before any byte is
 //! read; any other body is wrapped so reading stops at the limit, and the
 //! handler turns that into the same 413 (tower-http's limit answers in plain
-//! text, and every edge error is JSON). gRPC requests pass untouched: a
+//! text, and every edge error is JSON). This layer is the one place the limit
+//! is checked: the handlers read what it lets through
+//! ([`crate::request::read_body`]). gRPC requests pass untouched: a
 //! stream may rightly carry more than any one body, and each message is held
 //! to the upstream server's message size limit.
 
