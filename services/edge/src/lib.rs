@@ -21,7 +21,8 @@
 //! `request` (call context, key exchange, body), which reads the `state`
 //! every handler shares and the context the layers leave on the request.
 //! The layers and `dispatch` tell gRPC from JSON with `protocol`, a leaf, so
-//! no layer reaches into a handler.
+//! no layer reaches into a handler. Below the handlers, `transcode` and
+//! `openapi` read the `routes`, and all three read `json_text`, a leaf.
 #![forbid(unsafe_code)]
 
 mod access_watch;
@@ -31,6 +32,7 @@ mod dispatch;
 mod edge;
 mod errors;
 mod grpc_health;
+mod json_text;
 mod layers;
 pub mod metrics;
 mod openapi;
