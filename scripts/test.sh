@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, contract lint, and every test on
-# the embedded backends (SQLite) and on PostgreSQL + Redis; then the workflow
+# The whole test suite: formatting, lints, contract lint and breaking-change
+# check, and every test on the embedded backends (SQLite) and on
+# PostgreSQL + Redis; then the workflow
 # end-to-end suite (and what each port lists through reflection) once more
 # with every service and two worker pools as separate `tyboo` processes on
 # PostgreSQL + Redis (TYBOO_TEST_TOPOLOGY); then schemathesis against a
@@ -50,6 +51,16 @@ cargo fmt --all -- --check
 
 step "buf lint"
 "$tools/node_modules/.bin/buf" lint
+
+# The contracts as they stand, compared with the commit before HEAD (rules
+# FILE, from buf.yaml). A shallow clone or a tree outside git has no such
+# commit to compare with; `.git#ref=` also reads a worktree's `.git` file.
+step "buf breaking against HEAD~1"
+if [ -e "$root/.git" ] && git -C "$root" rev-parse -q --verify 'HEAD~1^{commit}' >/dev/null 2>&1; then
+  "$tools/node_modules/.bin/buf" breaking --against '.git#ref=HEAD~1'
+else
+  echo "skipped: no commit HEAD~1 to compare with (a shallow clone, or no git history)"
+fi
 
 step "cargo clippy -D warnings"
 cargo clippy --workspace --all-targets --locked -- -D warnings

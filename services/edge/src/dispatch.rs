@@ -11,7 +11,6 @@
 //! only trip people up; a body that is not JSON fails with a 400 that says so.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -21,57 +20,22 @@ use http::{HeaderValue, StatusCode, header, request::Parts};
 use prost::Message;
 use tonic::Code;
 
-use crate::auth::{self, Credential, Eviction};
-use crate::edge::Shared;
 use crate::errors::ApiError;
-use crate::layers::body_limit::is_over_limit;
 use crate::layers::metrics::with_route_label;
-use crate::layers::request_id::context_of;
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::passthrough;
+use crate::protocol::is_grpc;
+use crate::request::{authenticate, call_context, read_body};
 use crate::routes::{BodyBinding, RouteMatch};
+use crate::state::Shared;
 use crate::transcode;
 use crate::upstream::{self, CallContext};
 
 pub(crate) async fn dispatch(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if passthrough::is_grpc(request.headers()) {
+    if is_grpc(request.headers()) {
         return passthrough::forward(&shared, request).await;
     }
     serve_json(&shared, request).await
-}
-
-/// What the edge forwards for this request: its id, trace context and the
-/// deadline the layers fixed.
-pub(crate) fn call_context(request: &Request, shared: &Shared) -> CallContext {
-    let context = context_of(request);
-    let deadline = context.deadline.unwrap_or_else(|| {
-        Instant::now() + Duration::from_millis(shared.config.request_timeout_ms)
-    });
-    CallContext {
-        request_id: context.request_id,
-        traceparent: context.traceparent,
-        deadline,
-        idempotency_key: crate::upstream::idempotency_key(request.headers()),
-    }
-}
-
-/// The principal token for the caller's credential, and a way to forget it
-/// if the service says the token is no longer good.
-pub(crate) async fn authenticate(
-    shared: &Shared,
-    headers: &http::HeaderMap,
-    context: &CallContext,
-) -> Result<(Option<Arc<str>>, Option<Eviction>), ApiError> {
-    match auth::credential(headers)? {
-        Credential::Anonymous => Ok((None, None)),
-        Credential::ApiKey(api_key) => {
-            let token = shared
-                .authenticator
-                .principal_token(&api_key, context)
-                .await?;
-            Ok((Some(token), Some(shared.authenticator.eviction(&api_key))))
-        }
-    }
 }
 
 async fn serve_json(shared: &Shared, request: Request) -> Response {
@@ -118,9 +82,7 @@ async fn transcoded_call(
     let (principal_token, eviction) = authenticate(shared, &parts.headers, context).await?;
     let body = match route.body {
         BodyBinding::None => Bytes::new(),
-        BodyBinding::Whole | BodyBinding::Field(_) => {
-            read_body(body, shared.config.max_body_bytes).await?
-        }
+        BodyBinding::Whole | BodyBinding::Field(_) => read_body(shared, body).await?,
     };
     let message = transcode::request_message(matched, parts.uri.query(), &body)?;
     let channel = shared
@@ -151,16 +113,4 @@ async fn transcoded_call(
             Err(ApiError::from_status(&status))
         }
     }
-}
-
-pub(crate) async fn read_body(body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    // The body limit layer already caps the body; the cap here keeps the
-    // handler safe on its own.
-    axum::body::to_bytes(body, limit).await.map_err(|error| {
-        if is_over_limit(&error) {
-            ApiError::payload_too_large(limit)
-        } else {
-            ApiError::invalid_argument("the request body could not be read")
-        }
-    })
 }

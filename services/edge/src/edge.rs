@@ -2,7 +2,7 @@
 //! the upstream channels; cheap to clone.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -22,39 +22,14 @@ use crate::errors::{EdgeError, EdgeResult};
 use crate::grpc_health::EdgeHealth;
 use crate::own_grpc::OwnGrpc;
 use crate::routes::RouteTable;
-use crate::{dispatch, layers, openapi};
+use crate::state::{GrpcTarget, Shared};
+use crate::{dispatch, layers, openapi, webhooks};
 
 /// One public service and the channel that reaches it.
 pub struct Upstream {
     /// Full service name, e.g. `tyboo.tenancy.v1.TenancyService`.
     pub service: String,
     pub channel: Channel,
-}
-
-/// Where a native gRPC call of a public method goes.
-#[derive(Clone, Debug)]
-pub(crate) struct GrpcTarget {
-    pub(crate) channel: Channel,
-    /// `/service/Method`: bounded by the descriptors, so a fine metric label.
-    pub(crate) label: Arc<str>,
-}
-
-/// What every request handler shares.
-pub(crate) struct Shared {
-    pub(crate) config: EdgeConfig,
-    pub(crate) routes: RouteTable,
-    pub(crate) channels: HashMap<String, Channel>,
-    /// Keyed by `/service/Method` for every method of a public service.
-    pub(crate) grpc_targets: HashMap<String, GrpcTarget>,
-    pub(crate) authenticator: Authenticator,
-    /// The executor's internal `WebhookService`, when webhooks are served.
-    pub(crate) webhooks: std::sync::OnceLock<Channel>,
-    pub(crate) serialize_options: SerializeOptions,
-    /// Health and, when switched on, reflection: answered by the edge.
-    pub(crate) own_grpc: OwnGrpc,
-    openapi: Bytes,
-    /// True while serving, false once draining: `/healthz` and gRPC health.
-    serving: watch::Sender<bool>,
 }
 
 /// The public entry point: HTTP/JSON transcoding, native gRPC passthrough
@@ -138,7 +113,7 @@ impl Edge {
                 channels,
                 grpc_targets,
                 authenticator,
-                webhooks: std::sync::OnceLock::new(),
+                webhooks: OnceLock::new(),
                 serialize_options,
                 own_grpc,
                 openapi,
@@ -164,7 +139,7 @@ impl Edge {
             .route("/openapi.json", get(openapi_json))
             .route(
                 "/hooks/{token}/{*path}",
-                axum::routing::any(crate::webhooks::deliver),
+                axum::routing::any(webhooks::deliver),
             )
             .fallback(dispatch::dispatch)
             .with_state(Arc::clone(&self.shared));

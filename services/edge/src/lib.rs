@@ -14,6 +14,15 @@
 //! limit) → `dispatch` (gRPC passthrough or JSON) → `routes` / `path_template`
 //! (which RPC) → `auth` (API key → principal token) → `transcode` (JSON ↔
 //! message) → `upstream` (the gRPC call) → `errors` (JSON error bodies).
+//!
+//! How the modules depend on each other, top to bottom, with no way back up:
+//! `edge` builds the router from the handlers (`dispatch`, which hands gRPC
+//! to `passthrough`, and `webhooks`) and the `layers`. The handlers share
+//! `request` (call context, key exchange, body), which reads the `state`
+//! every handler shares and the context the layers leave on the request.
+//! The layers and `dispatch` tell gRPC from JSON with `protocol`, a leaf, so
+//! no layer reaches into a handler. Below the handlers, `transcode` and
+//! `openapi` read the `routes`, and all three read `json_text`, a leaf.
 #![forbid(unsafe_code)]
 
 mod access_watch;
@@ -23,14 +32,18 @@ mod dispatch;
 mod edge;
 mod errors;
 mod grpc_health;
+mod json_text;
 mod layers;
 pub mod metrics;
 mod openapi;
 mod own_grpc;
 mod passthrough;
 mod path_template;
+mod protocol;
+mod request;
 mod routes;
 pub mod server;
+mod state;
 mod transcode;
 mod upstream;
 mod webhooks;

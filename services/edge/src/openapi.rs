@@ -507,7 +507,7 @@ impl Builder {
             "google.protobuf.Value" => json!({}),
             // JSON carried as text so its numbers stay exact; over HTTP it
             // is the value itself.
-            crate::transcode::JSON_TEXT_MESSAGE => json!({}),
+            crate::json_text::JSON_TEXT_MESSAGE => json!({}),
             "google.protobuf.ListValue" => json!({"type": "array", "items": {}}),
             "google.protobuf.Any" => json!({
                 "type": "object",

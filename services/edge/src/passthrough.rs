@@ -23,12 +23,12 @@ use tower::{Service, ServiceExt};
 use tyboo_runtime::context::{GRPC_TIMEOUT_HEADER, REQUEST_ID_HEADER, format_grpc_timeout};
 
 use crate::auth::Eviction;
-use crate::dispatch::{authenticate, call_context};
-use crate::edge::{GrpcTarget, Shared};
 use crate::errors::ApiError;
 use crate::layers::metrics::with_route_label;
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::own_grpc::OwnCall;
+use crate::request::{authenticate, call_context};
+use crate::state::{GrpcTarget, Shared};
 use crate::upstream::sanitize;
 
 /// The `grpc-status` of `UNAUTHENTICATED`.
@@ -43,25 +43,6 @@ const CONNECTION_HEADERS: &[HeaderName] = &[
     header::TRANSFER_ENCODING,
     header::UPGRADE,
 ];
-
-/// Whether a request speaks native gRPC (gRPC-Web is another protocol and is
-/// not passed through).
-pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .is_some_and(|content_type| {
-            let content_type = content_type.trim();
-            let Some(rest) = content_type
-                .get(..16)
-                .filter(|prefix| prefix.eq_ignore_ascii_case("application/grpc"))
-                .map(|_| &content_type[16..])
-            else {
-                return false;
-            };
-            rest.is_empty() || rest.starts_with('+') || rest.starts_with(';')
-        })
-}
 
 pub(crate) async fn forward(shared: &Shared, request: Request) -> Response {
     match shared.own_grpc.classify(request.uri().path()) {
@@ -164,26 +145,4 @@ fn is_unauthenticated(headers: &HeaderMap) -> bool {
     headers
         .get("grpc-status")
         .is_some_and(|status| status == GRPC_STATUS_UNAUTHENTICATED)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn content_type(value: &str) -> HeaderMap {
-        let mut headers = HeaderMap::new();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_str(value).unwrap());
-        headers
-    }
-
-    #[test]
-    fn grpc_is_told_from_json_and_grpc_web() {
-        assert!(is_grpc(&content_type("application/grpc")));
-        assert!(is_grpc(&content_type("application/grpc+proto")));
-        assert!(is_grpc(&content_type("Application/GRPC; charset=utf-8")));
-        assert!(!is_grpc(&content_type("application/grpc-web")));
-        assert!(!is_grpc(&content_type("application/grpc-web+proto")));
-        assert!(!is_grpc(&content_type("application/json")));
-        assert!(!is_grpc(&HeaderMap::new()));
-    }
 }

@@ -358,8 +358,8 @@ fn build_route(method: &MethodDescriptor, service: &str, rule: &HttpRule) -> Edg
         .map_err(|err| route_error(format!("invalid gRPC path: {err}")))?;
     Ok(Route {
         label: Arc::from(template_text),
-        input_json_text: crate::transcode::holds_json_text(&method.input(), &mut Vec::new()),
-        output_json_text: crate::transcode::holds_json_text(&method.output(), &mut Vec::new()),
+        input_json_text: crate::json_text::holds_json_text(&method.input(), &mut Vec::new()),
+        output_json_text: crate::json_text::holds_json_text(&method.output(), &mut Vec::new()),
         http_method,
         template,
         rpc: method.clone(),

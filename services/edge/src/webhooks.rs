@@ -17,11 +17,11 @@ use tonic::transport::Channel;
 use tyboo_proto::executor::webhook_service_client::WebhookServiceClient;
 use tyboo_proto::executor::{DeliverWebhookRequest, DeliverWebhookResponse, WebhookMode};
 
-use crate::dispatch::{call_context, read_body};
-use crate::edge::Shared;
 use crate::errors::ApiError;
 use crate::layers::metrics::with_route_label;
-use crate::upstream::sanitize;
+use crate::request::{call_context, read_body};
+use crate::state::Shared;
+use crate::upstream::{CallContext, sanitize};
 
 /// The metric label of every webhook call (paths are user-chosen, so the
 /// label never carries them).
@@ -61,7 +61,7 @@ async fn forward(
     token: String,
     path: String,
     request: Request,
-    context: &crate::upstream::CallContext,
+    context: &CallContext,
 ) -> Result<DeliverWebhookResponse, ApiError> {
     let channel: Channel = shared
         .webhooks
@@ -69,7 +69,7 @@ async fn forward(
         .cloned()
         .ok_or_else(|| ApiError::route_not_found(request.uri().path()))?;
     let (parts, body) = request.into_parts();
-    let body = read_body(body, shared.config.max_body_bytes).await?;
+    let body = read_body(shared, body).await?;
     let delivery_id = DELIVERY_ID_HEADERS
         .iter()
         .find_map(|name| parts.headers.get(*name)?.to_str().ok())

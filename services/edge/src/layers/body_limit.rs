@@ -3,68 +3,47 @@
 //! A declared `Content-Length` over the limit is refused before any byte is
 //! read; any other body is wrapped so reading stops at the limit, and the
 //! handler turns that into the same 413 (tower-http's limit answers in plain
-//! text, and every edge error is JSON). gRPC requests pass untouched: a
+//! text, and every edge error is JSON). This layer is the one place the limit
+//! is checked: the handlers read what it lets through
+//! ([`crate::request::read_body`]). gRPC requests pass untouched: a
 //! stream may rightly carry more than any one body, and each message is held
 //! to the upstream server's message size limit.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::response::Response;
-use futures::future::BoxFuture;
 use http_body_util::Limited;
-use tower::{Layer, Service};
+use tower::Service;
 
 use crate::errors::ApiError;
+use crate::layers::middleware::{Middleware, MiddlewareLayer, ResponseFuture};
 use crate::layers::request_id::context_of;
-use crate::passthrough::is_grpc;
+use crate::protocol::is_grpc;
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct BodyLimitLayer {
-    limit: usize,
-}
+pub(crate) type BodyLimitLayer = MiddlewareLayer<BodyLimit>;
 
 impl BodyLimitLayer {
     pub(crate) fn new(limit: usize) -> Self {
-        Self { limit }
+        Self::wrapping(BodyLimit { limit })
     }
 }
 
-impl<S> Layer<S> for BodyLimitLayer {
-    type Service = BodyLimit<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        BodyLimit {
-            inner,
-            limit: self.limit,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct BodyLimit<S> {
-    inner: S,
+/// HTTP/JSON bodies of at most `limit` bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BodyLimit {
     limit: usize,
 }
 
-impl<S> Service<Request> for BodyLimit<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Middleware for BodyLimit {
+    fn call<S>(&self, inner: &mut S, request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         if is_grpc(request.headers()) {
-            return Box::pin(self.inner.call(request));
+            return Box::pin(inner.call(request));
         }
         let declared = request
             .headers()
@@ -78,7 +57,7 @@ where
         }
         let limit = self.limit;
         let request = request.map(|body| Body::new(Limited::new(body, limit)));
-        Box::pin(self.inner.call(request))
+        Box::pin(inner.call(request))
     }
 }
 
@@ -98,7 +77,7 @@ pub(crate) fn is_over_limit(error: &axum::Error) -> bool {
 mod tests {
     use super::*;
     use http::StatusCode;
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     /// Reads the body as a handler would and reports what happened.
     fn reading_service()

@@ -10,61 +10,39 @@
 //! deadline it was sent.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::extract::Request;
 use axum::response::Response;
-use futures::future::BoxFuture;
 use tonic::Code;
+use tower::Service;
 
 use crate::errors::ApiError;
+use crate::layers::middleware::{Middleware, MiddlewareLayer, ResponseFuture};
 use crate::layers::request_id::context_of;
-use crate::passthrough::is_grpc;
-use tower::{Layer, Service};
+use crate::protocol::is_grpc;
 
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct DeadlineLayer {
-    timeout: Duration,
-}
+pub(crate) type DeadlineLayer = MiddlewareLayer<Deadline>;
 
 impl DeadlineLayer {
     pub(crate) fn new(timeout: Duration) -> Self {
-        Self { timeout }
+        Self::wrapping(Deadline { timeout })
     }
 }
 
-impl<S> Layer<S> for DeadlineLayer {
-    type Service = Deadline<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        Deadline {
-            inner,
-            timeout: self.timeout,
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct Deadline<S> {
-    inner: S,
+/// Requests cut off `timeout` after they arrive, or sooner if a gRPC caller
+/// asks.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Deadline {
     timeout: Duration,
 }
 
-impl<S> Service<Request> for Deadline<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
+impl Middleware for Deadline {
+    fn call<S>(&self, inner: &mut S, mut request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         let mut context = context_of(&request);
         let configured = Instant::now() + self.timeout;
         let deadline = context
@@ -74,7 +52,7 @@ where
         let request_id = context.request_id.clone();
         let grpc = is_grpc(request.headers());
         request.extensions_mut().insert(context);
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(async move {
             match tokio::time::timeout_at(deadline.into(), future).await {
                 Ok(response) => response,
@@ -95,7 +73,7 @@ where
 mod tests {
     use super::*;
     use http::StatusCode;
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
     use tyboo_runtime::context::RequestContext;
 
     fn slow_service()

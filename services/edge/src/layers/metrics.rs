@@ -6,15 +6,14 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request};
 use axum::response::Response;
-use futures::future::BoxFuture;
 use http::Method;
-use tower::{Layer, Service};
+use tower::Service;
 
+use crate::layers::middleware::{Middleware, MiddlewareLayer, ResponseFuture};
 use crate::metrics::{
     METHOD_LABEL, REQUEST_DURATION_SECONDS, REQUESTS_IN_FLIGHT, REQUESTS_TOTAL, ROUTE_LABEL,
     STATUS_LABEL, UNMATCHED_ROUTE,
@@ -30,27 +29,17 @@ pub(crate) fn with_route_label(mut response: Response, label: Arc<str>) -> Respo
     response
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct MetricsLayer;
+pub(crate) type MetricsLayer = MiddlewareLayer<RequestMetrics>;
 
 impl MetricsLayer {
     pub(crate) fn new() -> Self {
-        Self
+        Self::wrapping(RequestMetrics)
     }
 }
 
-impl<S> Layer<S> for MetricsLayer {
-    type Service = RequestMetrics<S>;
-
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestMetrics { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct RequestMetrics<S> {
-    inner: S,
-}
+/// Every request counted and timed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestMetrics;
 
 /// Keeps the in-flight gauge right even when the caller goes away and the
 /// request future is dropped unfinished.
@@ -69,20 +58,12 @@ impl Drop for InFlight {
     }
 }
 
-impl<S> Service<Request> for RequestMetrics<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request) -> Self::Future {
+impl Middleware for RequestMetrics {
+    fn call<S>(&self, inner: &mut S, request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         let started = Instant::now();
         let method = method_label(request.method());
         let matched_path = request
@@ -90,7 +71,7 @@ where
             .get::<MatchedPath>()
             .map(|path| path.as_str().to_owned());
         let in_flight = InFlight::start();
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(async move {
             let response = future.await?;
             drop(in_flight);

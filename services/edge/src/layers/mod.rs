@@ -13,6 +13,9 @@
 //!    body, the upstream call) and fixes the deadline sent upstream.
 //! 5. [`body_limit`] — innermost, next to the handler that reads the body.
 //!
+//! Each is a [`middleware::Middleware`]: what it does to one request, and
+//! nothing of tower's plumbing, which [`middleware`] holds once for all.
+//!
 //! [`normalize_path`] is not in this stack: the stack runs after routing,
 //! and the path must be normalized before it. [`crate::edge::Edge::router`]
 //! puts it in front of the router.
@@ -20,6 +23,7 @@
 pub(crate) mod body_limit;
 pub(crate) mod deadline;
 pub(crate) mod metrics;
+pub(crate) mod middleware;
 pub(crate) mod normalize_path;
 pub(crate) mod request_id;
 

@@ -6,52 +6,34 @@
 //! the whole request runs in a tracing span that carries the id.
 
 use std::convert::Infallible;
-use std::task::{Context, Poll};
 
 use axum::extract::Request;
 use axum::response::Response;
-use futures::future::BoxFuture;
 use http::HeaderValue;
-use tower::{Layer, Service};
+use tower::Service;
 use tracing::Instrument;
 use tyboo_runtime::context::{REQUEST_ID_HEADER, RequestContext, from_headers};
 
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct RequestIdLayer;
+use crate::layers::middleware::{Middleware, MiddlewareLayer, ResponseFuture};
+
+pub(crate) type RequestIdLayer = MiddlewareLayer<RequestId>;
 
 impl RequestIdLayer {
     pub(crate) fn new() -> Self {
-        Self
+        Self::wrapping(RequestId)
     }
 }
 
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestId<S>;
+/// Every request with an id, echoed on its answer.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RequestId;
 
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestId { inner }
-    }
-}
-
-#[derive(Clone, Debug)]
-pub(crate) struct RequestId<S> {
-    inner: S,
-}
-
-impl<S> Service<Request> for RequestId<S>
-where
-    S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut request: Request) -> Self::Future {
+impl Middleware for RequestId {
+    fn call<S>(&self, inner: &mut S, mut request: Request) -> ResponseFuture
+    where
+        S: Service<Request, Response = Response, Error = Infallible>,
+        S::Future: Send + 'static,
+    {
         let context: RequestContext = from_headers(request.headers());
         let header_value = HeaderValue::from_str(&context.request_id).ok();
         if let Some(value) = &header_value {
@@ -66,7 +48,7 @@ where
             path = %request.uri().path(),
         );
         request.extensions_mut().insert(context);
-        let future = self.inner.call(request);
+        let future = inner.call(request);
         Box::pin(
             async move {
                 let mut response = future.await?;
@@ -93,7 +75,7 @@ pub(crate) fn context_of(request: &Request) -> RequestContext {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tower::ServiceExt;
+    use tower::{Layer, ServiceExt};
 
     fn echo_service()
     -> impl Service<Request, Response = Response, Error = Infallible, Future: Send + 'static> {
