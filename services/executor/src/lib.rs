@@ -8,6 +8,7 @@
 //! source of truth for every execution; the queue only dispatches.
 #![forbid(unsafe_code)]
 
+pub mod adapters;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -74,7 +75,9 @@ impl Executor {
         tokens: tyboo_auth::ServiceTokenSource,
     ) -> ExecutorResult<Executor> {
         self.domain
-            .set_vault(domain::credentials::VaultAccess::new(vault, tokens))?;
+            .set_vault(domain::credentials::VaultAccess::new(std::sync::Arc::new(
+                adapters::vault::GrpcVault::new(vault, tokens),
+            )))?;
         Ok(self)
     }
 

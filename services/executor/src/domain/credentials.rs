@@ -5,38 +5,99 @@
 //! zeroized when the run ends (see [`PlaintextContext`]).
 
 use std::collections::{BTreeSet, HashMap};
-use std::time::Duration;
+use std::sync::Arc;
 
+use async_trait::async_trait;
 use serde_json::{Map, Value};
-use tonic::transport::Channel;
-use tyboo_auth::ServiceTokenSource;
 use tyboo_engine::{NodeContext, NodeError, WorkflowGraph};
-use tyboo_proto::vault::credential_access_service_client::CredentialAccessServiceClient;
-use tyboo_proto::vault::{CheckCredentialsRequest, DecryptCredentialRequest};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
 use crate::error::{ExecutorError, ExecutorResult};
 
-/// Calls to the vault are on the path of a save or a node run; a vault that
-/// does not answer must fail them, not hold them.
-const VAULT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// The key of the credential's allowed hosts in the node context, next to
 /// the fields the node reads.
 pub const ALLOWED_HOSTS_KEY: &str = "allowed_hosts";
 
-/// The vault's internal access service, called with the executor's own
-/// service token.
-#[derive(Clone, Debug)]
+/// A credential that exists in a workspace, as the vault describes it
+/// without decrypting it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExistingCredential {
+    pub credential_id: String,
+    pub credential_type: String,
+    /// Empty: any host.
+    pub allowed_hosts: Vec<String>,
+}
+
+/// A credential's plaintext fields, for one node run.
+pub struct DecryptedCredential {
+    pub credential_type: String,
+    pub fields: Vec<(String, String)>,
+    pub allowed_hosts: Vec<String>,
+}
+
+/// Why the vault did not answer, by what the caller can do about it.
+#[derive(Debug)]
+pub enum VaultError {
+    /// It cannot be reached now.
+    Unreachable(String),
+    /// It failed in a way another attempt may not.
+    Transient(String),
+    /// It refused (e.g. the credential no longer exists).
+    Refused(String),
+}
+
+impl VaultError {
+    fn message(&self) -> &str {
+        match self {
+            VaultError::Unreachable(message)
+            | VaultError::Transient(message)
+            | VaultError::Refused(message) => message,
+        }
+    }
+}
+
+/// What the executor needs of the vault: the one port through which it
+/// reads credentials (`adapters::vault` speaks it over gRPC).
+#[async_trait]
+pub trait CredentialSource: Send + Sync {
+    /// The credentials among `credential_ids` that exist in the workspace;
+    /// the others (missing, or another workspace's) are left out alike.
+    async fn check(
+        &self,
+        workspace_id: Uuid,
+        credential_ids: Vec<String>,
+    ) -> Result<Vec<ExistingCredential>, VaultError>;
+
+    /// One credential's plaintext, for the node `node_id` of `execution_id`
+    /// (the vault audits the use).
+    async fn decrypt(
+        &self,
+        workspace_id: Uuid,
+        credential_id: &str,
+        execution_id: Uuid,
+        node_id: &str,
+    ) -> Result<DecryptedCredential, VaultError>;
+}
+
+/// The vault as the domain uses it: its answers turned into the errors of a
+/// save and of a node run.
+#[derive(Clone)]
 pub struct VaultAccess {
-    channel: Channel,
-    tokens: ServiceTokenSource,
+    source: Arc<dyn CredentialSource>,
+}
+
+impl std::fmt::Debug for VaultAccess {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("VaultAccess")
+            .finish_non_exhaustive()
+    }
 }
 
 impl VaultAccess {
-    pub fn new(channel: Channel, tokens: ServiceTokenSource) -> Self {
-        Self { channel, tokens }
+    pub fn new(source: Arc<dyn CredentialSource>) -> Self {
+        Self { source }
     }
 
     /// The types of the credentials among `ids` that exist in the workspace;
@@ -46,24 +107,14 @@ impl VaultAccess {
         workspace_id: Uuid,
         ids: Vec<String>,
     ) -> ExecutorResult<HashMap<String, String>> {
-        let mut request = tonic::Request::new(CheckCredentialsRequest {
-            workspace_id: workspace_id.to_string(),
-            credential_ids: ids,
-        });
-        request.set_timeout(VAULT_TIMEOUT);
-        self.tokens
-            .authorize(&mut request)
+        let existing = self
+            .source
+            .check(workspace_id, ids)
             .await
-            .map_err(vault_error)?;
-        let response = CredentialAccessServiceClient::new(self.channel.clone())
-            .check_credentials(request)
-            .await
-            .map_err(vault_error)?;
-        Ok(response
-            .into_inner()
-            .credentials
+            .map_err(check_error)?;
+        Ok(existing
             .into_iter()
-            .map(|existing| (existing.credential_id, existing.r#type))
+            .map(|existing| (existing.credential_id, existing.credential_type))
             .collect())
     }
 
@@ -75,25 +126,17 @@ impl VaultAccess {
         workspace_id: Uuid,
         credential_id: &str,
     ) -> Result<Option<Vec<String>>, NodeError> {
-        let mut request = tonic::Request::new(CheckCredentialsRequest {
-            workspace_id: workspace_id.to_string(),
-            credential_ids: vec![credential_id.to_owned()],
-        });
-        request.set_timeout(VAULT_TIMEOUT);
-        let failed = |status: tonic::Status| {
-            NodeError::transient(format!(
-                "credential `{credential_id}`: the vault cannot be asked now: {}",
-                status.message()
-            ))
-        };
-        self.tokens.authorize(&mut request).await.map_err(failed)?;
-        let response = CredentialAccessServiceClient::new(self.channel.clone())
-            .check_credentials(request)
+        let existing = self
+            .source
+            .check(workspace_id, vec![credential_id.to_owned()])
             .await
-            .map_err(failed)?;
-        Ok(response
-            .into_inner()
-            .credentials
+            .map_err(|error| {
+                NodeError::transient(format!(
+                    "credential `{credential_id}`: the vault cannot be asked now: {}",
+                    error.message()
+                ))
+            })?;
+        Ok(existing
             .into_iter()
             .find(|existing| existing.credential_id == credential_id)
             .map(|existing| existing.allowed_hosts))
@@ -109,68 +152,39 @@ impl VaultAccess {
         execution_id: Uuid,
         node_id: &str,
     ) -> Result<Value, NodeError> {
-        let mut request = tonic::Request::new(DecryptCredentialRequest {
-            workspace_id: workspace_id.to_string(),
-            credential_id: credential_id.to_owned(),
-            execution_id: execution_id.to_string(),
-            node_id: node_id.to_owned(),
-        });
-        request.set_timeout(VAULT_TIMEOUT);
-        let failed = |status: tonic::Status| {
-            let message = format!(
-                "node `{node_id}`: credential `{credential_id}`: {}",
-                status.message()
-            );
-            match status.code() {
-                tonic::Code::Unavailable
-                | tonic::Code::DeadlineExceeded
-                | tonic::Code::Aborted
-                | tonic::Code::ResourceExhausted
-                | tonic::Code::Internal
-                | tonic::Code::Unknown => NodeError::transient(message),
-                _ => NodeError::permanent(message),
-            }
-        };
-        self.tokens.authorize(&mut request).await.map_err(failed)?;
-        let response = CredentialAccessServiceClient::new(self.channel.clone())
-            .decrypt_credential(request)
+        let credential = self
+            .source
+            .decrypt(workspace_id, credential_id, execution_id, node_id)
             .await
-            .map_err(failed)?
-            .into_inner();
-        let fields = response
-            .fields
-            .map(|fields| {
-                fields
-                    .fields
-                    .into_iter()
-                    .filter_map(|(name, value)| match value.kind {
-                        Some(prost_types::value::Kind::StringValue(text)) => Some((name, text)),
-                        _ => None,
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
+            .map_err(|error| {
+                let message = format!(
+                    "node `{node_id}`: credential `{credential_id}`: {}",
+                    error.message()
+                );
+                match error {
+                    VaultError::Unreachable(_) | VaultError::Transient(_) => {
+                        NodeError::transient(message)
+                    }
+                    VaultError::Refused(_) => NodeError::permanent(message),
+                }
+            })?;
         Ok(node_credential(
-            &response.r#type,
-            fields,
-            response.allowed_hosts,
+            &credential.credential_type,
+            credential.fields,
+            credential.allowed_hosts,
         ))
     }
 }
 
-fn vault_error(status: tonic::Status) -> ExecutorError {
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::DeadlineExceeded => {
-            tracing::warn!(message = status.message(), "vault unreachable");
+fn check_error(error: VaultError) -> ExecutorError {
+    match error {
+        VaultError::Unreachable(message) => {
+            tracing::warn!(%message, "vault unreachable");
             ExecutorError::Unavailable("cannot check credentials right now".to_owned())
         }
-        code => {
-            tracing::error!(
-                ?code,
-                message = status.message(),
-                "vault refused a credential check"
-            );
-            ExecutorError::Internal(format!("vault: {}", status.message()))
+        VaultError::Transient(message) | VaultError::Refused(message) => {
+            tracing::error!(%message, "vault refused a credential check");
+            ExecutorError::Internal(format!("vault: {message}"))
         }
     }
 }
