@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::{NodeRun, completed};
 use crate::catalog::SWITCH_DEFAULT_PORT;
-use crate::engine::NodeOutcome;
 use crate::error::NodeError;
 use crate::expr::{self, ProgramSource};
+use crate::node::NodeOutcome;
 
 /// Evaluates programs on a blocking thread: jq evaluation is synchronous and bounded
 /// by the expression limits, and must not stall the async runtime meanwhile.
@@ -18,8 +18,8 @@ async fn evaluate(
 ) -> Result<Vec<Vec<Value>>, NodeError> {
     let node_id = run.node.id.clone();
     let document = run.document.clone();
-    let limits = run.engine.config.limits.expression.clone();
-    let evaluator = run.engine.evaluator.clone();
+    let limits = run.config.limits.expression.clone();
+    let evaluator = run.evaluator.clone();
     tokio::task::spawn_blocking(move || evaluator.evaluate(&node_id, programs, document, &limits))
         .await
         .map_err(|_| run.fail("jq evaluation stopped unexpectedly"))?
@@ -181,7 +181,7 @@ struct DelayParameters {
 /// records the input as the node's output.
 pub(super) fn delay(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: DelayParameters = run.parameters()?;
-    let max_ms = run.engine.config.limits.delay_max_ms;
+    let max_ms = run.config.limits.delay_max_ms;
     let now = Utc::now();
     let until = match (parameters.ms, parameters.until) {
         (Some(ms), None) => {

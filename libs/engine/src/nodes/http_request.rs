@@ -9,8 +9,8 @@ use serde_json::Value;
 
 use super::http_client::{self, HttpResponse};
 use super::{NodeRun, completed};
-use crate::engine::NodeOutcome;
 use crate::error::NodeError;
+use crate::node::NodeOutcome;
 use crate::redact::basic_credentials;
 use crate::schema::parse_status_range;
 
@@ -72,7 +72,7 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         }
     }
 
-    let mut request = run.engine.http.request(method.clone(), url);
+    let mut request = run.http.request(method.clone(), url);
     for (name, value) in &parameters.headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| run.fail_parameter(&format!("headers.{name}"), "invalid header name"))?;

@@ -6,9 +6,9 @@ use serde_json::Value;
 
 use super::NodeRun;
 use super::http_client;
-use crate::engine::{LlmUsage, NodeOutcome};
 use crate::error::NodeError;
 use crate::graph::MAIN_PORT;
+use crate::node::{LlmUsage, NodeOutcome};
 
 const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -87,7 +87,7 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         body["max_tokens"] = Value::from(max_tokens);
     }
 
-    let mut request = run.engine.http.post(url).json(&body);
+    let mut request = run.http.post(url).json(&body);
     // A credential wins over the parameter: the parameter only bridges the time before
     // a workspace stores its key in the vault.
     if let Some(api_key) = run.credential_string("api_key").or(parameters.api_key) {

@@ -14,17 +14,23 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::egress::AllowedHosts;
-use crate::engine::{EngineInner, NodeContext, NodeOutcome};
+use crate::config::EngineConfig;
+use crate::egress::{AllowedHosts, EgressPolicy};
 use crate::error::NodeError;
+use crate::expr::Evaluator;
 use crate::graph::{MAIN_PORT, NodeSpec};
+use crate::node::{NodeContext, NodeOutcome};
 use crate::redact::Redactor;
 
 /// Where the executor puts a credential's allowed hosts, next to its fields.
 pub(crate) const CREDENTIAL_ALLOWED_HOSTS: &str = "allowed_hosts";
 
+/// One run of one node: what the engine lends it and what the run is about.
 pub(crate) struct NodeRun<'r> {
-    pub engine: &'r EngineInner,
+    pub config: &'r EngineConfig,
+    pub egress: &'r Arc<EgressPolicy>,
+    pub http: &'r reqwest::Client,
+    pub evaluator: &'r Evaluator,
     pub node: &'r NodeSpec,
     pub parameters: Value,
     pub context: &'r NodeContext,

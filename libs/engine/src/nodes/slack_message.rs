@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::{NodeRun, completed, http_client};
-use crate::engine::NodeOutcome;
 use crate::error::NodeError;
+use crate::node::NodeOutcome;
 
 #[derive(Deserialize)]
 struct Parameters {
@@ -41,7 +41,7 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     if let Some(blocks) = parameters.blocks {
         payload.insert("blocks".to_owned(), Value::Array(blocks));
     }
-    let response = http_client::send(&run, run.engine.http.post(url).json(&payload)).await?;
+    let response = http_client::send(&run, run.http.post(url).json(&payload)).await?;
     if !(200..=299).contains(&response.status) {
         return Err(response.status_error(&run));
     }
