@@ -161,7 +161,7 @@ impl Engine {
             document,
             redactor,
         };
-        nodes::run(info.name, run).await
+        info.kind.run(run).await
     }
 
     /// Checks, before any credential is decrypted for it, that the node could
@@ -177,11 +177,13 @@ impl Engine {
         context: &NodeContext,
         allowed_hosts: &[String],
     ) -> Result<(), NodeError> {
-        let parameter = match node.node_type.as_str() {
-            "http.request" => "url",
-            "slack.message" => "webhook_url",
-            "llm.chat" => "base_url",
-            _ => return Ok(()),
+        let Some(parameter) = self
+            .inner
+            .catalog
+            .get(&node.node_type)
+            .and_then(|info| info.kind.egress_parameter())
+        else {
+            return Ok(());
         };
         let Some(raw) = node.parameters.get(parameter) else {
             return Ok(());

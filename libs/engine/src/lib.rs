@@ -18,9 +18,7 @@ mod schedule;
 mod schema;
 mod validate;
 
-pub use catalog::{
-    Catalog, Category, NodeTypeInfo, PathSegment, SWITCH_DEFAULT_PORT, TRIGGER_PREFIX,
-};
+pub use catalog::{Catalog, Category, NodeTypeInfo, PathSegment, TRIGGER_PREFIX};
 pub use config::{EngineConfig, RunLimits, SqlConfig};
 pub use egress::{
     AllowedHosts, CredentialHostRefused, EgressConfig, EgressPolicy, EgressRefused, PlatformStores,
@@ -36,6 +34,7 @@ pub use graph::{
     EdgeSpec, MAIN_PORT, NodeSpec, Pool, RetryPolicy, WorkflowGraph, WorkflowSettings,
 };
 pub use node::{LlmUsage, NodeContext, NodeOutcome};
+pub use nodes::{SWITCH_DEFAULT_PORT, WebhookMode, WebhookTriggerParameters};
 pub use progress::{
     Decision, Terminal, advance, edge_fired, fired_sources, incoming, trigger_node,
 };

@@ -1,13 +1,19 @@
-//! Node implementations, one module per family. Each receives its rendered parameters,
-//! already checked against the type's schema.
+//! The node types, one module each (the flow nodes grouped under `flow`), and the one
+//! registry that lists them. A type's module implements [`NodeKind`]: its catalog
+//! entry, ports, programs, save-time rules and run. A new type is a new module and a
+//! line in [`KINDS`].
 
 mod flow;
 mod http_client;
 mod http_request;
+mod kind;
 mod llm_chat;
+mod manual_trigger;
+mod schedule_trigger;
 mod slack_message;
 mod sql_query;
 mod sql_values;
+mod webhook_trigger;
 
 use std::sync::Arc;
 
@@ -21,6 +27,27 @@ use crate::expr::Evaluator;
 use crate::graph::{MAIN_PORT, NodeSpec};
 use crate::node::{NodeContext, NodeOutcome};
 use crate::redact::Redactor;
+
+pub use flow::SWITCH_DEFAULT_PORT;
+pub(crate) use kind::NodeKind;
+pub use webhook_trigger::{WebhookMode, WebhookTriggerParameters};
+
+/// Every node type, in the order the catalog lists them.
+pub(crate) static KINDS: &[&dyn NodeKind] = &[
+    &manual_trigger::ManualTrigger,
+    &webhook_trigger::WebhookTrigger,
+    &schedule_trigger::ScheduleTrigger,
+    &http_request::HttpRequest,
+    &llm_chat::LlmChat,
+    &flow::Transform,
+    &flow::If,
+    &flow::Switch,
+    &flow::Merge,
+    &flow::Delay,
+    &slack_message::SlackMessage,
+    &sql_query::SqlQuery,
+    &flow::Set,
+];
 
 /// Where the executor puts a credential's allowed hosts, next to its fields.
 pub(crate) const CREDENTIAL_ALLOWED_HOSTS: &str = "allowed_hosts";
@@ -113,23 +140,5 @@ pub(crate) fn completed(output: Value) -> NodeOutcome {
         port: MAIN_PORT.to_owned(),
         output,
         usage: None,
-    }
-}
-
-pub(crate) async fn run(type_name: &str, run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
-    match type_name {
-        "http.request" => http_request::run(run).await,
-        "llm.chat" => llm_chat::run(run).await,
-        "slack.message" => slack_message::run(run).await,
-        "sql.query" => sql_query::run(run).await,
-        "transform" => flow::transform(run).await,
-        "if" => flow::if_node(run).await,
-        "switch" => flow::switch(run).await,
-        "merge" => flow::merge(run),
-        "delay" => flow::delay(run),
-        "set" => flow::set(run),
-        other => Err(NodeError::permanent(format!(
-            "node type `{other}` cannot be run"
-        ))),
     }
 }

@@ -13,12 +13,15 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sea_orm::sqlx::{self, AssertSqlSafe, ConnectOptions, Connection, Database, Either, Executor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::kind::{NodeFuture, NodeKind, object_schema};
 use super::sql_values::{AffectedRows, RowToJson};
 use super::{NodeRun, completed};
+use crate::catalog::{Category, NodeTypeInfo};
 use crate::egress::SafeResolver;
-use crate::error::NodeError;
+use crate::error::{NodeError, ValidationError};
+use crate::graph::{NodeSpec, Pool};
 use crate::node::NodeOutcome;
 
 #[derive(Deserialize)]
@@ -38,7 +41,50 @@ struct QueryResult {
     rows_affected: u64,
 }
 
-pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+#[derive(Debug)]
+pub(crate) struct SqlQuery;
+
+impl NodeKind for SqlQuery {
+    fn info(&'static self) -> NodeTypeInfo {
+        NodeTypeInfo {
+            name: "sql.query",
+            title: "SQL query",
+            description: "Runs one parameterized statement on PostgreSQL ($1, $2, …) or SQLite (?). Output: {rows, row_count, rows_affected}.",
+            category: Category::Action,
+            pool: Pool::Data,
+            parameters_schema: object_schema(
+                json!({
+                    "driver": {"type": "string", "enum": ["postgres", "sqlite"]},
+                    "url": {"type": "string", "maxLength": 4096, "description": "Used when no credential is attached"},
+                    "query": {"type": "string", "minLength": 1, "maxLength": 100000},
+                    "params": {"type": "array", "maxItems": 1000,
+                               "items": {"type": ["string", "number", "integer", "boolean", "null"]}},
+                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000000}
+                }),
+                &["driver", "query"],
+            ),
+            credential_type: Some("database"),
+            kind: self,
+        }
+    }
+
+    fn check_rules(&self, node: &NodeSpec) -> Result<(), ValidationError> {
+        if node.parameters.get("url").is_none() && node.credential_id.is_none() {
+            return Err(ValidationError::node(
+                &node.id,
+                "parameters.url",
+                "is required when no credential is attached",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run<'r>(&self, run: NodeRun<'r>) -> NodeFuture<'r> {
+        Box::pin(execute(run))
+    }
+}
+
+async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: Parameters = run.parameters()?;
     let limit = run.config.limits.sql_max_rows;
     let max_rows = parameters.max_rows.unwrap_or(limit).min(limit);
