@@ -1,164 +1,21 @@
 //! Running one node: render its parameters, run it under its timeout and caps, and
 //! classify what went wrong.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use uuid::Uuid;
 
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
-use crate::egress::{self, EgressConfig, EgressPolicy, PlatformStores};
+use crate::config::EngineConfig;
+use crate::egress::{self, EgressPolicy};
 use crate::error::{EngineError, EngineResult, NodeError};
-use crate::expr::{self, Evaluator, ExpressionLimits};
+use crate::expr::{self, Evaluator};
 use crate::graph::{NodeSpec, RetryPolicy};
+use crate::node::{NodeContext, NodeOutcome};
 use crate::nodes;
-use crate::redact::{REDACTED, Redactor};
+use crate::redact::Redactor;
 use crate::schema::{self, SchemaMode};
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct EngineConfig {
-    pub egress: EgressConfig,
-    pub limits: RunLimits,
-    pub user_agent: String,
-    pub sql: SqlConfig,
-    /// The platform's own stores, refused to every node. Set by the process from its
-    /// own connection settings, never read from a configuration file.
-    #[serde(skip)]
-    pub platform: PlatformStores,
-}
-
-impl Default for EngineConfig {
-    fn default() -> EngineConfig {
-        EngineConfig {
-            egress: EgressConfig::default(),
-            limits: RunLimits::default(),
-            user_agent: concat!("tyboo-studio/", env!("CARGO_PKG_VERSION")).to_owned(),
-            sql: SqlConfig::default(),
-            platform: PlatformStores::default(),
-        }
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RunLimits {
-    pub default_node_timeout_ms: u64,
-    pub max_node_timeout_ms: u64,
-    /// Serialized size of one node's output.
-    pub node_output_bytes: usize,
-    /// Body of one HTTP response, counted while it streams in.
-    pub http_response_bytes: usize,
-    pub expression: ExpressionLimits,
-    pub sql_max_rows: usize,
-    pub delay_max_ms: u64,
-}
-
-impl Default for RunLimits {
-    fn default() -> RunLimits {
-        RunLimits {
-            default_node_timeout_ms: 30_000,
-            max_node_timeout_ms: 15 * 60 * 1000,
-            node_output_bytes: 1024 * 1024,
-            http_response_bytes: 5 * 1024 * 1024,
-            expression: ExpressionLimits::default(),
-            sql_max_rows: 10_000,
-            delay_max_ms: 7 * 24 * 60 * 60 * 1000,
-        }
-    }
-}
-
-/// Where `sql.query` may connect. SQLite opens files on the worker, so it is off unless
-/// the operator names a directory to confine databases to; PostgreSQL hosts go through
-/// the same egress policy as HTTP.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct SqlConfig {
-    pub sqlite_dir: Option<PathBuf>,
-}
-
-/// Everything a node run may read: identifiers, the trigger data, the outputs of earlier
-/// nodes, the outputs that fired into this node, and its decrypted credential.
-///
-/// `Debug` leaves the credential out: a context that ends up in a log line or a panic
-/// message must not carry the plaintext with it.
-#[derive(Clone, PartialEq)]
-pub struct NodeContext {
-    pub execution_id: Uuid,
-    pub workflow_id: Uuid,
-    pub workflow_version: i64,
-    pub workspace_id: Uuid,
-    pub node_id: String,
-    pub attempt: u32,
-    /// `<execution>:<node>`, sent as `Idempotency-Key` on outbound HTTP.
-    pub idempotency_key: String,
-    pub trigger: Value,
-    pub nodes: serde_json::Map<String, Value>,
-    pub inputs: Vec<Value>,
-    pub credential: Option<Value>,
-}
-
-impl std::fmt::Debug for NodeContext {
-    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        formatter
-            .debug_struct("NodeContext")
-            .field("execution_id", &self.execution_id)
-            .field("workflow_id", &self.workflow_id)
-            .field("workflow_version", &self.workflow_version)
-            .field("workspace_id", &self.workspace_id)
-            .field("node_id", &self.node_id)
-            .field("attempt", &self.attempt)
-            .field("idempotency_key", &self.idempotency_key)
-            .field("trigger", &self.trigger)
-            .field("nodes", &self.nodes)
-            .field("inputs", &self.inputs)
-            .field("credential", &self.credential.as_ref().map(|_| REDACTED))
-            .finish()
-    }
-}
-
-impl NodeContext {
-    /// The document expressions see.
-    pub fn expression_document(&self) -> Value {
-        serde_json::json!({
-            "trigger": self.trigger,
-            "nodes": self.nodes,
-            "input": self.inputs.first().cloned().unwrap_or(Value::Null),
-            "inputs": self.inputs,
-            "execution": {
-                "id": self.execution_id.to_string(),
-                "workflow_id": self.workflow_id.to_string(),
-                "workflow_version": self.workflow_version,
-                "workspace_id": self.workspace_id.to_string(),
-                "attempt": self.attempt,
-                "node_id": self.node_id,
-            },
-        })
-    }
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct LlmUsage {
-    pub model: String,
-    pub prompt_tokens: u64,
-    pub completion_tokens: u64,
-    pub total_tokens: u64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
-pub enum NodeOutcome {
-    Completed {
-        port: String,
-        output: Value,
-        usage: Option<LlmUsage>,
-    },
-    /// Resume at `until` and then complete on the main port with `output` (delay).
-    Wait { until: DateTime<Utc>, output: Value },
-}
 
 /// A cheap, cloneable handle; one per worker process.
 #[derive(Clone)]
@@ -180,47 +37,6 @@ impl std::fmt::Debug for Engine {
             .debug_struct("Engine")
             .field("config", &self.inner.config)
             .finish_non_exhaustive()
-    }
-}
-
-impl EngineConfig {
-    /// Every check [`Engine::new`] makes, without building anything, as
-    /// `key: reason` with the key relative to this section: the process runs
-    /// it before it binds or writes anything.
-    pub fn validate(&self) -> Result<(), String> {
-        // Every problem, not only the first: an operator fixes them in one go.
-        let mut problems: Vec<String> = Vec::new();
-        let limits = &self.limits;
-        if limits.default_node_timeout_ms == 0
-            || limits.default_node_timeout_ms > limits.max_node_timeout_ms
-        {
-            problems.push(
-                "limits.default_node_timeout_ms: must be between 1 and limits.max_node_timeout_ms"
-                    .to_owned(),
-            );
-        }
-        if let Err(error) = limits.expression.validate() {
-            problems.push(match error {
-                EngineError::InvalidConfig(message) => message.replacen(" must", ": must", 1),
-                other => other.to_string(),
-            });
-        }
-        for range in &self.egress.allow_cidrs {
-            if let Err(error) = range.parse::<ipnet::IpNet>() {
-                problems.push(format!(
-                    "egress.allow_cidrs: `{range}` is not a CIDR range such as 10.20.0.0/16 \
-                     ({error})"
-                ));
-            }
-        }
-        if self.egress.connect_timeout_ms == 0 {
-            problems.push("egress.connect_timeout_ms: must be positive".to_owned());
-        }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(problems.join("\n"))
-        }
     }
 }
 
@@ -335,14 +151,17 @@ impl Engine {
             .with_parameter(violation.path)
         })?;
         let run = nodes::NodeRun {
-            engine: &self.inner,
+            config: &self.inner.config,
+            egress: &self.inner.egress,
+            http: &self.inner.http,
+            evaluator: &self.inner.evaluator,
             node,
             parameters,
             context,
             document,
             redactor,
         };
-        nodes::run(info.name, run).await
+        info.kind.run(run).await
     }
 
     /// Checks, before any credential is decrypted for it, that the node could
@@ -358,11 +177,13 @@ impl Engine {
         context: &NodeContext,
         allowed_hosts: &[String],
     ) -> Result<(), NodeError> {
-        let parameter = match node.node_type.as_str() {
-            "http.request" => "url",
-            "slack.message" => "webhook_url",
-            "llm.chat" => "base_url",
-            _ => return Ok(()),
+        let Some(parameter) = self
+            .inner
+            .catalog
+            .get(&node.node_type)
+            .and_then(|info| info.kind.egress_parameter())
+        else {
+            return Ok(());
         };
         let Some(raw) = node.parameters.get(parameter) else {
             return Ok(());

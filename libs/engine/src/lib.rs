@@ -4,11 +4,13 @@
 #![forbid(unsafe_code)]
 
 mod catalog;
+mod config;
 mod egress;
 mod engine;
 mod error;
 mod expr;
 mod graph;
+mod node;
 mod nodes;
 mod progress;
 mod redact;
@@ -16,16 +18,13 @@ mod schedule;
 mod schema;
 mod validate;
 
-pub use catalog::{
-    Catalog, Category, NodeTypeInfo, PathSegment, SWITCH_DEFAULT_PORT, TRIGGER_PREFIX,
-};
+pub use catalog::{Catalog, Category, NodeTypeInfo, PathSegment, TRIGGER_PREFIX};
+pub use config::{EngineConfig, RunLimits, SqlConfig};
 pub use egress::{
     AllowedHosts, CredentialHostRefused, EgressConfig, EgressPolicy, EgressRefused, PlatformStores,
     SafeResolver, canonicalize, install_tls_provider,
 };
-pub use engine::{
-    Engine, EngineConfig, LlmUsage, NodeContext, NodeOutcome, RunLimits, SqlConfig, backoff,
-};
+pub use engine::{Engine, backoff};
 pub use error::{EngineError, EngineResult, ErrorClass, NodeError, ValidationError};
 pub use expr::{
     ExpressionLimits, ExpressionSandbox, ProgramSource, check_program, check_template,
@@ -34,6 +33,8 @@ pub use expr::{
 pub use graph::{
     EdgeSpec, MAIN_PORT, NodeSpec, Pool, RetryPolicy, WorkflowGraph, WorkflowSettings,
 };
+pub use node::{LlmUsage, NodeContext, NodeOutcome};
+pub use nodes::{SWITCH_DEFAULT_PORT, WebhookMode, WebhookTriggerParameters};
 pub use progress::{
     Decision, Terminal, advance, edge_fired, fired_sources, incoming, trigger_node,
 };

@@ -194,7 +194,7 @@ fn check_node(
         };
         ValidationError::node(&node.id, field, violation.message)
     })?;
-    check_type_rules(node, info)?;
+    info.kind.check_rules(node)?;
 
     if let Some(timeout_ms) = node.timeout_ms
         && (timeout_ms == 0 || timeout_ms > limits.max_node_timeout_ms)
@@ -250,101 +250,6 @@ fn check_node(
                 format!("unknown credential `{credential_id}` in this workspace"),
             ));
         }
-    }
-    Ok(())
-}
-
-/// Rules a schema cannot say: choices between parameters and uniqueness.
-fn check_type_rules(node: &NodeSpec, info: &NodeTypeInfo) -> Result<(), ValidationError> {
-    let parameters = &node.parameters;
-    match info.name {
-        "delay" => {
-            let has_ms = parameters.get("ms").is_some();
-            let has_until = parameters.get("until").is_some();
-            if has_ms == has_until {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "parameters.ms",
-                    "give exactly one of `ms` and `until`",
-                ));
-            }
-        }
-        "switch" => {
-            let cases = parameters
-                .get("cases")
-                .and_then(Value::as_array)
-                .map(Vec::as_slice)
-                .unwrap_or_default();
-            let mut seen = HashSet::new();
-            for (index, case) in cases.iter().enumerate() {
-                let Some(name) = case.get("name").and_then(Value::as_str) else {
-                    continue;
-                };
-                if name == crate::catalog::SWITCH_DEFAULT_PORT {
-                    return Err(ValidationError::node(
-                        &node.id,
-                        format!("parameters.cases[{index}].name"),
-                        "`default` is the port for no match and cannot name a case",
-                    ));
-                }
-                if !seen.insert(name) {
-                    return Err(ValidationError::node(
-                        &node.id,
-                        format!("parameters.cases[{index}].name"),
-                        format!("case name `{name}` is used twice"),
-                    ));
-                }
-            }
-        }
-        "slack.message" => {
-            if parameters.get("text").is_none() && parameters.get("blocks").is_none() {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "parameters.text",
-                    "give `text`, `blocks` or both",
-                ));
-            }
-            if parameters.get("webhook_url").is_none() && node.credential_id.is_none() {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "parameters.webhook_url",
-                    "is required when no credential is attached",
-                ));
-            }
-        }
-        "sql.query" if parameters.get("url").is_none() && node.credential_id.is_none() => {
-            return Err(ValidationError::node(
-                &node.id,
-                "parameters.url",
-                "is required when no credential is attached",
-            ));
-        }
-        "trigger.webhook" => {
-            let signed = parameters.get("signature").is_some();
-            if signed && node.credential_id.is_none() {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "credential_id",
-                    "is required when `signature` is set: attach a webhook_signing_secret credential",
-                ));
-            }
-            if !signed && node.credential_id.is_some() {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "parameters.signature",
-                    "is required when a credential is attached: name the scheme it signs with",
-                ));
-            }
-            let sync = parameters.get("mode").and_then(Value::as_str) == Some("sync");
-            if sync && parameters.get("respond_node").is_none() {
-                return Err(ValidationError::node(
-                    &node.id,
-                    "parameters.respond_node",
-                    "is required when mode is `sync`",
-                ));
-            }
-        }
-        _ => {}
     }
     Ok(())
 }
@@ -524,17 +429,8 @@ fn check_cross_references(
     types: &HashMap<&str, &NodeTypeInfo>,
 ) -> Result<(), ValidationError> {
     for node in &graph.nodes {
-        if node.node_type != "trigger.webhook" {
-            continue;
-        }
-        if let Some(respond_node) = node.parameters.get("respond_node").and_then(Value::as_str)
-            && (!types.contains_key(respond_node) || respond_node == node.id)
-        {
-            return Err(ValidationError::node(
-                &node.id,
-                "parameters.respond_node",
-                format!("`{respond_node}` is not a node of this workflow after the trigger"),
-            ));
+        if let Some(info) = types.get(node.id.as_str()) {
+            info.kind.check_references(node, graph)?;
         }
     }
     Ok(())

@@ -102,8 +102,7 @@ pub(super) fn checked_url(
 ) -> Result<Url, NodeError> {
     let url = Url::parse(text)
         .map_err(|_| run.fail_parameter(parameter, "must be an http or https URL"))?;
-    run.engine
-        .egress
+    run.egress
         .check_url(&url)
         .map_err(|refusal| run.fail_parameter(parameter, refusal))?;
     run.check_credential_host(&url)?;
@@ -138,7 +137,7 @@ pub(super) async fn send(
     run: &NodeRun<'_>,
     request: reqwest::RequestBuilder,
 ) -> Result<HttpResponse, NodeError> {
-    let cap = run.engine.config.limits.http_response_bytes;
+    let cap = run.config.limits.http_response_bytes;
     let request = request.header(IDEMPOTENCY_KEY, run.context.idempotency_key.as_str());
     // Redirects are followed inside `send`, so the credential's hosts are in scope
     // for exactly that call.

@@ -5,12 +5,15 @@ use std::collections::BTreeMap;
 use reqwest::Method;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderName, HeaderValue};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::http_client::{self, HttpResponse};
+use super::kind::{NodeFuture, NodeKind, object_schema};
 use super::{NodeRun, completed};
-use crate::engine::NodeOutcome;
+use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::NodeError;
+use crate::graph::Pool;
+use crate::node::NodeOutcome;
 use crate::redact::basic_credentials;
 use crate::schema::parse_status_range;
 
@@ -58,9 +61,55 @@ fn scalar_text(value: &Value) -> String {
     }
 }
 
-pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+const DEFAULT_METHOD: &str = "GET";
+const DEFAULT_RESPONSE_TYPE: &str = "json";
+
+#[derive(Debug)]
+pub(crate) struct HttpRequest;
+
+impl NodeKind for HttpRequest {
+    fn info(&'static self) -> NodeTypeInfo {
+        NodeTypeInfo {
+            name: "http.request",
+            title: "HTTP request",
+            description: "Calls an HTTP API. Output: {status, headers, body}.",
+            category: Category::Action,
+            pool: Pool::Default,
+            parameters_schema: object_schema(
+                json!({
+                    "method": {"type": "string", "enum": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], "default": DEFAULT_METHOD},
+                    "url": {"type": "string", "format": "http-url", "maxLength": 8192},
+                    "headers": {"type": "object", "additionalProperties": {"type": "string", "maxLength": 8192}},
+                    "query": {"type": "object", "additionalProperties": {"type": ["string", "number", "integer", "boolean"]}},
+                    "body_type": {"type": "string", "enum": ["json", "text", "none"],
+                                  "description": "Defaults to json when a body is given, else none"},
+                    "body": {"description": "JSON value, or a string when body_type is text"},
+                    "response_type": {"type": "string", "enum": ["json", "text"], "default": DEFAULT_RESPONSE_TYPE},
+                    "fail_on_status": {"type": "boolean", "default": true,
+                                       "description": "Fail when the status is outside expected_status"},
+                    "expected_status": {"type": "array", "items": {"type": "string", "format": "status-range"},
+                                        "minItems": 1, "maxItems": 20, "default": ["200-299"],
+                                        "description": "Statuses such as \"204\" or ranges such as \"200-299\""}
+                }),
+                &["url"],
+            ),
+            credential_type: Some("http"),
+            kind: self,
+        }
+    }
+
+    fn egress_parameter(&self) -> Option<&'static str> {
+        Some("url")
+    }
+
+    fn run<'r>(&self, run: NodeRun<'r>) -> NodeFuture<'r> {
+        Box::pin(execute(run))
+    }
+}
+
+async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: Parameters = run.parameters()?;
-    let method_name = parameters.method.as_deref().unwrap_or("GET");
+    let method_name = parameters.method.as_deref().unwrap_or(DEFAULT_METHOD);
     let method = Method::from_bytes(method_name.as_bytes())
         .map_err(|_| run.fail_parameter("method", "unknown method"))?;
 
@@ -72,7 +121,7 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         }
     }
 
-    let mut request = run.engine.http.request(method.clone(), url);
+    let mut request = run.http.request(method.clone(), url);
     for (name, value) in &parameters.headers {
         let header_name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| run.fail_parameter(&format!("headers.{name}"), "invalid header name"))?;
@@ -165,7 +214,7 @@ fn decode_body(
     if response.body.is_empty() || *method == Method::HEAD {
         return Ok(Value::Null);
     }
-    match response_type.unwrap_or("json") {
+    match response_type.unwrap_or(DEFAULT_RESPONSE_TYPE) {
         "text" => Ok(Value::String(String::from_utf8_lossy(&response.body).into_owned())),
         _ => serde_json::from_slice(&response.body).map_err(|error| {
             run.fail_parameter(

@@ -2,13 +2,14 @@
 //! token usage the API reported.
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Value, json};
 
-use super::NodeRun;
-use super::http_client;
-use crate::engine::{LlmUsage, NodeOutcome};
+use super::kind::{NodeFuture, NodeKind, object_schema};
+use super::{NodeRun, http_client};
+use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::NodeError;
-use crate::graph::MAIN_PORT;
+use crate::graph::{MAIN_PORT, Pool};
+use crate::node::{LlmUsage, NodeOutcome};
 
 const DEFAULT_BASE_URL: &str = "https://api.openai.com/v1";
 
@@ -65,7 +66,46 @@ struct Usage {
     total_tokens: u64,
 }
 
-pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+#[derive(Debug)]
+pub(crate) struct LlmChat;
+
+impl NodeKind for LlmChat {
+    fn info(&'static self) -> NodeTypeInfo {
+        NodeTypeInfo {
+            name: "llm.chat",
+            title: "LLM chat",
+            description: "Calls an OpenAI-compatible chat-completions API. Output: {text, usage, model}.",
+            category: Category::Action,
+            pool: Pool::Ai,
+            parameters_schema: object_schema(
+                json!({
+                    "base_url": {"type": "string", "format": "http-url", "default": DEFAULT_BASE_URL},
+                    "model": {"type": "string", "minLength": 1, "maxLength": 200},
+                    "messages": {"type": "array", "minItems": 1, "maxItems": 500, "items": object_schema(json!({
+                        "role": {"type": "string", "enum": ["system", "user", "assistant"]},
+                        "content": {"type": "string"}
+                    }), &["role", "content"])},
+                    "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                    "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                    "api_key": {"type": "string", "description": "Used when no credential is attached"}
+                }),
+                &["model", "messages"],
+            ),
+            credential_type: Some("llm"),
+            kind: self,
+        }
+    }
+
+    fn egress_parameter(&self) -> Option<&'static str> {
+        Some("base_url")
+    }
+
+    fn run<'r>(&self, run: NodeRun<'r>) -> NodeFuture<'r> {
+        Box::pin(execute(run))
+    }
+}
+
+async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: Parameters = run.parameters()?;
     // The key belongs to the API its credential names; the parameter only
     // applies when the credential names none.
@@ -87,7 +127,7 @@ pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         body["max_tokens"] = Value::from(max_tokens);
     }
 
-    let mut request = run.engine.http.post(url).json(&body);
+    let mut request = run.http.post(url).json(&body);
     // A credential wins over the parameter: the parameter only bridges the time before
     // a workspace stores its key in the vault.
     if let Some(api_key) = run.credential_string("api_key").or(parameters.api_key) {

@@ -1,30 +1,63 @@
-//! Node implementations, one module per family. Each receives its rendered parameters,
-//! already checked against the type's schema.
+//! The node types, one module each (the flow nodes grouped under `flow`), and the one
+//! registry that lists them. A type's module implements [`NodeKind`]: its catalog
+//! entry, ports, programs, save-time rules and run. A new type is a new module and a
+//! line in [`KINDS`].
 
 mod flow;
 mod http_client;
 mod http_request;
+mod kind;
 mod llm_chat;
+mod manual_trigger;
+mod schedule_trigger;
 mod slack_message;
 mod sql_query;
 mod sql_values;
+mod webhook_trigger;
 
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::egress::AllowedHosts;
-use crate::engine::{EngineInner, NodeContext, NodeOutcome};
+use crate::config::EngineConfig;
+use crate::egress::{AllowedHosts, EgressPolicy};
 use crate::error::NodeError;
+use crate::expr::Evaluator;
 use crate::graph::{MAIN_PORT, NodeSpec};
+use crate::node::{NodeContext, NodeOutcome};
 use crate::redact::Redactor;
+
+pub use flow::SWITCH_DEFAULT_PORT;
+pub(crate) use kind::NodeKind;
+pub use webhook_trigger::{WebhookMode, WebhookTriggerParameters};
+
+/// Every node type, in the order the catalog lists them.
+pub(crate) static KINDS: &[&dyn NodeKind] = &[
+    &manual_trigger::ManualTrigger,
+    &webhook_trigger::WebhookTrigger,
+    &schedule_trigger::ScheduleTrigger,
+    &http_request::HttpRequest,
+    &llm_chat::LlmChat,
+    &flow::Transform,
+    &flow::If,
+    &flow::Switch,
+    &flow::Merge,
+    &flow::Delay,
+    &slack_message::SlackMessage,
+    &sql_query::SqlQuery,
+    &flow::Set,
+];
 
 /// Where the executor puts a credential's allowed hosts, next to its fields.
 pub(crate) const CREDENTIAL_ALLOWED_HOSTS: &str = "allowed_hosts";
 
+/// One run of one node: what the engine lends it and what the run is about.
 pub(crate) struct NodeRun<'r> {
-    pub engine: &'r EngineInner,
+    pub config: &'r EngineConfig,
+    pub egress: &'r Arc<EgressPolicy>,
+    pub http: &'r reqwest::Client,
+    pub evaluator: &'r Evaluator,
     pub node: &'r NodeSpec,
     pub parameters: Value,
     pub context: &'r NodeContext,
@@ -107,23 +140,5 @@ pub(crate) fn completed(output: Value) -> NodeOutcome {
         port: MAIN_PORT.to_owned(),
         output,
         usage: None,
-    }
-}
-
-pub(crate) async fn run(type_name: &str, run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
-    match type_name {
-        "http.request" => http_request::run(run).await,
-        "llm.chat" => llm_chat::run(run).await,
-        "slack.message" => slack_message::run(run).await,
-        "sql.query" => sql_query::run(run).await,
-        "transform" => flow::transform(run).await,
-        "if" => flow::if_node(run).await,
-        "switch" => flow::switch(run).await,
-        "merge" => flow::merge(run),
-        "delay" => flow::delay(run),
-        "set" => flow::set(run),
-        other => Err(NodeError::permanent(format!(
-            "node type `{other}` cannot be run"
-        ))),
     }
 }

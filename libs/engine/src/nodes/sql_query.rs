@@ -13,13 +13,16 @@ use sea_orm::sqlx::postgres::{PgConnectOptions, PgConnection, PgSslMode};
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use sea_orm::sqlx::{self, AssertSqlSafe, ConnectOptions, Connection, Database, Either, Executor};
 use serde::Deserialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 
+use super::kind::{NodeFuture, NodeKind, object_schema};
 use super::sql_values::{AffectedRows, RowToJson};
 use super::{NodeRun, completed};
+use crate::catalog::{Category, NodeTypeInfo};
 use crate::egress::SafeResolver;
-use crate::engine::NodeOutcome;
-use crate::error::NodeError;
+use crate::error::{NodeError, ValidationError};
+use crate::graph::{NodeSpec, Pool};
+use crate::node::NodeOutcome;
 
 #[derive(Deserialize)]
 struct Parameters {
@@ -38,9 +41,52 @@ struct QueryResult {
     rows_affected: u64,
 }
 
-pub(super) async fn run(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
+#[derive(Debug)]
+pub(crate) struct SqlQuery;
+
+impl NodeKind for SqlQuery {
+    fn info(&'static self) -> NodeTypeInfo {
+        NodeTypeInfo {
+            name: "sql.query",
+            title: "SQL query",
+            description: "Runs one parameterized statement on PostgreSQL ($1, $2, …) or SQLite (?). Output: {rows, row_count, rows_affected}.",
+            category: Category::Action,
+            pool: Pool::Data,
+            parameters_schema: object_schema(
+                json!({
+                    "driver": {"type": "string", "enum": ["postgres", "sqlite"]},
+                    "url": {"type": "string", "maxLength": 4096, "description": "Used when no credential is attached"},
+                    "query": {"type": "string", "minLength": 1, "maxLength": 100000},
+                    "params": {"type": "array", "maxItems": 1000,
+                               "items": {"type": ["string", "number", "integer", "boolean", "null"]}},
+                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000000}
+                }),
+                &["driver", "query"],
+            ),
+            credential_type: Some("database"),
+            kind: self,
+        }
+    }
+
+    fn check_rules(&self, node: &NodeSpec) -> Result<(), ValidationError> {
+        if node.parameters.get("url").is_none() && node.credential_id.is_none() {
+            return Err(ValidationError::node(
+                &node.id,
+                "parameters.url",
+                "is required when no credential is attached",
+            ));
+        }
+        Ok(())
+    }
+
+    fn run<'r>(&self, run: NodeRun<'r>) -> NodeFuture<'r> {
+        Box::pin(execute(run))
+    }
+}
+
+async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
     let parameters: Parameters = run.parameters()?;
-    let limit = run.engine.config.limits.sql_max_rows;
+    let limit = run.config.limits.sql_max_rows;
     let max_rows = parameters.max_rows.unwrap_or(limit).min(limit);
     let url = match (run.credential_string("url"), parameters.url.clone()) {
         (Some(from_credential), _) => from_credential,
@@ -88,7 +134,7 @@ async fn with_connect_timeout<T>(
     run: &NodeRun<'_>,
     connect: impl Future<Output = Result<T, sqlx::Error>>,
 ) -> Result<T, NodeError> {
-    let timeout = Duration::from_millis(run.engine.config.egress.connect_timeout_ms);
+    let timeout = Duration::from_millis(run.config.egress.connect_timeout_ms);
     match tokio::time::timeout(timeout, connect).await {
         Ok(result) => result.map_err(|error| classify(run, error)),
         Err(_) => Err(NodeError::transient(format!(
@@ -263,16 +309,16 @@ async fn run_postgres(
     // Resolve once, check the addresses like any egress (and against the platform's
     // own stores), and connect to the checked address, so the name cannot resolve
     // elsewhere in between.
-    let resolver = SafeResolver::new(run.engine.egress.clone());
+    let resolver = SafeResolver::new(run.egress.clone());
     let addresses = resolver
         .resolve_checked(&target.host, target.port)
         .await
         .map_err(|refusal| run.fail_parameter("url", refusal))?;
     let address = addresses[0].ip().to_string();
-    let statement_timeout = run.engine.config.limits.max_node_timeout_ms.min(
+    let statement_timeout = run.config.limits.max_node_timeout_ms.min(
         run.node
             .timeout_ms
-            .unwrap_or(run.engine.config.limits.default_node_timeout_ms),
+            .unwrap_or(run.config.limits.default_node_timeout_ms),
     );
     let options = pg_options(&target, &address, statement_timeout)
         .map_err(|reason| run.fail_parameter("url", reason))?;
@@ -366,7 +412,7 @@ async fn run_sqlite(
     parameters: &Parameters,
     max_rows: usize,
 ) -> Result<QueryResult, NodeError> {
-    let Some(root) = run.engine.config.sql.sqlite_dir.as_deref() else {
+    let Some(root) = run.config.sql.sqlite_dir.as_deref() else {
         return Err(run.fail_parameter(
             "driver",
             "SQLite is disabled on this worker; the operator enables it by setting sql.sqlite_dir",
@@ -378,7 +424,7 @@ async fn run_sqlite(
             "must name a database file relative to the SQLite directory",
         )
     })?;
-    sqlite_confined(root, &path, &run.engine.config.platform.paths)
+    sqlite_confined(root, &path, &run.config.platform.paths)
         .map_err(|reason| run.fail_parameter("url", reason))?;
     if touches_other_files(&parameters.query) {
         return Err(run.fail_parameter("query", "ATTACH and VACUUM are not allowed"));

@@ -15,7 +15,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tyboo_engine::NodeSpec;
+use tyboo_engine::{NodeSpec, WebhookTriggerParameters};
 use uuid::Uuid;
 use zeroize::Zeroize;
 
@@ -39,8 +39,6 @@ pub const SIGNATURE_GITHUB: &str = "github";
 /// Stripe's scheme: `Stripe-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
 /// "<t>.<body>">`, refused when `t` is outside the tolerance.
 pub const SIGNATURE_STRIPE: &str = "stripe";
-/// How far a Stripe-style timestamp may be from now, unless the trigger says.
-const DEFAULT_SIGNATURE_TOLERANCE_SECONDS: u64 = 300;
 
 /// A sync waiter answers this long before the caller's deadline, so the
 /// answer (504 with the execution id) reaches it in time.
@@ -96,11 +94,8 @@ pub struct WebhookRequest {
     pub deadline: Option<Instant>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum WebhookMode {
-    Async,
-    Sync,
-}
+/// How a hook answers, as its trigger's `mode` says.
+pub use tyboo_engine::WebhookMode;
 
 #[derive(Clone, Debug)]
 pub struct SyncReply {
@@ -143,9 +138,9 @@ impl Domain {
             .graph(scope, workflow.id, workflow.latest_version)
             .await?;
         let node = graph.node(&route.node_id).ok_or_else(not_found)?;
-        let parameter = |name: &str| node.parameters.get(name).and_then(Value::as_str);
+        let parameters = trigger_parameters(node)?;
 
-        let accepted_method = parameter("method").unwrap_or("POST").to_ascii_uppercase();
+        let accepted_method = parameters.method.to_ascii_uppercase();
         let method = request.method.to_ascii_uppercase();
         if method != accepted_method {
             // Answered like an unknown hook: the method tells nothing.
@@ -153,23 +148,26 @@ impl Domain {
         }
         // Before anything is parsed or looked up: an unsigned request must
         // not learn even whether its delivery id was seen.
-        if let Some(scheme) = parameter("signature") {
-            self.verify_signature(workspace_id, &route, node, scheme, &request)
-                .await?;
+        if let Some(scheme) = &parameters.signature {
+            let tolerance_seconds = parameters.signature_tolerance_seconds;
+            self.verify_signature(
+                workspace_id,
+                &route,
+                node,
+                scheme,
+                tolerance_seconds,
+                &request,
+            )
+            .await?;
         }
-        let mode = match parameter("mode") {
-            Some("sync") => WebhookMode::Sync,
-            _ => WebhookMode::Async,
-        };
-        let wait_ms = node
-            .parameters
-            .get("response_timeout_ms")
-            .and_then(Value::as_u64)
+        let mode = parameters.mode;
+        let wait_ms = parameters
+            .response_timeout_ms
             .unwrap_or(self.config().webhook_sync_default_wait_ms)
             .min(self.config().webhook_sync_max_wait_ms);
         let wait = wait_within(Duration::from_millis(wait_ms), request.deadline);
-        let respond_node = parameter("respond_node").map(str::to_owned);
-        let delivery_id = match parameter("delivery_id_header") {
+        let respond_node = parameters.respond_node;
+        let delivery_id = match &parameters.delivery_id_header {
             Some(header) => request
                 .headers
                 .get(&header.to_ascii_lowercase())
@@ -421,13 +419,13 @@ impl Domain {
             .graph(tenant(scope), workflow.id, workflow.latest_version)
             .await?;
         let routes = triggers::routes_for_workflow(&reader, workflow.id).await?;
-        Ok(routes
+        routes
             .into_iter()
             .filter_map(|route| {
                 let node = graph.node(&route.node_id)?;
                 Some(hook_view(route, node))
             })
-            .collect())
+            .collect()
     }
 
     /// Gives one webhook trigger a new URL token; the old URL stops working
@@ -462,7 +460,7 @@ impl Domain {
             .into_iter()
             .find(|route| route.node_id == node_id)
             .ok_or_else(not_found)?;
-        Ok(hook_view(route, node))
+        hook_view(route, node)
     }
 
     /// Checks the request's signature with the trigger's signing secret from
@@ -474,6 +472,7 @@ impl Domain {
         route: &WebhookRoute,
         node: &NodeSpec,
         scheme: &str,
+        tolerance_seconds: u64,
         request: &WebhookRequest,
     ) -> ExecutorResult<()> {
         let unavailable =
@@ -500,37 +499,41 @@ impl Domain {
             .map(str::to_owned)
             .ok_or_else(unavailable)?;
         drop(credential);
-        let tolerance = node
-            .parameters
-            .get("signature_tolerance_seconds")
-            .and_then(Value::as_u64)
-            .unwrap_or(DEFAULT_SIGNATURE_TOLERANCE_SECONDS);
         let verdict = check_signature(
             scheme,
             secret.as_bytes(),
             &request.headers,
             &request.body,
             now().timestamp(),
-            tolerance,
+            tolerance_seconds,
         );
         secret.zeroize();
         verdict.map_err(ExecutorError::Unauthenticated)
     }
 }
 
-fn hook_view(route: WebhookRoute, node: &NodeSpec) -> HookView {
-    let parameter = |name: &str| node.parameters.get(name).and_then(Value::as_str);
-    HookView {
-        method: parameter("method").unwrap_or("POST").to_ascii_uppercase(),
-        mode: match parameter("mode") {
-            Some("sync") => WebhookMode::Sync,
-            _ => WebhookMode::Async,
-        },
-        signature: parameter("signature").map(str::to_owned),
+/// The trigger's parameters as the engine reads them, defaults filled in. A
+/// saved graph passed validation, so parameters that do not read are a fault
+/// of ours.
+fn trigger_parameters(node: &NodeSpec) -> ExecutorResult<WebhookTriggerParameters> {
+    WebhookTriggerParameters::parse(&node.parameters).map_err(|error| {
+        ExecutorError::Internal(format!(
+            "stored parameters of webhook trigger `{}` do not parse: {error}",
+            node.id
+        ))
+    })
+}
+
+fn hook_view(route: WebhookRoute, node: &NodeSpec) -> ExecutorResult<HookView> {
+    let parameters = trigger_parameters(node)?;
+    Ok(HookView {
+        method: parameters.method.to_ascii_uppercase(),
+        mode: parameters.mode,
+        signature: parameters.signature,
         node_id: route.node_id,
         path: route.path,
         token: route.token,
-    }
+    })
 }
 
 /// How long a sync waiter may wait: its own timeout, cut short so that the
