@@ -34,7 +34,10 @@ pub use graph::{
     EdgeSpec, MAIN_PORT, NodeSpec, Pool, RetryPolicy, WorkflowGraph, WorkflowSettings,
 };
 pub use node::{LlmUsage, NodeContext, NodeOutcome};
-pub use nodes::{SWITCH_DEFAULT_PORT, WebhookMode, WebhookTriggerParameters};
+pub use nodes::{
+    SCHEDULE_TRIGGER, SWITCH_DEFAULT_PORT, ScheduleTriggerParameters, WEBHOOK_TRIGGER, WebhookMode,
+    WebhookTriggerParameters,
+};
 pub use progress::{
     Decision, Terminal, advance, edge_fired, fired_sources, incoming, trigger_node,
 };

@@ -30,7 +30,8 @@ use crate::redact::Redactor;
 
 pub use flow::SWITCH_DEFAULT_PORT;
 pub(crate) use kind::NodeKind;
-pub use webhook_trigger::{WebhookMode, WebhookTriggerParameters};
+pub use schedule_trigger::{SCHEDULE_TRIGGER, ScheduleTriggerParameters};
+pub use webhook_trigger::{WEBHOOK_TRIGGER, WebhookMode, WebhookTriggerParameters};
 
 /// Every node type, in the order the catalog lists them.
 pub(crate) static KINDS: &[&dyn NodeKind] = &[

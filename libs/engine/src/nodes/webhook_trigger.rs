@@ -10,6 +10,9 @@ use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::ValidationError;
 use crate::graph::{NodeSpec, Pool, WorkflowGraph};
 
+/// The type name of a webhook trigger.
+pub const WEBHOOK_TRIGGER: &str = "trigger.webhook";
+
 /// How a webhook answers its caller.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -78,7 +81,7 @@ impl NodeKind for WebhookTrigger {
     fn info(&'static self) -> NodeTypeInfo {
         let defaults = WebhookTriggerParameters::default();
         NodeTypeInfo {
-            name: "trigger.webhook",
+            name: WEBHOOK_TRIGGER,
             title: "Webhook",
             description: "Starts an execution when its URL /hooks/{token}/{path} is called; replies at once (async) or with a chosen node's output (sync). With `signature` set, every request must be signed with the attached webhook_signing_secret credential.",
             category: Category::Trigger,

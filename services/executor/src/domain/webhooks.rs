@@ -515,7 +515,7 @@ impl Domain {
 /// The trigger's parameters as the engine reads them, defaults filled in. A
 /// saved graph passed validation, so parameters that do not read are a fault
 /// of ours.
-fn trigger_parameters(node: &NodeSpec) -> ExecutorResult<WebhookTriggerParameters> {
+pub(crate) fn trigger_parameters(node: &NodeSpec) -> ExecutorResult<WebhookTriggerParameters> {
     WebhookTriggerParameters::parse(&node.parameters).map_err(|error| {
         ExecutorError::Internal(format!(
             "stored parameters of webhook trigger `{}` do not parse: {error}",

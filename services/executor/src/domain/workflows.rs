@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 
-use serde_json::Value;
-use tyboo_engine::{ValidationLimits, WorkflowGraph};
+use tyboo_engine::{ScheduleTriggerParameters, ValidationLimits, WorkflowGraph};
 use uuid::Uuid;
 
 use super::credentials;
@@ -17,8 +16,7 @@ use super::{
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::storage::{Session, is_unique_violation, triggers, workflows};
 
-pub const WEBHOOK_TRIGGER: &str = "trigger.webhook";
-pub const SCHEDULE_TRIGGER: &str = "trigger.schedule";
+pub use tyboo_engine::{SCHEDULE_TRIGGER, WEBHOOK_TRIGGER};
 
 /// What a save writes.
 pub struct Draft {
@@ -299,13 +297,10 @@ impl Domain {
             match node.node_type.as_str() {
                 WEBHOOK_TRIGGER => {
                     let field = format!("nodes[{}].parameters.path", node.id);
-                    let path = normalize_hook_path(
-                        node.parameters
-                            .get("path")
-                            .and_then(Value::as_str)
-                            .unwrap_or(""),
-                    )
-                    .ok_or_else(|| ExecutorError::invalid(&field, "must be a non-empty path"))?;
+                    let parameters = super::webhooks::trigger_parameters(node)?;
+                    let path = normalize_hook_path(&parameters.path).ok_or_else(|| {
+                        ExecutorError::invalid(&field, "must be a non-empty path")
+                    })?;
                     if let Some(existing) = triggers::find_route(db, &path).await?
                         && existing.workflow_id != workflow.id
                     {
@@ -341,18 +336,15 @@ impl Domain {
                     })?;
                 }
                 SCHEDULE_TRIGGER => {
-                    let cron = node
-                        .parameters
-                        .get("cron")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default();
-                    let timezone = node
-                        .parameters
-                        .get("timezone")
-                        .and_then(Value::as_str)
-                        .unwrap_or("UTC");
+                    let ScheduleTriggerParameters { cron, timezone } =
+                        ScheduleTriggerParameters::parse(&node.parameters).map_err(|error| {
+                            ExecutorError::invalid(
+                                format!("nodes[{}].parameters", node.id),
+                                error.to_string(),
+                            )
+                        })?;
                     let next_fire_at =
-                        tyboo_engine::next_fire(cron, timezone, now).map_err(|message| {
+                        tyboo_engine::next_fire(&cron, &timezone, now).map_err(|message| {
                             ExecutorError::invalid(
                                 format!("nodes[{}].parameters.cron", node.id),
                                 message,
@@ -363,8 +355,8 @@ impl Domain {
                         workspace_id: workflow.workspace_id,
                         workflow_id: workflow.id,
                         node_id: node.id.clone(),
-                        cron: cron.to_owned(),
-                        timezone: timezone.to_owned(),
+                        cron,
+                        timezone,
                         next_fire_at: crate::storage::truncate(next_fire_at),
                     };
                     triggers::insert_schedule(db, &schedule).await?;
