@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
 use serde_json::Value;
 use tyboo::config::TybooConfig;
-use tyboo::mesh::Mesh;
+use tyboo::mesh::{Mesh, ServiceName};
 
 use crate::topology::{EVERY_POOL, Topology};
 
@@ -195,11 +195,11 @@ impl Sandbox {
                 let mesh = Mesh::start_embedded(config).await.expect("mesh starts");
                 let bootstrap = mesh.bootstrap.clone().expect("first start bootstraps");
                 Sandbox {
-                    edge: mesh.edge_address.unwrap(),
+                    edge: mesh.address(ServiceName::Edge).unwrap(),
                     admin: mesh.admin_address,
-                    tenancy: mesh.tenancy_address.unwrap(),
-                    vault: mesh.vault_address.unwrap(),
-                    executor: mesh.executor_address.unwrap(),
+                    tenancy: mesh.address(ServiceName::Tenancy).unwrap(),
+                    vault: mesh.address(ServiceName::Vault).unwrap(),
+                    executor: mesh.address(ServiceName::Executor).unwrap(),
                     owner_key: bootstrap.api_key.clone(),
                     owner_id: bootstrap.user_id.to_string(),
                     workspace_id: bootstrap.workspace_id.to_string(),

@@ -25,6 +25,7 @@ pub fn service_names() -> Vec<String> {
         .collect()
 }
 
+pub mod convert;
 pub mod validation;
 
 pub mod google {

@@ -7,6 +7,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod grpc_metrics;
+pub mod message_limits;
 pub mod reflection;
 pub mod server;
 pub mod shutdown;

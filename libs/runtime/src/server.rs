@@ -3,17 +3,20 @@
 //! those, an `UNIMPLEMENTED` that names any other service asked for, request
 //! context and metrics layers, message-size limits, and a graceful drain.
 
+use std::convert::Infallible;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::service::Routes;
 use tonic_health::ServingStatus;
-use tower::ServiceBuilder;
+use tower::{Service, ServiceBuilder};
 
 use crate::context::RequestContextLayer;
 use crate::grpc_metrics::GrpcMetricsLayer;
+use crate::message_limits::MessageLimits;
 use crate::reflection;
 use crate::shutdown::Shutdown;
 use crate::unserved::Unserved;
@@ -43,20 +46,43 @@ impl Default for GrpcConfig {
     }
 }
 
-/// A gRPC server about to run: the caller's routes and the names of the
-/// services in them (for health, reflection and the answer to a call on
-/// any other service).
+/// A gRPC server about to run: the services a caller added and their names
+/// (for health, reflection and the answer to a call on any other service).
+/// Every service decodes and encodes messages up to the configured
+/// `max_message_bytes`, applied here and nowhere else.
+#[derive(Default)]
 pub struct GrpcServer {
-    pub routes: Routes,
-    pub service_names: Vec<&'static str>,
+    services: Vec<(&'static str, AddService)>,
 }
 
+/// Adds one service, limited to the given message size, to the routes.
+type AddService = Box<dyn FnOnce(Routes, usize) -> Routes + Send>;
+
 impl GrpcServer {
-    pub fn new(routes: Routes, service_names: Vec<&'static str>) -> Self {
-        Self {
-            routes,
-            service_names,
-        }
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Serves `service` under the name its contract gives it.
+    pub fn with<S>(mut self, service: S) -> Self
+    where
+        S: MessageLimits
+            + Service<http::Request<tonic::body::Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.services.push((
+            S::NAME,
+            Box::new(move |routes: Routes, max_message_bytes| {
+                routes.add_service(service.limit_messages(max_message_bytes))
+            }),
+        ));
+        self
     }
 
     /// Serves on `listener` until `shutdown` fires, then reports NOT_SERVING,
@@ -68,28 +94,35 @@ impl GrpcServer {
         config: &GrpcConfig,
         shutdown: Shutdown,
     ) -> Result<(), tonic::transport::Error> {
+        let mut service_names = Vec::new();
+        let mut routes = Routes::default();
+        for (name, add) in self.services {
+            service_names.push(name);
+            routes = add(routes, config.max_message_bytes);
+        }
+
         let (health_reporter, health_service) = tonic_health::server::health_reporter();
         health_reporter
             .set_service_status("", ServingStatus::Serving)
             .await;
-        for name in &self.service_names {
+        for name in &service_names {
             health_reporter
                 .set_service_status(*name, ServingStatus::Serving)
                 .await;
         }
 
-        let mut routes = self.routes.add_service(health_service);
+        let mut routes = routes.add_service(health_service);
         let reflection_switch = if config.reflection {
             routes = routes
-                .add_service(reflection::v1(&self.service_names))
-                .add_service(reflection::v1alpha(&self.service_names));
+                .add_service(reflection::v1(&service_names))
+                .add_service(reflection::v1alpha(&service_names));
             None
         } else {
             Some("grpc.reflection")
         };
         // A call to any other service (one of another port, most likely)
         // is told which service it asked for and who serves it.
-        let unserved = Unserved::new(&self.service_names, reflection_switch);
+        let unserved = Unserved::new(&service_names, reflection_switch);
         let routes = Routes::from(routes.into_axum_router().fallback(unserved.into_fallback()));
 
         // Context first, so metrics and handlers run inside the request's
@@ -99,7 +132,7 @@ impl GrpcServer {
             .layer(GrpcMetricsLayer)
             .layer(crate::status_codes::StatusCodesLayer);
 
-        let names = self.service_names.clone();
+        let names = service_names.clone();
         let drain_started = {
             let shutdown = shutdown.clone();
             async move {

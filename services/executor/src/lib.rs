@@ -37,6 +37,7 @@ use tyboo_proto::executor::dead_letter_service_server::DeadLetterServiceServer;
 use tyboo_proto::executor::execution_service_server::ExecutionServiceServer;
 use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
 use tyboo_proto::executor::workflow_service_server::WorkflowServiceServer;
+use tyboo_runtime::server::GrpcServer;
 use tyboo_runtime::shutdown::Shutdown;
 
 /// The running service: a cheap `Clone` handle.
@@ -86,6 +87,18 @@ impl Executor {
         self.domain.store().migrate().await.map_err(Into::into)
     }
 
+    /// Applies pending migrations at `database_url` with nothing else
+    /// started (no engine, no queue), then closes the connection again.
+    pub async fn migrate_database(
+        database_url: &str,
+        config: &ExecutorConfig,
+    ) -> ExecutorResult<()> {
+        config.validate().map_err(ExecutorError::Config)?;
+        let store = Store::connect(database_url, config.database_max_connections).await?;
+        store.migrate().await?;
+        store.close().await.map_err(Into::into)
+    }
+
     /// The domain API, for the service's own handlers and for tests.
     pub fn domain(&self) -> &Domain {
         &self.domain
@@ -111,6 +124,15 @@ impl Executor {
     /// only on the internal address the edge calls, never publicly.
     pub fn webhook_grpc(&self) -> WebhookServiceServer<WebhookGrpc> {
         WebhookServiceServer::new(WebhookGrpc::new(self.domain.clone()))
+    }
+
+    /// Everything the executor serves on its port.
+    pub fn grpc_server(&self) -> GrpcServer {
+        GrpcServer::new()
+            .with(self.workflow_grpc())
+            .with(self.execution_grpc())
+            .with(self.dead_letter_grpc())
+            .with(self.webhook_grpc())
     }
 
     /// Starts the reconciler and the scheduler; both stop on `shutdown`.

@@ -27,6 +27,7 @@ use storage::Store;
 use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
 use tyboo_proto::tenancy::tenancy_service_server::TenancyServiceServer;
+use tyboo_runtime::server::GrpcServer;
 
 /// The running service: a cheap `Clone` handle.
 #[derive(Clone, Debug)]
@@ -52,6 +53,15 @@ impl Tenancy {
         self.domain.store().migrate().await.map_err(Into::into)
     }
 
+    /// Applies pending migrations at `database_url` with nothing else
+    /// started, then closes the connection again.
+    pub async fn migrate_database(database_url: &str, config: &TenancyConfig) -> TenancyResult<()> {
+        config.validate().map_err(TenancyError::Config)?;
+        let store = Store::connect(database_url, config.database_max_connections).await?;
+        store.migrate().await?;
+        store.close().await.map_err(Into::into)
+    }
+
     /// The domain API, for the service's own handlers and for tests.
     pub fn domain(&self) -> &Domain {
         &self.domain
@@ -73,6 +83,14 @@ impl Tenancy {
     /// tokens. Not routed by the edge.
     pub fn audit_grpc(&self) -> AuditServiceServer<AuditGrpc> {
         AuditServiceServer::new(AuditGrpc::new(self.domain.clone()))
+    }
+
+    /// Everything tenancy serves on its port.
+    pub fn grpc_server(&self) -> GrpcServer {
+        GrpcServer::new()
+            .with(self.tenancy_grpc())
+            .with(self.auth_grpc())
+            .with(self.audit_grpc())
     }
 
     /// The published verification keys, read from this service's database.

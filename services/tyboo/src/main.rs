@@ -277,27 +277,24 @@ fn on_off(enabled: bool) -> &'static str {
 /// split by a log line, and a script can read stdout alone.
 fn announce(mesh: &Mesh, reflection: Reflection) {
     let mut lines = vec!["Tyboo Studio is running.".to_owned()];
-    if let Some(address) = mesh.edge_address {
+    if let Some(address) = mesh.address(ServiceName::Edge) {
         lines.push(format!(
             "  edge      http://{address}  (HTTP/JSON and gRPC, reflection {})",
             on_off(reflection.edge)
         ));
     }
     let services = on_off(reflection.services);
-    if let Some(address) = mesh.tenancy_address {
-        lines.push(format!(
-            "  tenancy   {address}  (gRPC, reflection {services})"
-        ));
-    }
-    if let Some(address) = mesh.vault_address {
-        lines.push(format!(
-            "  vault     {address}  (gRPC, reflection {services})"
-        ));
-    }
-    if let Some(address) = mesh.executor_address {
-        lines.push(format!(
-            "  executor  {address}  (gRPC, reflection {services})"
-        ));
+    for service in [
+        ServiceName::Tenancy,
+        ServiceName::Vault,
+        ServiceName::Executor,
+    ] {
+        if let Some(address) = mesh.address(service) {
+            lines.push(format!(
+                "  {:<10}{address}  (gRPC, reflection {services})",
+                service.as_str()
+            ));
+        }
     }
     lines.push(format!("  metrics   http://{}/metrics", mesh.admin_address));
     if let Some(bootstrap) = &mesh.bootstrap {

@@ -1,13 +1,13 @@
 //! Starting the mesh: every service embedded in one process (`tyboo up`),
 //! one service on its own (`tyboo serve <service>`), or only migrations.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
-use tonic::service::Routes;
 use tonic::transport::{Channel, Endpoint};
 use tyboo_auth::{GrpcKeySource, ServiceTokenSource};
 use tyboo_edge::{Edge, Upstream};
@@ -15,14 +15,9 @@ use tyboo_engine::Pool;
 use tyboo_executor::{Executor, Workers};
 use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETTER_SERVICE;
 use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
-use tyboo_proto::executor::webhook_service_server::SERVICE_NAME as WEBHOOK_SERVICE;
 use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
-use tyboo_proto::tenancy::audit_service_server::SERVICE_NAME as AUDIT_SERVICE;
-use tyboo_proto::tenancy::auth_service_server::SERVICE_NAME as AUTH_SERVICE;
 use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
-use tyboo_proto::vault::credential_access_service_server::SERVICE_NAME as CREDENTIAL_ACCESS_SERVICE;
 use tyboo_proto::vault::credential_service_server::SERVICE_NAME as CREDENTIAL_SERVICE;
-use tyboo_proto::vault::key_management_service_server::SERVICE_NAME as KEY_MANAGEMENT_SERVICE;
 use tyboo_runtime::server::GrpcServer;
 use tyboo_runtime::shutdown::Shutdown;
 use tyboo_tenancy::{Bootstrap, Tenancy};
@@ -32,7 +27,7 @@ use crate::config::TybooConfig;
 use crate::ports::{PortKey, Ports};
 
 /// The services that exist so far and can be served alone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, clap::ValueEnum)]
 pub enum ServiceName {
     Tenancy,
     Vault,
@@ -40,12 +35,31 @@ pub enum ServiceName {
     Edge,
 }
 
+impl ServiceName {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceName::Tenancy => "tenancy",
+            ServiceName::Vault => "vault",
+            ServiceName::Executor => "executor",
+            ServiceName::Edge => "edge",
+        }
+    }
+
+    /// The `listen.*` key the service is served on.
+    fn port(self) -> PortKey {
+        match self {
+            ServiceName::Tenancy => PortKey::Tenancy,
+            ServiceName::Vault => PortKey::Vault,
+            ServiceName::Executor => PortKey::Executor,
+            ServiceName::Edge => PortKey::Edge,
+        }
+    }
+}
+
 /// A running mesh (or part of one) in this process.
 pub struct Mesh {
-    pub edge_address: Option<SocketAddr>,
-    pub tenancy_address: Option<SocketAddr>,
-    pub vault_address: Option<SocketAddr>,
-    pub executor_address: Option<SocketAddr>,
+    /// Where each service this process serves listens.
+    addresses: BTreeMap<ServiceName, SocketAddr>,
     pub admin_address: SocketAddr,
     /// What the first start created, when this start was the first.
     pub bootstrap: Option<Bootstrap>,
@@ -102,16 +116,12 @@ impl Mesh {
         let bootstrap = bootstrap(&config, &tenancy).await?;
 
         let mut starter = Starter::new(ports.take(PortKey::Admin)?);
-        starter.serve_tenancy(&config, ports.take(PortKey::Tenancy)?, tenancy)?;
-        starter.serve_vault(&config, ports.take(PortKey::Vault)?, &vault)?;
-        starter.serve_executor(&config, ports.take(PortKey::Executor)?, &executor)?;
+        starter.serve(&config, &mut ports, &tenancy)?;
+        starter.serve(&config, &mut ports, &vault)?;
+        starter.serve(&config, &mut ports, &executor)?;
         starter.run_workers(&config, &executor, &Pool::ALL);
-        let edge_address =
-            starter.serve_edge(&config, ports.take(PortKey::Edge)?, edge, tenancy_channel)?;
-        let mut mesh = starter.finish(Some(edge_address), Some(tenancy_address), bootstrap);
-        mesh.executor_address = Some(executor_address);
-        mesh.vault_address = Some(vault_address);
-        Ok(mesh)
+        starter.serve_edge(&config, &mut ports, edge, tenancy_channel)?;
+        Ok(starter.finish(bootstrap))
     }
 
     /// `tyboo worker --pool …`: runs the nodes of `pools` and serves nothing
@@ -128,7 +138,7 @@ impl Mesh {
         .await?;
         let mut starter = Starter::new(ports.take(PortKey::Admin)?);
         starter.run_workers(&config, &executor, pools);
-        Ok(starter.finish(None, None, None))
+        Ok(starter.finish(None))
     }
 
     /// `tyboo serve <service>`: one service of a distributed deployment.
@@ -139,9 +149,8 @@ impl Mesh {
                 let tenancy = open_tenancy(&config).await?;
                 let bootstrap = bootstrap(&config, &tenancy).await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
-                let address =
-                    starter.serve_tenancy(&config, ports.take(PortKey::Tenancy)?, tenancy)?;
-                Ok(starter.finish(None, Some(address), bootstrap))
+                starter.serve(&config, &mut ports, &tenancy)?;
+                Ok(starter.finish(bootstrap))
             }
             ServiceName::Vault => {
                 let tenancy_channel =
@@ -149,10 +158,8 @@ impl Mesh {
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Vault]).await?;
                 let vault = open_vault(&config, tenancy_channel).await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
-                let address = starter.serve_vault(&config, ports.take(PortKey::Vault)?, &vault)?;
-                let mut mesh = starter.finish(None, None, None);
-                mesh.vault_address = Some(address);
-                Ok(mesh)
+                starter.serve(&config, &mut ports, &vault)?;
+                Ok(starter.finish(None))
             }
             ServiceName::Executor => {
                 let tenancy_channel =
@@ -161,11 +168,8 @@ impl Mesh {
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Executor]).await?;
                 let executor = open_executor(&config, tenancy_channel, vault).await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
-                let address =
-                    starter.serve_executor(&config, ports.take(PortKey::Executor)?, &executor)?;
-                let mut mesh = starter.finish(None, None, None);
-                mesh.executor_address = Some(address);
-                Ok(mesh)
+                starter.serve(&config, &mut ports, &executor)?;
+                Ok(starter.finish(None))
             }
             ServiceName::Edge => {
                 // The edge follows access changes with a service token; a
@@ -186,11 +190,15 @@ impl Mesh {
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Edge]).await?;
                 let edge = build_edge(&config, tenancy.clone(), Some(executor), Some(vault))?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
-                let address =
-                    starter.serve_edge(&config, ports.take(PortKey::Edge)?, edge, tenancy)?;
-                Ok(starter.finish(Some(address), None, None))
+                starter.serve_edge(&config, &mut ports, edge, tenancy)?;
+                Ok(starter.finish(None))
             }
         }
+    }
+
+    /// Where `service` listens, when this process serves it.
+    pub fn address(&self, service: ServiceName) -> Option<SocketAddr> {
+        self.addresses.get(&service).copied()
     }
 
     /// Starts the drain of every server of this mesh.
@@ -223,18 +231,22 @@ impl Mesh {
     }
 }
 
-/// Applies every service's migrations (`tyboo migrate`).
+/// Applies every service's migrations (`tyboo migrate`), starting none.
 pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
-    open_tenancy(config).await?;
-    // The vault checks its master keys on connect; with none configured the
-    // embedded key file is used, as `tyboo up` would.
+    ensure_data_dir(config)?;
+    Tenancy::migrate_database(&config.database_url_for("tenancy"), &config.tenancy)
+        .await
+        .context("migrating tenancy")?;
+    // The vault checks its master keys; with none configured the embedded
+    // key file is used, as `tyboo up` would.
     let mut config = config.clone();
     with_embedded_master_key(&mut config);
-    let config = &config;
-    // Migrating writes no audit records; the channel is never dialled.
-    open_vault(config, lazy_channel("http://127.0.0.1:1")?).await?;
-    // Migrating needs no verification keys; the channel is never dialled.
-    open_executor(config, lazy_channel("http://127.0.0.1:1")?, None).await?;
+    Vault::migrate_database(&config.database_url_for("vault"), &config.vault)
+        .await
+        .context("migrating the vault")?;
+    Executor::migrate_database(&config.database_url_for("executor"), &config.executor)
+        .await
+        .context("migrating the executor")?;
     Ok(())
 }
 
@@ -423,6 +435,7 @@ struct Starter {
     services_shutdown: Shutdown,
     edge_done: Option<tokio::sync::oneshot::Receiver<()>>,
     tasks: JoinSet<anyhow::Result<()>>,
+    addresses: BTreeMap<ServiceName, SocketAddr>,
     admin_address: SocketAddr,
 }
 
@@ -446,179 +459,35 @@ impl Starter {
             services_shutdown,
             edge_done: None,
             tasks,
+            addresses: BTreeMap::new(),
             admin_address,
         }
     }
 
-    fn serve_tenancy(
+    /// Serves `service` on its port, with the tasks it runs beside it; both
+    /// drain with the services.
+    fn serve<S: MeshService>(
         &mut self,
         config: &TybooConfig,
-        listener: TcpListener,
-        tenancy: Tenancy,
-    ) -> anyhow::Result<SocketAddr> {
+        ports: &mut Ports,
+        service: &S,
+    ) -> anyhow::Result<()> {
+        let name = S::NAME.as_str();
+        let listener = ports.take(S::NAME.port())?;
         let address = listener.local_addr()?;
-        let limit = config.grpc.max_message_bytes;
-        let routes = Routes::new(
-            tenancy
-                .tenancy_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            tenancy
-                .auth_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            tenancy
-                .audit_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        );
-        let server = GrpcServer::new(routes, vec![TENANCY_SERVICE, AUTH_SERVICE, AUDIT_SERVICE]);
+        let server = service.grpc_server();
+        service.spawn_tasks(&mut self.tasks, &self.services_shutdown);
         let grpc_config = config.grpc.clone();
         let shutdown = self.services_shutdown.clone();
         self.tasks.spawn(async move {
             server
                 .serve(listener, &grpc_config, shutdown)
                 .await
-                .context("tenancy server")
+                .with_context(|| format!("{name} server"))
         });
-        tracing::info!(%address, "tenancy serving");
-        Ok(address)
-    }
-
-    fn serve_vault(
-        &mut self,
-        config: &TybooConfig,
-        listener: TcpListener,
-        vault: &Vault,
-    ) -> anyhow::Result<SocketAddr> {
-        let address = listener.local_addr()?;
-        let limit = config.grpc.max_message_bytes;
-        let routes = Routes::new(
-            vault
-                .credential_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            vault
-                .access_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            vault
-                .key_management_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        );
-        let server = GrpcServer::new(
-            routes,
-            vec![
-                CREDENTIAL_SERVICE,
-                CREDENTIAL_ACCESS_SERVICE,
-                KEY_MANAGEMENT_SERVICE,
-            ],
-        );
-        let grpc_config = config.grpc.clone();
-        let shutdown = self.services_shutdown.clone();
-        let recorder = vault.clone();
-        // Tenancy may still be starting (another process, or this one's
-        // server task not yet polled); a rotation is recorded on the first
-        // call that needs keys if this attempt cannot reach the log.
-        self.tasks.spawn(async move {
-            if let Err(error) = recorder.record_master_keys().await {
-                tracing::warn!(%error, "master key versions not recorded yet; the first credential call will");
-            }
-            Ok(())
-        });
-        self.tasks.spawn(async move {
-            server
-                .serve(listener, &grpc_config, shutdown)
-                .await
-                .context("vault server")
-        });
-        tracing::info!(%address, "vault serving");
-        Ok(address)
-    }
-
-    fn serve_executor(
-        &mut self,
-        config: &TybooConfig,
-        listener: TcpListener,
-        executor: &Executor,
-    ) -> anyhow::Result<SocketAddr> {
-        let address = listener.local_addr()?;
-        let limit = config.grpc.max_message_bytes;
-        let routes = Routes::new(
-            executor
-                .workflow_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            executor
-                .execution_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            executor
-                .dead_letter_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            executor
-                .webhook_grpc()
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        );
-        let server = GrpcServer::new(
-            routes,
-            vec![
-                WORKFLOW_SERVICE,
-                EXECUTION_SERVICE,
-                DEAD_LETTER_SERVICE,
-                WEBHOOK_SERVICE,
-            ],
-        );
-        let grpc_config = config.grpc.clone();
-        let shutdown = self.services_shutdown.clone();
-        // Queue depth and oldest-message age per pool, refreshed even when no
-        // worker asks, so an autoscaler can scale worker pools on them.
-        let refresher = tyboo_broker::spawn_stats_refresh(
-            executor.domain().dispatch().clone(),
-            Pool::ALL
-                .iter()
-                .map(|pool| pool.as_str().to_owned())
-                .collect(),
-            Duration::from_secs(5),
-        );
-        let refresher_shutdown = self.services_shutdown.clone();
-        self.tasks.spawn(async move {
-            refresher_shutdown.signaled().await;
-            refresher.abort();
-            Ok(())
-        });
-        for background in executor.start_background(self.services_shutdown.clone()) {
-            self.tasks.spawn(async move {
-                background
-                    .await
-                    .context("an executor background task panicked")
-            });
-        }
-        self.tasks.spawn(async move {
-            server
-                .serve(listener, &grpc_config, shutdown)
-                .await
-                .context("executor server")
-        });
-        tracing::info!(%address, "executor serving");
-        Ok(address)
+        tracing::info!(%address, "{name} serving");
+        self.addresses.insert(S::NAME, address);
+        Ok(())
     }
 
     /// Workers for `pools`; they drain with the services.
@@ -638,10 +507,11 @@ impl Starter {
     fn serve_edge(
         &mut self,
         config: &TybooConfig,
-        listener: TcpListener,
+        ports: &mut Ports,
         edge: Edge,
         tenancy: Channel,
-    ) -> anyhow::Result<SocketAddr> {
+    ) -> anyhow::Result<()> {
+        let listener = ports.take(ServiceName::Edge.port())?;
         let address = listener.local_addr()?;
         let router = edge.router();
         let limits = tyboo_edge::server::ConnectionLimits::from_config(&config.edge);
@@ -688,15 +558,11 @@ impl Starter {
             outcome
         });
         tracing::info!(%address, "edge serving");
-        Ok(address)
+        self.addresses.insert(ServiceName::Edge, address);
+        Ok(())
     }
 
-    fn finish(
-        mut self,
-        edge_address: Option<SocketAddr>,
-        tenancy_address: Option<SocketAddr>,
-        bootstrap: Option<Bootstrap>,
-    ) -> Mesh {
+    fn finish(mut self, bootstrap: Option<Bootstrap>) -> Mesh {
         let shutdown = self.shutdown.clone();
         let services_shutdown = self.services_shutdown.clone();
         let edge_done = self.edge_done.take();
@@ -711,15 +577,87 @@ impl Starter {
             Ok(())
         });
         Mesh {
-            edge_address,
-            tenancy_address,
-            vault_address: None,
-            executor_address: None,
+            addresses: self.addresses,
             admin_address: self.admin_address,
             bootstrap,
             shutdown: self.shutdown,
             services_shutdown: self.services_shutdown,
             tasks: self.tasks,
+        }
+    }
+}
+
+/// A gRPC service of the mesh as [`Starter::serve`] runs it: what it serves
+/// on its port, and the tasks it runs beside that.
+trait MeshService {
+    const NAME: ServiceName;
+
+    fn grpc_server(&self) -> GrpcServer;
+
+    /// Tasks that run beside the server; they stop on `shutdown`, the
+    /// services' drain.
+    fn spawn_tasks(&self, _tasks: &mut JoinSet<anyhow::Result<()>>, _shutdown: &Shutdown) {}
+}
+
+impl MeshService for Tenancy {
+    const NAME: ServiceName = ServiceName::Tenancy;
+
+    fn grpc_server(&self) -> GrpcServer {
+        Tenancy::grpc_server(self)
+    }
+}
+
+impl MeshService for Vault {
+    const NAME: ServiceName = ServiceName::Vault;
+
+    fn grpc_server(&self) -> GrpcServer {
+        Vault::grpc_server(self)
+    }
+
+    fn spawn_tasks(&self, tasks: &mut JoinSet<anyhow::Result<()>>, _shutdown: &Shutdown) {
+        let recorder = self.clone();
+        // Tenancy may still be starting (another process, or this one's
+        // server task not yet polled); a rotation is recorded on the first
+        // call that needs keys if this attempt cannot reach the log.
+        tasks.spawn(async move {
+            if let Err(error) = recorder.record_master_keys().await {
+                tracing::warn!(%error, "master key versions not recorded yet; the first credential call will");
+            }
+            Ok(())
+        });
+    }
+}
+
+impl MeshService for Executor {
+    const NAME: ServiceName = ServiceName::Executor;
+
+    fn grpc_server(&self) -> GrpcServer {
+        Executor::grpc_server(self)
+    }
+
+    fn spawn_tasks(&self, tasks: &mut JoinSet<anyhow::Result<()>>, shutdown: &Shutdown) {
+        // Queue depth and oldest-message age per pool, refreshed even when no
+        // worker asks, so an autoscaler can scale worker pools on them.
+        let refresher = tyboo_broker::spawn_stats_refresh(
+            self.domain().dispatch().clone(),
+            Pool::ALL
+                .iter()
+                .map(|pool| pool.as_str().to_owned())
+                .collect(),
+            Duration::from_secs(5),
+        );
+        let refresher_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            refresher_shutdown.signaled().await;
+            refresher.abort();
+            Ok(())
+        });
+        for background in self.start_background(shutdown.clone()) {
+            tasks.spawn(async move {
+                background
+                    .await
+                    .context("an executor background task panicked")
+            });
         }
     }
 }

@@ -34,6 +34,7 @@ use tyboo_auth::KeySource;
 use tyboo_proto::vault::credential_access_service_server::CredentialAccessServiceServer;
 use tyboo_proto::vault::credential_service_server::CredentialServiceServer;
 use tyboo_proto::vault::key_management_service_server::KeyManagementServiceServer;
+use tyboo_runtime::server::GrpcServer;
 
 /// The running service: a cheap `Clone` handle.
 #[derive(Clone, Debug)]
@@ -67,6 +68,17 @@ impl Vault {
         self.domain.store().migrate().await.map_err(Into::into)
     }
 
+    /// Applies pending migrations at `database_url` with nothing else
+    /// started, then closes the connection again. The master keys are
+    /// checked first, as on every start, so a migrated vault can open them.
+    pub async fn migrate_database(database_url: &str, config: &VaultConfig) -> VaultResult<()> {
+        config.validate().map_err(VaultError::Config)?;
+        KeyRing::from_config(config)?;
+        let store = Store::connect(database_url, config.database_max_connections).await?;
+        store.migrate().await?;
+        store.close().await.map_err(Into::into)
+    }
+
     /// Records the master key versions in use, auditing a change of them as
     /// a rotation. Calling it at start-up, after `migrate`, makes the audit
     /// record appear then; otherwise the first call that needs keys does it.
@@ -97,6 +109,14 @@ impl Vault {
     /// Internal: master key status and rewrap, for service tokens.
     pub fn key_management_grpc(&self) -> KeyManagementServiceServer<KeyManagementGrpc> {
         KeyManagementServiceServer::new(KeyManagementGrpc::new(self.domain.clone()))
+    }
+
+    /// Everything the vault serves on its port.
+    pub fn grpc_server(&self) -> GrpcServer {
+        GrpcServer::new()
+            .with(self.credential_grpc())
+            .with(self.access_grpc())
+            .with(self.key_management_grpc())
     }
 
     /// Closes the connection pool.

@@ -7,7 +7,7 @@ use anyhow::{Context, bail};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tyboo::config::{SqliteSynchronous, TybooConfig};
-use tyboo::mesh::Mesh;
+use tyboo::mesh::{Mesh, ServiceName};
 
 use tyboo_proto::tyboo::executor::v1 as pb;
 use tyboo_proto::tyboo::executor::v1::execution_service_client::ExecutionServiceClient;
@@ -98,7 +98,10 @@ impl Target {
             .bootstrap
             .clone()
             .context("the data folder is not empty: pass an empty --data-dir")?;
-        let edge = format!("http://{}", mesh.edge_address.context("no edge")?);
+        let edge = format!(
+            "http://{}",
+            mesh.address(ServiceName::Edge).context("no edge")?
+        );
         Ok(Target {
             grpc: grpc_client(args, &edge).await?,
             edge,

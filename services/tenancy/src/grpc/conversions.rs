@@ -15,20 +15,11 @@ use crate::error::{TenancyError, TenancyResult};
 /// The algorithm every signing key uses (Ed25519).
 pub const SIGNING_ALGORITHM: &str = "EdDSA";
 
-pub fn timestamp(time: DateTime<Utc>) -> Timestamp {
-    Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
+pub use tyboo_proto::convert::timestamp;
 
 /// A request timestamp, rejected (naming the field) when out of range.
 pub fn from_timestamp(field: &'static str, value: &Timestamp) -> TenancyResult<DateTime<Utc>> {
-    let Timestamp { seconds, nanos } = *value;
-    u32::try_from(nanos)
-        .ok()
-        .filter(|nanos| *nanos < 1_000_000_000)
-        .and_then(|nanos| DateTime::from_timestamp(seconds, nanos))
+    tyboo_proto::convert::datetime(value)
         .ok_or_else(|| TenancyError::invalid(field, "is not a valid timestamp"))
 }
 

@@ -1,11 +1,8 @@
 //! Proto ↔ domain conversions. Domain values are destructured in full so a
 //! new field breaks the build until it is handled here.
 
-use std::collections::BTreeMap;
-
-use chrono::{DateTime, Utc};
 use prost_types::value::Kind;
-use serde_json::Value;
+use tyboo_proto::convert::json_to_struct;
 use tyboo_proto::vault as pb;
 use uuid::Uuid;
 use zeroize::Zeroize;
@@ -210,41 +207,10 @@ pub fn rotation_status_to_proto(status: RotationStatus) -> pb::GetRotationStatus
 
 // ---- plain values ---------------------------------------------------------
 
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
+pub use tyboo_proto::convert::timestamp;
 
 /// An id from a request. A malformed id cannot name anything, so it answers
 /// like a missing one.
 pub fn parse_id(value: &str, what: &'static str) -> VaultResult<Uuid> {
     Uuid::parse_str(value.trim()).map_err(|_| VaultError::NotFound(what))
-}
-
-fn json_to_value(value: &Value) -> prost_types::Value {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(flag) => Kind::BoolValue(*flag),
-        Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or_default()),
-        Value::String(text) => Kind::StringValue(text.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(_) => Kind::StructValue(json_to_struct(value)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-/// An object as a Struct; anything else becomes an empty Struct.
-fn json_to_struct(value: &Value) -> prost_types::Struct {
-    let fields: BTreeMap<String, prost_types::Value> = match value {
-        Value::Object(object) => object
-            .iter()
-            .map(|(key, value)| (key.clone(), json_to_value(value)))
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    prost_types::Struct { fields }
 }

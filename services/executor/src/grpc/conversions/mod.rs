@@ -1,11 +1,8 @@
 //! Proto ↔ domain conversions. Proto structs are destructured in full so a
 //! new field breaks the build until it is handled here.
 
-use std::collections::BTreeMap;
-
 use chrono::{DateTime, Utc};
-use prost_types::value::Kind;
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
 use tyboo_engine::{
     Category, EdgeSpec, ErrorClass, NodeSpec, NodeTypeInfo, Pool, RetryPolicy, WorkflowGraph,
     WorkflowSettings,
@@ -24,64 +21,7 @@ pub use records::*;
 
 // ---- JSON ↔ google.protobuf.Value -------------------------------------
 
-pub fn value_to_json(value: prost_types::Value) -> Value {
-    match value.kind {
-        None | Some(Kind::NullValue(_)) => Value::Null,
-        Some(Kind::BoolValue(flag)) => Value::Bool(flag),
-        Some(Kind::NumberValue(number)) => number_to_json(number),
-        Some(Kind::StringValue(text)) => Value::String(text),
-        Some(Kind::ListValue(list)) => {
-            Value::Array(list.values.into_iter().map(value_to_json).collect())
-        }
-        Some(Kind::StructValue(object)) => struct_to_json(object),
-    }
-}
-
-/// Protobuf numbers are doubles; whole ones become JSON integers so that
-/// parameters such as `timeout_ms: 5000` stay integers for schema checks.
-fn number_to_json(number: f64) -> Value {
-    const EXACT_INTEGER_LIMIT: f64 = 9_007_199_254_740_992.0;
-    if number.fract() == 0.0 && number.abs() < EXACT_INTEGER_LIMIT {
-        return Value::Number(Number::from(number as i64));
-    }
-    Number::from_f64(number).map_or(Value::Null, Value::Number)
-}
-
-pub fn struct_to_json(object: prost_types::Struct) -> Value {
-    Value::Object(
-        object
-            .fields
-            .into_iter()
-            .map(|(key, value)| (key, value_to_json(value)))
-            .collect::<Map<String, Value>>(),
-    )
-}
-
-pub fn json_to_value(value: &Value) -> prost_types::Value {
-    let kind = match value {
-        Value::Null => Kind::NullValue(0),
-        Value::Bool(flag) => Kind::BoolValue(*flag),
-        Value::Number(number) => Kind::NumberValue(number.as_f64().unwrap_or_default()),
-        Value::String(text) => Kind::StringValue(text.clone()),
-        Value::Array(items) => Kind::ListValue(prost_types::ListValue {
-            values: items.iter().map(json_to_value).collect(),
-        }),
-        Value::Object(_) => Kind::StructValue(json_to_struct(value)),
-    };
-    prost_types::Value { kind: Some(kind) }
-}
-
-/// An object as a Struct; anything else becomes an empty Struct.
-pub fn json_to_struct(value: &Value) -> prost_types::Struct {
-    let fields: BTreeMap<String, prost_types::Value> = match value {
-        Value::Object(object) => object
-            .iter()
-            .map(|(key, value)| (key.clone(), json_to_value(value)))
-            .collect(),
-        _ => BTreeMap::new(),
-    };
-    prost_types::Struct { fields }
-}
+pub use tyboo_proto::convert::{json_to_struct, json_to_value, struct_to_json, value_to_json};
 
 // ---- JSON as text (tyboo.common.v1.Json) -------------------------------
 
@@ -121,24 +61,18 @@ pub(super) fn optional_json(text: Option<&str>) -> Option<tyboo_proto::common::J
 
 // ---- times and ids ------------------------------------------------------
 
-pub fn timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
-    prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or_default(),
-    }
-}
+pub use tyboo_proto::convert::timestamp;
 
+/// A filter time from a request; negative nanos read as none (see
+/// [`tyboo_proto::convert::datetime_lenient`]).
 pub fn from_timestamp(
     field: &str,
     value: Option<prost_types::Timestamp>,
 ) -> ExecutorResult<Option<DateTime<Utc>>> {
     value
         .map(|value| {
-            DateTime::from_timestamp(
-                value.seconds,
-                u32::try_from(value.nanos).unwrap_or_default(),
-            )
-            .ok_or_else(|| ExecutorError::invalid(field, "is not a valid time"))
+            tyboo_proto::convert::datetime_lenient(&value)
+                .ok_or_else(|| ExecutorError::invalid(field, "is not a valid time"))
         })
         .transpose()
 }
