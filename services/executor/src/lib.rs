@@ -94,7 +94,7 @@ impl Executor {
         config: &ExecutorConfig,
     ) -> ExecutorResult<()> {
         config.validate().map_err(ExecutorError::Config)?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         store.migrate().await?;
         store.close().await.map_err(Into::into)
     }
