@@ -58,9 +58,8 @@ impl Issuer for GrpcIssuer {
         let response = client.issue_service_token(request).await?.into_inner();
         let expire_time = response
             .expire_time
-            .and_then(|time| {
-                DateTime::from_timestamp(time.seconds, u32::try_from(time.nanos).unwrap_or(0))
-            })
+            .as_ref()
+            .and_then(tyboo_proto::convert::datetime_lenient)
             .ok_or_else(|| Status::internal("tenancy issued a token without an expiry"))?;
         Ok((response.token, expire_time))
     }
