@@ -12,6 +12,12 @@ use std::path::PathBuf;
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
 
+use crate::Scope;
+
+/// The scope of a test that reaches past the domain to read or tamper with
+/// rows of any workspace.
+pub const TEST: Scope = Scope::System("test");
+
 /// Names the server on which PostgreSQL runs of the suites create their
 /// databases, as a URL whose role may create and drop databases.
 pub const POSTGRES_URL_VARIABLE: &str = "TYBOO_TEST_POSTGRES_URL";

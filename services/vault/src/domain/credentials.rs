@@ -59,7 +59,7 @@ impl Domain {
             update_time: now,
         };
 
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         rows::insert(&transaction, row.clone())
             .await
             .map_err(|error| {
@@ -104,7 +104,7 @@ impl Domain {
             .transpose()?;
         self.record_key_state().await?;
 
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let current = rows::find(&transaction, scope.workspace_id, credential_id)
             .await?
             .ok_or(VaultError::NotFound("credential"))?;
@@ -195,9 +195,13 @@ impl Domain {
         scope: &WorkspaceScope,
         credential_id: Uuid,
     ) -> VaultResult<CredentialView> {
-        let row = rows::find(self.db(), scope.workspace_id, credential_id)
-            .await?
-            .ok_or(VaultError::NotFound("credential"))?;
+        let row = rows::find(
+            &self.store().read(scope.store_scope()),
+            scope.workspace_id,
+            credential_id,
+        )
+        .await?
+        .ok_or(VaultError::NotFound("credential"))?;
         view_of(&row)
     }
 
@@ -222,7 +226,7 @@ impl Domain {
             Some(types::require("type", credential_type)?.name)
         };
         let found = rows::list(
-            self.db(),
+            &self.store().read(scope.store_scope()),
             scope.workspace_id,
             type_filter,
             after_name.as_deref(),
@@ -243,7 +247,7 @@ impl Domain {
         scope: &WorkspaceScope,
         credential_id: Uuid,
     ) -> VaultResult<()> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let current = rows::find(&transaction, scope.workspace_id, credential_id)
             .await?
             .ok_or(VaultError::NotFound("credential"))?;

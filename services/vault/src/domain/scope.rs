@@ -1,10 +1,20 @@
 //! Who is calling. Every tenant-owned query starts from a `WorkspaceScope`
 //! or a `ServiceCaller`, and only a verified token produces either.
+//!
+//! The few paths that must cross workspaces open their reads and
+//! transactions with one of the system scopes named here, and nowhere else.
 
 use tyboo_auth::{Permission, Principal, Subject};
+use tyboo_store::Scope;
 
 use super::Domain;
 use crate::error::{VaultError, VaultResult};
+
+/// Recording the master key versions in use: one row for the whole vault.
+pub(crate) const KEY_STATE: Scope = Scope::System("master key state");
+/// Master key rotation: counting and re-encrypting credentials of every
+/// workspace under the active key.
+pub(crate) const KEY_ROTATION: Scope = Scope::System("key rotation");
 
 /// A user (or API key) acting in the workspace of its verified token.
 #[derive(Clone, Debug)]
@@ -26,6 +36,11 @@ impl WorkspaceScope {
             workspace_id,
             principal,
         })
+    }
+
+    /// The store scope of the caller's workspace.
+    pub fn store_scope(&self) -> Scope {
+        Scope::Workspace(self.workspace_id)
     }
 
     /// "user:<id>" or "service:<name>", as recorded on credentials and in the

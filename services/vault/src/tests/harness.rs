@@ -16,7 +16,7 @@ use tyboo_auth::{
 };
 use tyboo_proto::vault as pb;
 use tyboo_proto::vault::credential_service_server::CredentialService;
-use tyboo_store::testing::TestDatabase;
+use tyboo_store::testing::{TEST, TestDatabase};
 use uuid::Uuid;
 
 use crate::storage::entities::credential;
@@ -248,7 +248,7 @@ impl World {
 
     pub async fn row(&self, credential_id: Uuid) -> credential::Model {
         credential::Entity::find_by_id(credential_id)
-            .one(self.vault.domain().store().connection())
+            .one(&self.vault.domain().store().read(TEST))
             .await
             .unwrap()
             .expect("the row exists")
@@ -263,7 +263,7 @@ impl World {
         credential::Entity::update_many()
             .col_expr(column, Expr::value(value))
             .filter(credential::Column::Id.eq(credential_id))
-            .exec(self.vault.domain().store().connection())
+            .exec(&self.vault.domain().store().read(TEST))
             .await
             .unwrap();
     }
