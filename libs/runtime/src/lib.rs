@@ -8,6 +8,7 @@ pub mod config;
 pub mod context;
 pub mod error;
 pub mod grpc_metrics;
+pub mod pagination;
 pub mod reflection;
 pub mod server;
 mod service_error;

@@ -18,7 +18,8 @@
 ///
 /// It also gives `$name::invalid(field, message)`, `$name::code()`,
 /// `From<tyboo_auth::AuthError>` (a refused token keeps its code and
-/// message; anything else is internal) and `From<$name> for tonic::Status`,
+/// message; anything else is internal), `From<PageError>` (as
+/// INVALID_ARGUMENT) and `From<$name> for tonic::Status`,
 /// with `$service` naming the service in the logs and `$backend` what is
 /// down when a call is unavailable. The crate using it depends on
 /// `thiserror`, `sea-orm`, `tonic`, `tyboo-auth` and `tyboo-store`.
@@ -115,6 +116,12 @@ macro_rules! service_error {
                     }
                     (_, message) => $name::Internal(message),
                 }
+            }
+        }
+
+        impl From<$crate::pagination::PageError> for $name {
+            fn from(error: $crate::pagination::PageError) -> Self {
+                $name::invalid(error.field, error.message)
             }
         }
 

@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use tyboo_auth::Principal;
+use tyboo_runtime::pagination::page_size;
 use uuid::Uuid;
 
 use super::Domain;
@@ -167,11 +168,11 @@ impl Domain {
     /// zero, capped at the maximum.
     pub fn access_changes_page_size(&self, requested: i32) -> TenancyResult<u32> {
         let config = self.config();
-        match u32::try_from(requested) {
-            Err(_) => Err(TenancyError::invalid("page_size", "must not be negative")),
-            Ok(0) => Ok(config.access_changes_page_size_default),
-            Ok(size) => Ok(size.min(config.access_changes_page_size_max)),
-        }
+        Ok(page_size(
+            requested,
+            config.access_changes_page_size_default,
+            config.access_changes_page_size_max,
+        )?)
     }
 
     /// Reads the log of access changes. Only the mesh itself (a service

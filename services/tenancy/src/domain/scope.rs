@@ -29,13 +29,22 @@ pub(crate) const ORGANIZATION: Scope = Scope::System("organization");
 /// `tyboo admin`: an operator of the platform, across every tenant.
 pub(crate) const ADMIN: Scope = Scope::System("admin");
 
+/// A workspace scope with the organization the workspace belongs to. It
+/// reads as the [`tyboo_auth::WorkspaceScope`] it extends.
 #[derive(Clone, Debug)]
 pub struct WorkspaceScope {
-    pub workspace_id: Uuid,
     pub organization_id: Uuid,
     /// The caller, with the role they hold in the workspace now (a token may
     /// carry a role that was changed since it was issued).
-    principal: Principal,
+    workspace: tyboo_auth::WorkspaceScope,
+}
+
+impl std::ops::Deref for WorkspaceScope {
+    type Target = tyboo_auth::WorkspaceScope;
+
+    fn deref(&self) -> &tyboo_auth::WorkspaceScope {
+        &self.workspace
+    }
 }
 
 impl WorkspaceScope {
@@ -44,34 +53,23 @@ impl WorkspaceScope {
         Scope::Workspace(self.workspace_id)
     }
 
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    pub fn user_id(&self) -> Option<Uuid> {
-        self.principal.user_id()
-    }
-
-    pub fn actor(&self) -> String {
-        self.principal.actor()
-    }
-
     pub(crate) fn require(&self, permission: Permission) -> TenancyResult<()> {
-        self.principal.require(permission).map_err(Into::into)
+        self.principal().require(permission).map_err(Into::into)
     }
 
     pub(crate) fn allows(&self, permission: Permission) -> bool {
-        self.principal.require(permission).is_ok()
+        self.principal().require(permission).is_ok()
     }
 
     /// The role that bounds what the caller may grant: their own, or owner
     /// for a service acting for the mesh.
     pub(crate) fn rank(&self) -> Role {
-        match self.principal.subject {
+        let principal = self.principal();
+        match principal.subject {
             Subject::Service(_) => Role::Owner,
             // An operator reads only; it outranks nobody.
             Subject::Operator(_) => Role::Viewer,
-            Subject::User(_) => self.principal.role.unwrap_or(Role::Viewer),
+            Subject::User(_) => principal.role.unwrap_or(Role::Viewer),
         }
     }
 }
@@ -119,9 +117,8 @@ impl Domain {
             principal.role = Some(super::model::parse_role(&membership.role)?);
         }
         Ok(WorkspaceScope {
-            workspace_id,
             organization_id: workspace.organization_id,
-            principal,
+            workspace: tyboo_auth::WorkspaceScope::of_principal(principal)?,
         })
     }
 }

@@ -7,6 +7,9 @@
 use tyboo_auth::{Permission, Principal, Subject};
 use tyboo_store::Scope;
 
+/// A user (or API key) acting in the workspace of its verified token.
+pub use tyboo_auth::WorkspaceScope;
+
 use super::Domain;
 use crate::error::{VaultError, VaultResult};
 
@@ -15,40 +18,6 @@ pub(crate) const KEY_STATE: Scope = Scope::System("master key state");
 /// Master key rotation: counting and re-encrypting credentials of every
 /// workspace under the active key.
 pub(crate) const KEY_ROTATION: Scope = Scope::System("key rotation");
-
-/// A user (or API key) acting in the workspace of its verified token.
-#[derive(Clone, Debug)]
-pub struct WorkspaceScope {
-    pub workspace_id: uuid::Uuid,
-    principal: Principal,
-}
-
-impl WorkspaceScope {
-    /// The scope of a principal whose token was already verified.
-    pub fn for_principal(principal: Principal, permission: Permission) -> VaultResult<Self> {
-        principal.require(permission)?;
-        // A service token names no workspace: it cannot act on credentials
-        // through the public API.
-        let workspace_id = principal.workspace_id.ok_or_else(|| {
-            VaultError::PermissionDenied("the caller acts in no workspace".to_owned())
-        })?;
-        Ok(WorkspaceScope {
-            workspace_id,
-            principal,
-        })
-    }
-
-    /// The store scope of the caller's workspace.
-    pub fn store_scope(&self) -> Scope {
-        Scope::Workspace(self.workspace_id)
-    }
-
-    /// "user:<id>" or "service:<name>", as recorded on credentials and in the
-    /// audit log.
-    pub fn actor(&self) -> String {
-        self.principal.actor()
-    }
-}
 
 /// A mesh service, verified by its service token.
 #[derive(Clone, Debug)]
@@ -91,7 +60,7 @@ impl Domain {
         permission: Permission,
     ) -> VaultResult<WorkspaceScope> {
         let principal = self.verify(bearer).await?;
-        WorkspaceScope::for_principal(principal, permission)
+        Ok(WorkspaceScope::for_principal(principal, permission)?)
     }
 
     /// The service allowed to use plaintext, or the same NOT_FOUND a missing

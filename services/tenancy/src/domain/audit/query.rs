@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use tyboo_auth::Permission;
+use tyboo_runtime::pagination::page_size;
 use uuid::Uuid;
 
 use super::{ChainWalk, chain_scope, event_from_row};
@@ -52,11 +53,11 @@ impl Domain {
     /// zero, the maximum for anything larger.
     pub fn audit_page_size(&self, requested: i32) -> TenancyResult<u32> {
         let config = self.config();
-        match u32::try_from(requested) {
-            Err(_) => Err(TenancyError::invalid("page_size", "must not be negative")),
-            Ok(0) => Ok(config.audit_page_size_default),
-            Ok(size) => Ok(size.min(config.audit_page_size_max)),
-        }
+        Ok(page_size(
+            requested,
+            config.audit_page_size_default,
+            config.audit_page_size_max,
+        )?)
     }
 
     /// The workspace's events, newest first.
