@@ -9,6 +9,7 @@ mod permissions;
 mod principal;
 mod scope;
 mod service_tokens;
+pub mod testing;
 mod tokens;
 mod verifier;
 
