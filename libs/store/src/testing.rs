@@ -1,16 +1,24 @@
 //! Databases for test suites: a SQLite file in the temporary folder, or a
 //! fresh database on the PostgreSQL server that `TYBOO_TEST_POSTGRES_URL`
 //! names. Each test gets its own and discards it afterwards, so tests never
-//! see each other's rows.
+//! see each other's rows. [`on_sqlite`] and [`on_postgres`] run a suite's
+//! case on a [`TestWorld`] opened on one.
 //!
 //! Compiled into every build: it needs nothing the crate does not already
 //! depend on, and a test-only feature would make `cargo test` rebuild the
 //! crates above it.
 
+use std::future::Future;
 use std::path::PathBuf;
 
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use uuid::Uuid;
+
+use crate::Scope;
+
+/// The scope of a test that reaches past the domain to read or tamper with
+/// rows of any workspace.
+pub const TEST: Scope = Scope::System("test");
 
 /// Names the server on which PostgreSQL runs of the suites create their
 /// databases, as a URL whose role may create and drop databases.
@@ -90,6 +98,62 @@ impl TestDatabase {
                 admin.close().await.expect("the admin connection closes");
             }
         }
+    }
+}
+
+/// What a suite's cases run on: the service under test (and whatever the
+/// suite keeps with it), opened on a migrated test database.
+pub trait TestWorld: Clone + Send + 'static {
+    /// Names the SQLite file of each test, e.g. "tyboo-vault".
+    const SQLITE_PREFIX: &'static str;
+    /// Names the PostgreSQL database of each test, e.g. "tyboo_v".
+    const POSTGRES_PREFIX: &'static str;
+
+    /// The world on the database at `url`, migrated.
+    fn open(url: &str) -> impl Future<Output = Self> + Send;
+
+    /// Closes every pool on the database, so that it can be discarded.
+    fn close(self) -> impl Future<Output = ()> + Send;
+}
+
+/// Runs `case` against a migrated SQLite database in a temporary file.
+pub async fn on_sqlite<W, F, Fut>(case: F)
+where
+    W: TestWorld,
+    F: FnOnce(W) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    run_on(TestDatabase::sqlite(W::SQLITE_PREFIX), case).await;
+}
+
+/// Runs `case` against a fresh PostgreSQL database, dropped afterwards; does
+/// nothing when no server is configured.
+pub async fn on_postgres<W, F, Fut>(case: F)
+where
+    W: TestWorld,
+    F: FnOnce(W) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let Some(database) = TestDatabase::postgres(W::POSTGRES_PREFIX).await else {
+        return;
+    };
+    run_on(database, case).await;
+}
+
+/// Runs `case` on its own task, so that a failing case still leaves the
+/// database to be discarded, and fails afterwards as the case did.
+async fn run_on<W, F, Fut>(database: TestDatabase, case: F)
+where
+    W: TestWorld,
+    F: FnOnce(W) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let world = W::open(database.url()).await;
+    let outcome = tokio::spawn(case(world.clone())).await;
+    world.close().await;
+    database.discard().await;
+    if let Err(error) = outcome {
+        std::panic::resume_unwind(error.into_panic());
     }
 }
 

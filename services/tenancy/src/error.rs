@@ -1,82 +1,17 @@
 //! The service's one error type, and the one place it becomes a gRPC status.
 
-use sea_orm::DbErr;
-use tyboo_auth::AuthError;
-
-pub type TenancyResult<T> = Result<T, TenancyError>;
-
-#[derive(Debug, thiserror::Error)]
-pub enum TenancyError {
-    /// A request field is malformed; the message starts with the field name.
-    #[error("{field}: {message}")]
-    InvalidArgument {
-        field: &'static str,
-        message: String,
-    },
-    #[error("{0}")]
-    Unauthenticated(String),
-    #[error("{0}")]
-    PermissionDenied(String),
-    /// What was not found, e.g. "workspace". Also the answer for things the
-    /// caller may not see, so existence never leaks.
-    #[error("{0} not found")]
-    NotFound(&'static str),
-    #[error("{0}")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    FailedPrecondition(String),
-    #[error("invalid configuration: {0}")]
-    Config(String),
-    #[error("database: {0}")]
-    Database(#[from] DbErr),
-    /// A fault of ours; the message is logged, never shown.
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl TenancyError {
-    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        TenancyError::InvalidArgument {
-            field,
-            message: message.into(),
-        }
-    }
-
-    pub fn code(&self) -> tonic::Code {
-        match self {
-            TenancyError::InvalidArgument { .. } => tonic::Code::InvalidArgument,
-            TenancyError::Unauthenticated(_) => tonic::Code::Unauthenticated,
-            TenancyError::PermissionDenied(_) => tonic::Code::PermissionDenied,
-            TenancyError::NotFound(_) => tonic::Code::NotFound,
-            TenancyError::AlreadyExists(_) => tonic::Code::AlreadyExists,
-            TenancyError::FailedPrecondition(_) => tonic::Code::FailedPrecondition,
-            TenancyError::Config(_) | TenancyError::Internal(_) => tonic::Code::Internal,
-            TenancyError::Database(error) if tyboo_store::is_unavailable(error) => {
-                tonic::Code::Unavailable
-            }
-            TenancyError::Database(_) => tonic::Code::Internal,
-        }
-    }
-}
-
-impl From<AuthError> for TenancyError {
-    fn from(error: AuthError) -> Self {
-        match error.into_code_and_message() {
-            (tonic::Code::Unauthenticated, message) => TenancyError::Unauthenticated(message),
-            (tonic::Code::PermissionDenied, message) => TenancyError::PermissionDenied(message),
-            (_, message) => TenancyError::Internal(message),
-        }
-    }
-}
-
-impl From<TenancyError> for tonic::Status {
-    fn from(error: TenancyError) -> Self {
-        tyboo_runtime::error::service_status("tenancy", "database", error.code(), &error)
+tyboo_runtime::service_error! {
+    pub enum TenancyError, result TenancyResult, service "tenancy", backend "database" {
+        extra {}
+        code {}
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use sea_orm::DbErr;
+    use tyboo_auth::AuthError;
+
     use super::*;
 
     #[test]

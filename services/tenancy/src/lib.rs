@@ -23,7 +23,6 @@ pub use error::{TenancyError, TenancyResult};
 pub use grpc::{AuditGrpc, AuthGrpc, TenancyGrpc};
 
 use domain::validation::{Email, Name};
-use storage::Store;
 use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
 use tyboo_proto::tenancy::tenancy_service_server::TenancyServiceServer;
@@ -42,7 +41,7 @@ impl Tenancy {
     /// path. Does not migrate.
     pub async fn connect(database_url: &str, config: TenancyConfig) -> TenancyResult<Tenancy> {
         config.validate().map_err(TenancyError::Config)?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         Ok(Tenancy {
             domain: Domain::new(store, config),
         })
@@ -57,7 +56,7 @@ impl Tenancy {
     /// started, then closes the connection again.
     pub async fn migrate_database(database_url: &str, config: &TenancyConfig) -> TenancyResult<()> {
         config.validate().map_err(TenancyError::Config)?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         store.migrate().await?;
         store.close().await.map_err(Into::into)
     }

@@ -29,7 +29,6 @@ pub use error::{VaultError, VaultResult};
 pub use grpc::{CredentialAccessGrpc, CredentialGrpc, KeyManagementGrpc};
 
 use crypto::KeyRing;
-use storage::Store;
 use tyboo_auth::KeySource;
 use tyboo_proto::vault::credential_access_service_server::CredentialAccessServiceServer;
 use tyboo_proto::vault::credential_service_server::CredentialServiceServer;
@@ -57,7 +56,7 @@ impl Vault {
     ) -> VaultResult<Vault> {
         config.validate().map_err(VaultError::Config)?;
         let keys = KeyRing::from_config(&config)?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         Ok(Vault {
             domain: Domain::new(store, config, keys, key_source, audit),
         })
@@ -74,7 +73,7 @@ impl Vault {
     pub async fn migrate_database(database_url: &str, config: &VaultConfig) -> VaultResult<()> {
         config.validate().map_err(VaultError::Config)?;
         KeyRing::from_config(config)?;
-        let store = Store::connect(database_url, config.database_max_connections).await?;
+        let store = storage::connect(database_url, config.database_max_connections).await?;
         store.migrate().await?;
         store.close().await.map_err(Into::into)
     }

@@ -1,35 +1,22 @@
 //! Databases, tokens, workers and local HTTP servers for the suite.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use serde_json::{Value, json};
-use tyboo_auth::{
-    AuthError, KeySource, Permission, Principal, PublicKey, Role, Subject, TokenSigner,
-    generate_signing_key,
-};
+use tyboo_auth::testing::{FixedKeys, signing_keys};
+use tyboo_auth::{Permission, Principal, Role, Subject, TokenSigner};
 use tyboo_broker::{BrokerConfig, Dispatch, InProcessQueue};
 use tyboo_engine::{Pool, WorkflowGraph};
 use tyboo_runtime::shutdown::Shutdown;
-use tyboo_store::testing::TestDatabase;
+use tyboo_store::testing::TestWorld;
+pub use tyboo_store::testing::{on_postgres, on_sqlite};
 use uuid::Uuid;
 
 use crate::domain::workflows::Draft;
 use crate::domain::{ExecutionDetail, WorkspaceScope};
 use crate::{Executor, ExecutorConfig, WorkerHandle, Workers};
-
-/// Keys that sign the suite's principal tokens.
-pub struct FixedKeys(pub Vec<PublicKey>);
-
-#[async_trait]
-impl KeySource for FixedKeys {
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, AuthError> {
-        Ok(self.0.clone())
-    }
-}
 
 pub fn test_config() -> ExecutorConfig {
     let mut config = ExecutorConfig {
@@ -62,12 +49,7 @@ pub struct World {
 
 impl World {
     async fn open(url: String, config: ExecutorConfig) -> World {
-        let key = generate_signing_key();
-        let keys = Arc::new(FixedKeys(vec![PublicKey {
-            kid: key.kid.clone(),
-            public: key.public,
-        }]));
-        let signer = TokenSigner::new(key.kid, key.secret).unwrap();
+        let (signer, keys) = signing_keys();
         let dispatch: Arc<dyn Dispatch> = Arc::new(InProcessQueue::new(&BrokerConfig::default()));
         let executor = Executor::connect(&url, config.clone(), keys.clone(), dispatch)
             .await
@@ -208,41 +190,16 @@ pub fn state_of(detail: &ExecutionDetail, node_id: &str) -> String {
         .unwrap_or_default()
 }
 
-/// Runs `case` against a migrated SQLite database in a temporary file.
-pub async fn on_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    run_on(TestDatabase::sqlite("tyboo-executor"), case).await;
-}
+impl TestWorld for World {
+    const SQLITE_PREFIX: &'static str = "tyboo-executor";
+    const POSTGRES_PREFIX: &'static str = "tyboo_x";
 
-/// Runs `case` against a fresh PostgreSQL database, dropped afterwards; does
-/// nothing when no server is configured.
-pub async fn on_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Some(database) = TestDatabase::postgres("tyboo_x").await else {
-        return;
-    };
-    run_on(database, case).await;
-}
+    async fn open(url: &str) -> World {
+        World::open(url.to_owned(), test_config()).await
+    }
 
-/// Runs `case` on its own task, so that a failing case still leaves the
-/// database to be discarded, and fails afterwards as the case did.
-async fn run_on<F, Fut>(database: TestDatabase, case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let world = World::open(database.url().to_owned(), test_config()).await;
-    let outcome = tokio::spawn(case(world.clone())).await;
-    let _ = world.executor.close().await;
-    database.discard().await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
+    async fn close(self) {
+        let _ = self.executor.close().await;
     }
 }
 

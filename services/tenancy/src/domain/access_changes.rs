@@ -6,12 +6,14 @@
 //! they age out. Expiring keys need no entry: a token never outlives its key.
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use tyboo_auth::Principal;
+use tyboo_runtime::pagination::page_size;
 use uuid::Uuid;
 
 use super::Domain;
+use super::scope::ACCESS_CHANGES;
 use crate::error::{TenancyError, TenancyResult};
+use crate::storage::Session;
 use crate::storage::access_changes::{self, NewAccessChange};
 use crate::storage::entities::access_change;
 
@@ -90,7 +92,7 @@ pub enum AccessChangesQuery {
 
 /// Records `change` inside the caller's transaction. Call it as the last
 /// write before commit: it serializes every writer of the log until then.
-pub(crate) async fn record<C: ConnectionTrait>(
+pub(crate) async fn record<C: Session>(
     db: &C,
     domain: &Domain,
     workspace_id: Uuid,
@@ -166,11 +168,11 @@ impl Domain {
     /// zero, capped at the maximum.
     pub fn access_changes_page_size(&self, requested: i32) -> TenancyResult<u32> {
         let config = self.config();
-        match u32::try_from(requested) {
-            Err(_) => Err(TenancyError::invalid("page_size", "must not be negative")),
-            Ok(0) => Ok(config.access_changes_page_size_default),
-            Ok(size) => Ok(size.min(config.access_changes_page_size_max)),
-        }
+        Ok(page_size(
+            requested,
+            config.access_changes_page_size_default,
+            config.access_changes_page_size_max,
+        )?)
     }
 
     /// Reads the log of access changes. Only the mesh itself (a service
@@ -187,7 +189,7 @@ impl Domain {
         }
         let (after, page_size) = match query {
             AccessChangesQuery::Head => {
-                let head = access_changes::bounds(self.db())
+                let head = access_changes::bounds(&self.store().read(ACCESS_CHANGES))
                     .await?
                     .map_or(0, |(_, newest)| newest);
                 return Ok(AccessChangesPage {
@@ -202,11 +204,12 @@ impl Domain {
             return Err(TenancyError::invalid("after", "must not be negative"));
         }
         let page_size = page_size.clamp(1, self.config().access_changes_page_size_max);
-        let rows = access_changes::list_after(self.db(), after, u64::from(page_size)).await?;
+        let db = self.store().read(ACCESS_CHANGES);
+        let rows = access_changes::list_after(&db, after, u64::from(page_size)).await?;
         // Read after the page: pruning only ever removes older rows, so if
         // nothing after `after` was gone by now, nothing was when the page
         // was read either.
-        let kept = access_changes::bounds(self.db()).await?;
+        let kept = access_changes::bounds(&db).await?;
         if cursor_expired(after, kept) {
             return Ok(AccessChangesPage {
                 changes: Vec::new(),

@@ -6,12 +6,14 @@
 //! workspace on that workspace's chain, the rest on the global chain.
 
 use tyboo_auth::Principal;
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::Domain;
 use super::api_keys::issue_api_key;
 use super::audit::{self, AuditEntry, GLOBAL_CHAIN};
 use super::model::{Bootstrap, IssuedToken, Member, Organization, Workspace, member_from_rows};
+use super::scope::ADMIN;
 use super::validation::{Email, Name};
 use super::workspaces as workspaces_domain;
 use crate::error::{TenancyError, TenancyResult};
@@ -66,7 +68,7 @@ impl MemberRef {
 impl Domain {
     /// Appends one event to the global chain in a transaction of its own.
     async fn audit_globally(&self, operator: &Operator, entry: AuditEntry) -> TenancyResult<()> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(ADMIN).await?;
         audit_store::ensure_head(&transaction, GLOBAL_CHAIN).await?;
         let mut head = audit::lock_chain(&transaction, GLOBAL_CHAIN).await?;
         audit::append(&transaction, &mut head, &operator.actor(), entry).await?;
@@ -83,7 +85,7 @@ impl Domain {
             AuditEntry::new("operator.organizations.listed", "organizations"),
         )
         .await?;
-        let rows = workspaces::list_organizations(self.db()).await?;
+        let rows = workspaces::list_organizations(&self.store().read(ADMIN)).await?;
         Ok(rows.into_iter().map(Organization::from).collect())
     }
 
@@ -94,7 +96,7 @@ impl Domain {
     ) -> TenancyResult<Vec<Workspace>> {
         let mut entry = AuditEntry::new("operator.workspaces.listed", "workspaces");
         if let Some(organization_id) = organization_id {
-            if workspaces::find_organization(self.db(), organization_id)
+            if workspaces::find_organization(&self.store().read(ADMIN), organization_id)
                 .await?
                 .is_none()
             {
@@ -103,7 +105,7 @@ impl Domain {
             entry = entry.detail("organization_id", organization_id.to_string());
         }
         self.audit_globally(operator, entry).await?;
-        let rows = workspaces::list_workspaces(self.db(), organization_id).await?;
+        let rows = workspaces::list_workspaces(&self.store().read(ADMIN), organization_id).await?;
         Ok(rows.into_iter().map(Workspace::from).collect())
     }
 
@@ -112,7 +114,7 @@ impl Domain {
         operator: &Operator,
         workspace_id: Uuid,
     ) -> TenancyResult<Vec<Member>> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(Scope::Workspace(workspace_id)).await?;
         let mut head = audit::lock_chain(&transaction, workspace_id).await?;
         audit::append(
             &transaction,
@@ -141,7 +143,7 @@ impl Domain {
         owner_email: &Email,
     ) -> TenancyResult<Bootstrap> {
         let actor = operator.actor();
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(ADMIN).await?;
         let (bootstrap, _) = workspaces_domain::found_organization(
             &transaction,
             organization_name,
@@ -163,7 +165,7 @@ impl Domain {
         workspace_id: Uuid,
         member: &MemberRef,
     ) -> TenancyResult<(Member, crate::domain::IssuedApiKey)> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(Scope::Workspace(workspace_id)).await?;
         let mut head = audit::lock_chain(&transaction, workspace_id).await?;
         let user_id = match member {
             MemberRef::Id(id) => *id,
@@ -213,12 +215,13 @@ impl Domain {
             .detail("ttl_seconds", ttl_seconds.to_string());
         match workspace_id {
             Some(workspace_id) => {
-                let workspace = workspaces::find_workspace(self.db(), workspace_id)
+                let scope = Scope::Workspace(workspace_id);
+                let workspace = workspaces::find_workspace(&self.store().read(scope), workspace_id)
                     .await?
                     .ok_or(TenancyError::NotFound("workspace"))?;
                 principal.workspace_id = Some(workspace.id);
                 principal.organization_id = Some(workspace.organization_id);
-                let transaction = self.store().begin_write().await?;
+                let transaction = self.store().write(scope).await?;
                 let mut head = audit::lock_chain(&transaction, workspace.id).await?;
                 audit::append(&transaction, &mut head, &operator.actor(), entry).await?;
                 transaction.commit().await?;

@@ -3,24 +3,24 @@
 //! short-lived principal tokens.
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use tyboo_auth::{Permission, Principal, Subject};
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::Domain;
 use super::access_changes::{self, AccessChangeOf};
 use super::audit::{self, AuditEntry, ChainHead};
 use super::model::{ApiKey, IssuedApiKey, IssuedToken, parse_role};
-use super::scope::WorkspaceScope;
+use super::scope::{AUTHENTICATE, WorkspaceScope};
 use super::secrets::{API_KEY_PREFIX, hash_secret, new_api_key};
 use super::validation::Name;
 use crate::error::{TenancyError, TenancyResult};
 use crate::storage::api_keys::NewApiKey;
 use crate::storage::entities::api_key;
-use crate::storage::{self, api_keys, members, workspaces};
+use crate::storage::{self, Session, api_keys, members, workspaces};
 
 /// Creates a key inside the caller's transaction and records it on the chain.
-pub(crate) async fn issue_api_key<C: ConnectionTrait>(
+pub(crate) async fn issue_api_key<C: Session>(
     db: &C,
     head: &mut ChainHead,
     actor: &str,
@@ -84,7 +84,7 @@ impl Domain {
                 "must lie in the future",
             ));
         }
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let issued = issue_api_key(
             &transaction,
@@ -108,7 +108,12 @@ impl Domain {
         } else {
             Some(scope.user_id().ok_or(TenancyError::NotFound("api key"))?)
         };
-        let rows = api_keys::list_live(self.db(), scope.workspace_id, only_user).await?;
+        let rows = api_keys::list_live(
+            &self.store().read(scope.store_scope()),
+            scope.workspace_id,
+            only_user,
+        )
+        .await?;
         Ok(rows.into_iter().map(ApiKey::from).collect())
     }
 
@@ -118,7 +123,7 @@ impl Domain {
         scope: &WorkspaceScope,
         api_key_id: Uuid,
     ) -> TenancyResult<IssuedApiKey> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let key = self
             .key_the_caller_may_manage(&transaction, scope, api_key_id)
@@ -170,7 +175,7 @@ impl Domain {
         scope: &WorkspaceScope,
         api_key_id: Uuid,
     ) -> TenancyResult<()> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let key = self
             .key_the_caller_may_manage(&transaction, scope, api_key_id)
@@ -199,7 +204,7 @@ impl Domain {
     /// Own keys take the create permission; others' keys take the manage-all
     /// permission and a role at least as high as the key holder's, because
     /// rotating someone's key hands their access to whoever rotates it.
-    async fn key_the_caller_may_manage<C: ConnectionTrait>(
+    async fn key_the_caller_may_manage<C: Session>(
         &self,
         db: &C,
         scope: &WorkspaceScope,
@@ -234,24 +239,26 @@ impl Domain {
         if !secret.starts_with(API_KEY_PREFIX) {
             return Err(invalid_api_key());
         }
-        let key = api_keys::find_by_hash(self.db(), &hash_secret(secret))
+        let key = api_keys::find_by_hash(&self.store().read(AUTHENTICATE), &hash_secret(secret))
             .await?
             .ok_or_else(invalid_api_key)?;
         let now = storage::now();
         if key.revoke_time.is_some() || key.expire_time.is_some_and(|expiry| expiry <= now) {
             return Err(invalid_api_key());
         }
-        let membership = members::find_membership(self.db(), key.workspace_id, key.user_id)
+        // Found, the key names the workspace the rest is read in.
+        let db = self.store().read(Scope::Workspace(key.workspace_id));
+        let membership = members::find_membership(&db, key.workspace_id, key.user_id)
             .await?
             .ok_or_else(invalid_api_key)?;
-        let workspace = workspaces::find_workspace(self.db(), key.workspace_id)
+        let workspace = workspaces::find_workspace(&db, key.workspace_id)
             .await?
             .ok_or_else(invalid_api_key)?;
         let resolution = super::bounded_seconds(self.config().api_key_last_use_resolution_seconds);
         if key.last_use_time.is_none_or(|used| used < now - resolution) {
             // Last use is informational: a busy database must not turn a
             // valid key away.
-            if let Err(error) = api_keys::touch_last_use(self.db(), key.id, now, resolution).await {
+            if let Err(error) = api_keys::touch_last_use(&db, key.id, now, resolution).await {
                 tracing::warn!(%error, api_key_id = %key.id, "cannot record API key use");
             }
         }

@@ -2,6 +2,7 @@
 //! keys, plus the checks only tenancy can make because it owns the keys.
 
 use tyboo_auth::{Principal, TokenVerifier};
+use tyboo_store::Scope;
 
 use super::Domain;
 use super::secrets::API_KEY_PREFIX;
@@ -32,9 +33,14 @@ impl Domain {
                     "the API key behind this token is no longer valid".to_owned(),
                 )
             };
-            let key = api_keys::find(self.db(), api_key_id)
-                .await?
-                .ok_or_else(no_longer_valid)?;
+            // A token for a key always names the key's workspace.
+            let workspace_id = principal.workspace_id.ok_or_else(no_longer_valid)?;
+            let key = api_keys::find(
+                &self.store().read(Scope::Workspace(workspace_id)),
+                api_key_id,
+            )
+            .await?
+            .ok_or_else(no_longer_valid)?;
             let now = storage::now();
             let expired = key.expire_time.is_some_and(|expiry| expiry <= now);
             // Every rotation gives the key a new secret version; a token

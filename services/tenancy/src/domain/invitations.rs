@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tyboo_auth::{Permission, Principal, Role};
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::Domain;
@@ -13,7 +14,7 @@ use super::model::{
     Invitation, InvitationState, IssuedApiKey, IssuedInvitation, Member, Workspace,
     invitation_from_row, parse_role,
 };
-use super::scope::WorkspaceScope;
+use super::scope::{ACCEPT_INVITATION, WorkspaceScope};
 use super::secrets::{INVITATION_TOKEN_PREFIX, hash_secret, new_invitation_token};
 use super::validation::{Email, Name};
 use super::workspaces::FIRST_KEY_NAME;
@@ -59,7 +60,7 @@ impl Domain {
         check_invitation_role(scope.rank(), role)?;
         let generated = new_invitation_token()?;
         let actor = scope.actor();
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let now = storage::now();
         if let Some(user) = workspaces::find_user_by_email(&transaction, email.as_str()).await?
@@ -118,11 +119,16 @@ impl Domain {
     ) -> TenancyResult<Vec<Invitation>> {
         scope.require(Permission::MembersInvite)?;
         let now = storage::now();
-        invitations::list(self.db(), scope.workspace_id, include_closed, now)
-            .await?
-            .into_iter()
-            .map(|row| invitation_from_row(row, now))
-            .collect()
+        invitations::list(
+            &self.store().read(scope.store_scope()),
+            scope.workspace_id,
+            include_closed,
+            now,
+        )
+        .await?
+        .into_iter()
+        .map(|row| invitation_from_row(row, now))
+        .collect()
     }
 
     pub async fn revoke_invitation(
@@ -131,7 +137,7 @@ impl Domain {
         invitation_id: Uuid,
     ) -> TenancyResult<Invitation> {
         scope.require(Permission::MembersInvite)?;
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let row = invitations::find_in_workspace(&transaction, scope.workspace_id, invitation_id)
             .await?
@@ -174,10 +180,14 @@ impl Domain {
         let token_hash = hash_secret(token);
         // Find the workspace first, outside the transaction; the state is
         // checked again once its chain is locked.
-        let found = invitations::find_by_token_hash(self.db(), &token_hash)
-            .await?
-            .ok_or_else(not_found)?;
-        let transaction = self.store().begin_write().await?;
+        let found =
+            invitations::find_by_token_hash(&self.store().read(ACCEPT_INVITATION), &token_hash)
+                .await?
+                .ok_or_else(not_found)?;
+        let transaction = self
+            .store()
+            .write(Scope::Workspace(found.workspace_id))
+            .await?;
         let mut head = audit::lock_chain(&transaction, found.workspace_id).await?;
         let row = invitations::find_by_token_hash(&transaction, &token_hash)
             .await?

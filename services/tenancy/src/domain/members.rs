@@ -101,7 +101,7 @@ impl Domain {
     /// Every member of the workspace, in the order they joined.
     pub async fn list_members(&self, scope: &WorkspaceScope) -> TenancyResult<Vec<Member>> {
         scope.require(Permission::MembersRead)?;
-        members::list_members(self.db(), scope.workspace_id)
+        members::list_members(&self.store().read(scope.store_scope()), scope.workspace_id)
             .await?
             .into_iter()
             .map(|(membership, user)| member_from_rows(membership, user))
@@ -121,7 +121,7 @@ impl Domain {
         } else {
             scope.require(Permission::MembersManage)?;
         }
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         // Locking the chain first serializes every change to the workspace,
         // so the owner count below cannot change before this commits.
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
@@ -174,7 +174,7 @@ impl Domain {
         } else {
             scope.require(Permission::MembersManage)?;
         }
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(scope.store_scope()).await?;
         let mut head = audit::lock_chain(&transaction, scope.workspace_id).await?;
         let membership = members::find_membership(&transaction, scope.workspace_id, user_id)
             .await?

@@ -18,7 +18,6 @@ pub mod workspaces;
 
 use std::sync::{Arc, RwLock};
 
-use sea_orm::DatabaseConnection;
 use tyboo_auth::TokenVerifier;
 
 pub use access_changes::{AccessChange, AccessChangeKind, AccessChangesPage, AccessChangesQuery};
@@ -79,9 +78,5 @@ impl Domain {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
-    }
-
-    pub(crate) fn db(&self) -> &DatabaseConnection {
-        self.inner.store.connection()
     }
 }

@@ -1,51 +1,75 @@
 //! The workspace a verified caller acts in. Every tenant-owned query starts
 //! from a `WorkspaceScope`, and only a verified principal produces one.
+//!
+//! The few paths that must cross workspaces open their reads and
+//! transactions with one of the system scopes named here, and nowhere else.
 
 use tyboo_auth::{Permission, Principal, Role, Subject};
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::Domain;
 use crate::error::{TenancyError, TenancyResult};
 use crate::storage::{members, workspaces};
 
+/// Exchanging an API key for a token: the key is found by its secret alone.
+pub(crate) const AUTHENTICATE: Scope = Scope::System("authenticate");
+/// Finding an invitation by its token, before its workspace is known.
+pub(crate) const ACCEPT_INVITATION: Scope = Scope::System("accept invitation");
+/// The first start: founding the first organization, or renewing its key.
+pub(crate) const FIRST_START: Scope = Scope::System("first start");
+/// The platform's signing keys, and the global chain that records rotations.
+pub(crate) const SIGNING_KEYS: Scope = Scope::System("signing keys");
+/// The log of access changes, which names members and keys of every workspace.
+pub(crate) const ACCESS_CHANGES: Scope = Scope::System("access changes");
+/// The global audit chain, for events of no workspace.
+pub(crate) const GLOBAL_AUDIT: Scope = Scope::System("global audit chain");
+/// The workspaces of a member across their organization.
+pub(crate) const ORGANIZATION: Scope = Scope::System("organization");
+/// `tyboo admin`: an operator of the platform, across every tenant.
+pub(crate) const ADMIN: Scope = Scope::System("admin");
+
+/// A workspace scope with the organization the workspace belongs to. It
+/// reads as the [`tyboo_auth::WorkspaceScope`] it extends.
 #[derive(Clone, Debug)]
 pub struct WorkspaceScope {
-    pub workspace_id: Uuid,
     pub organization_id: Uuid,
     /// The caller, with the role they hold in the workspace now (a token may
     /// carry a role that was changed since it was issued).
-    principal: Principal,
+    workspace: tyboo_auth::WorkspaceScope,
+}
+
+impl std::ops::Deref for WorkspaceScope {
+    type Target = tyboo_auth::WorkspaceScope;
+
+    fn deref(&self) -> &tyboo_auth::WorkspaceScope {
+        &self.workspace
+    }
 }
 
 impl WorkspaceScope {
-    pub fn principal(&self) -> &Principal {
-        &self.principal
-    }
-
-    pub fn user_id(&self) -> Option<Uuid> {
-        self.principal.user_id()
-    }
-
-    pub fn actor(&self) -> String {
-        self.principal.actor()
+    /// The store scope of the caller's workspace.
+    pub fn store_scope(&self) -> Scope {
+        Scope::Workspace(self.workspace_id)
     }
 
     pub(crate) fn require(&self, permission: Permission) -> TenancyResult<()> {
-        self.principal.require(permission).map_err(Into::into)
+        self.principal().require(permission).map_err(Into::into)
     }
 
     pub(crate) fn allows(&self, permission: Permission) -> bool {
-        self.principal.require(permission).is_ok()
+        self.principal().require(permission).is_ok()
     }
 
     /// The role that bounds what the caller may grant: their own, or owner
     /// for a service acting for the mesh.
     pub(crate) fn rank(&self) -> Role {
-        match self.principal.subject {
+        let principal = self.principal();
+        match principal.subject {
             Subject::Service(_) => Role::Owner,
             // An operator reads only; it outranks nobody.
             Subject::Operator(_) => Role::Viewer,
-            Subject::User(_) => self.principal.role.unwrap_or(Role::Viewer),
+            Subject::User(_) => principal.role.unwrap_or(Role::Viewer),
         }
     }
 }
@@ -79,22 +103,22 @@ impl Domain {
         let workspace_id = caller
             .workspace_id
             .ok_or(TenancyError::NotFound("workspace"))?;
-        let workspace = workspaces::find_workspace(self.db(), workspace_id)
+        let db = self.store().read(Scope::Workspace(workspace_id));
+        let workspace = workspaces::find_workspace(&db, workspace_id)
             .await?
             .ok_or(TenancyError::NotFound("workspace"))?;
         let mut principal = caller.clone();
         principal.organization_id = Some(workspace.organization_id);
         if let Subject::User(user_id) = caller.subject {
             // A removed member sees nothing, whatever their token says.
-            let membership = members::find_membership(self.db(), workspace_id, user_id)
+            let membership = members::find_membership(&db, workspace_id, user_id)
                 .await?
                 .ok_or(TenancyError::NotFound("workspace"))?;
             principal.role = Some(super::model::parse_role(&membership.role)?);
         }
         Ok(WorkspaceScope {
-            workspace_id,
             organization_id: workspace.organization_id,
-            principal,
+            workspace: tyboo_auth::WorkspaceScope::of_principal(principal)?,
         })
     }
 }

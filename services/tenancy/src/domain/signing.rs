@@ -11,6 +11,7 @@ use tyboo_auth::{AuthError, KeySource, Principal, PublicKey, TokenSigner, genera
 use super::Domain;
 use super::audit::{self, AuditEntry, GLOBAL_CHAIN};
 use super::model::{IssuedToken, SigningKeyInfo};
+use super::scope::SIGNING_KEYS;
 use super::secrets::secrets_equal;
 use super::validation::ServiceName;
 use crate::config::TenancyConfig;
@@ -72,7 +73,7 @@ impl LocalKeySource {
 
     async fn published(&self) -> TenancyResult<Vec<SigningKeyInfo>> {
         let since = storage::now() - self.grace;
-        signing_keys::list_published(self.store.connection(), since)
+        signing_keys::list_published(&self.store.read(SIGNING_KEYS), since)
             .await?
             .iter()
             .map(key_info)
@@ -121,7 +122,7 @@ impl Domain {
         }
         let material = generate_signing_key();
         let now = storage::now();
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(SIGNING_KEYS).await?;
         storage::lock_globally(&transaction, LOCK_SIGNING_KEYS).await?;
         signing_keys::retire_superseded(&transaction, now - publish_grace(self.config()), now)
             .await?;
@@ -201,7 +202,7 @@ impl Domain {
         {
             return Ok(signer.clone());
         }
-        let key = match signing_keys::find_active(self.db()).await? {
+        let key = match signing_keys::find_active(&self.store().read(SIGNING_KEYS)).await? {
             Some(key) => key,
             None => self.create_first_key().await?,
         };
@@ -214,7 +215,7 @@ impl Domain {
     }
 
     async fn create_first_key(&self) -> TenancyResult<signing_key::Model> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(SIGNING_KEYS).await?;
         storage::lock_globally(&transaction, LOCK_SIGNING_KEYS).await?;
         // Another process may have created it while we waited for the lock.
         if let Some(existing) = signing_keys::find_active(&transaction).await? {

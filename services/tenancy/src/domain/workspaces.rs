@@ -1,6 +1,7 @@
 //! Organizations and workspaces, the caller's own view, and the first start.
 
 use tyboo_auth::{Permission, Principal, Role};
+use tyboo_store::{Scope, Tx};
 use uuid::Uuid;
 
 use super::Domain;
@@ -8,7 +9,7 @@ use super::access_changes::{self, AccessChangeOf};
 use super::api_keys::issue_api_key;
 use super::audit::{self, AuditEntry, SYSTEM_ACTOR};
 use super::model::{Bootstrap, IssuedApiKey, Organization, User, Workspace};
-use super::scope::WorkspaceScope;
+use super::scope::{FIRST_START, ORGANIZATION, WorkspaceScope};
 use super::validation::{Email, Name};
 use crate::error::{TenancyError, TenancyResult};
 use crate::storage::{
@@ -24,12 +25,15 @@ impl Domain {
         &self,
         caller: &Principal,
     ) -> TenancyResult<(Principal, Option<User>)> {
-        let principal = match caller.workspace_id {
-            Some(_) => self.own_scope(caller).await?.principal().clone(),
-            None => caller.clone(),
+        let (principal, scope) = match caller.workspace_id {
+            Some(workspace_id) => (
+                self.own_scope(caller).await?.principal().clone(),
+                Scope::Workspace(workspace_id),
+            ),
+            None => (caller.clone(), ORGANIZATION),
         };
         let user = match principal.user_id() {
-            Some(user_id) => workspaces::find_user(self.db(), user_id)
+            Some(user_id) => workspaces::find_user(&self.store().read(scope), user_id)
                 .await?
                 .map(User::from),
             None => None,
@@ -39,15 +43,18 @@ impl Domain {
 
     pub async fn get_organization(&self, scope: &WorkspaceScope) -> TenancyResult<Organization> {
         scope.require(Permission::WorkspaceRead)?;
-        workspaces::find_organization(self.db(), scope.organization_id)
-            .await?
-            .map(Organization::from)
-            .ok_or(TenancyError::NotFound("organization"))
+        workspaces::find_organization(
+            &self.store().read(scope.store_scope()),
+            scope.organization_id,
+        )
+        .await?
+        .map(Organization::from)
+        .ok_or(TenancyError::NotFound("organization"))
     }
 
     pub async fn get_workspace(&self, scope: &WorkspaceScope) -> TenancyResult<Workspace> {
         scope.require(Permission::WorkspaceRead)?;
-        workspaces::find_workspace(self.db(), scope.workspace_id)
+        workspaces::find_workspace(&self.store().read(scope.store_scope()), scope.workspace_id)
             .await?
             .map(Workspace::from)
             .ok_or(TenancyError::NotFound("workspace"))
@@ -60,8 +67,8 @@ impl Domain {
             // A service belongs to no workspace; it sees the one it names.
             return Ok(vec![self.get_workspace(scope).await?]);
         };
-        let rows =
-            workspaces::workspaces_of_member(self.db(), scope.organization_id, user_id).await?;
+        let db = self.store().read(ORGANIZATION);
+        let rows = workspaces::workspaces_of_member(&db, scope.organization_id, user_id).await?;
         Ok(rows.into_iter().map(Workspace::from).collect())
     }
 
@@ -78,10 +85,12 @@ impl Domain {
         })?;
         let actor = scope.actor();
         let now = storage::now();
-        let transaction = self.store().begin_write().await?;
+        // The transaction acts in the workspace it creates.
+        let workspace_id = Uuid::now_v7();
+        let transaction = self.store().write(Scope::Workspace(workspace_id)).await?;
         let workspace = workspaces::insert_workspace(
             &transaction,
-            Uuid::now_v7(),
+            workspace_id,
             scope.organization_id,
             name.as_str(),
             now,
@@ -141,7 +150,7 @@ impl Domain {
         workspace_name: &Name,
         owner_email: &Email,
     ) -> TenancyResult<Option<Bootstrap>> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(FIRST_START).await?;
         // Two processes starting together must not both bootstrap.
         storage::lock_globally(&transaction, LOCK_BOOTSTRAP).await?;
         if workspaces::any_organization_exists(&transaction).await? {
@@ -183,10 +192,7 @@ impl Domain {
 
     /// Inside the bootstrap lock: while the first start's key is live and
     /// has never authenticated, revokes it and issues its holder a new one.
-    async fn renew_unused_first_key(
-        &self,
-        transaction: &sea_orm::DatabaseTransaction,
-    ) -> TenancyResult<Option<Bootstrap>> {
+    async fn renew_unused_first_key(&self, transaction: &Tx) -> TenancyResult<Option<Bootstrap>> {
         let Some(record) = first_start::find(transaction).await? else {
             return Ok(None);
         };
@@ -255,7 +261,7 @@ impl Domain {
 /// first start and `tyboo admin orgs create` both found organizations so.
 /// Returns what to show the owner, and the id of the key.
 pub(crate) async fn found_organization(
-    transaction: &sea_orm::DatabaseTransaction,
+    transaction: &Tx,
     organization_name: &Name,
     workspace_name: &Name,
     owner_email: &Email,

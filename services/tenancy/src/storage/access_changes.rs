@@ -10,12 +10,12 @@
 use chrono::{DateTime, Utc};
 use sea_orm::{
     ActiveValue::{NotSet, Set},
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
 use super::entities::access_change;
-use super::{LOCK_ACCESS_CHANGES, lock_globally};
+use super::{LOCK_ACCESS_CHANGES, Session, lock_globally};
 
 pub struct NewAccessChange<'a> {
     pub workspace_id: Uuid,
@@ -29,7 +29,7 @@ pub struct NewAccessChange<'a> {
 /// so that the newest cursor is always known. Returns the new row's id.
 ///
 /// Call it last in the transaction: the lock it takes is held until commit.
-pub async fn append<C: ConnectionTrait>(
+pub async fn append<C: Session>(
     db: &C,
     new: NewAccessChange<'_>,
     prune_before: DateTime<Utc>,
@@ -56,7 +56,7 @@ pub async fn append<C: ConnectionTrait>(
 /// never `keep` or anything after it. Deleting by id keeps what remains a
 /// contiguous tail of the log, which is what lets a reader tell whether its
 /// cursor still falls inside it.
-async fn prune<C: ConnectionTrait>(db: &C, before: DateTime<Utc>, keep: i64) -> Result<(), DbErr> {
+async fn prune<C: Session>(db: &C, before: DateTime<Utc>, keep: i64) -> Result<(), DbErr> {
     let newest_expired: Option<i64> = access_change::Entity::find()
         .select_only()
         .column(access_change::Column::Id)
@@ -78,7 +78,7 @@ async fn prune<C: ConnectionTrait>(db: &C, before: DateTime<Utc>, keep: i64) -> 
 }
 
 /// Up to `limit` changes with an id above `after`, oldest first.
-pub async fn list_after<C: ConnectionTrait>(
+pub async fn list_after<C: Session>(
     db: &C,
     after: i64,
     limit: u64,
@@ -92,7 +92,7 @@ pub async fn list_after<C: ConnectionTrait>(
 }
 
 /// The oldest and newest ids still kept; `None` before the first change.
-pub async fn bounds<C: ConnectionTrait>(db: &C) -> Result<Option<(i64, i64)>, DbErr> {
+pub async fn bounds<C: Session>(db: &C) -> Result<Option<(i64, i64)>, DbErr> {
     let (oldest, newest): (Option<i64>, Option<i64>) = access_change::Entity::find()
         .select_only()
         .column_as(access_change::Column::Id.min(), "oldest")

@@ -2,11 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::api_key;
 
 pub struct NewApiKey<'a> {
@@ -20,10 +19,7 @@ pub struct NewApiKey<'a> {
     pub expire_time: Option<DateTime<Utc>>,
 }
 
-pub async fn insert<C: ConnectionTrait>(
-    db: &C,
-    new: NewApiKey<'_>,
-) -> Result<api_key::Model, DbErr> {
+pub async fn insert<C: Session>(db: &C, new: NewApiKey<'_>) -> Result<api_key::Model, DbErr> {
     let model = api_key::Model {
         id: new.id,
         workspace_id: new.workspace_id,
@@ -55,12 +51,12 @@ pub async fn insert<C: ConnectionTrait>(
     Ok(model)
 }
 
-pub async fn find<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<api_key::Model>, DbErr> {
+pub async fn find<C: Session>(db: &C, id: Uuid) -> Result<Option<api_key::Model>, DbErr> {
     api_key::Entity::find_by_id(id).one(db).await
 }
 
 /// A live (not revoked) key of the workspace.
-pub async fn find_live_in_workspace<C: ConnectionTrait>(
+pub async fn find_live_in_workspace<C: Session>(
     db: &C,
     workspace_id: Uuid,
     id: Uuid,
@@ -72,7 +68,7 @@ pub async fn find_live_in_workspace<C: ConnectionTrait>(
         .await
 }
 
-pub async fn find_by_hash<C: ConnectionTrait>(
+pub async fn find_by_hash<C: Session>(
     db: &C,
     key_hash: &str,
 ) -> Result<Option<api_key::Model>, DbErr> {
@@ -83,7 +79,7 @@ pub async fn find_by_hash<C: ConnectionTrait>(
 }
 
 /// Live keys of the workspace, of one user or of everyone, oldest first.
-pub async fn list_live<C: ConnectionTrait>(
+pub async fn list_live<C: Session>(
     db: &C,
     workspace_id: Uuid,
     only_user: Option<Uuid>,
@@ -103,7 +99,7 @@ pub async fn list_live<C: ConnectionTrait>(
 
 /// Replaces the secret of a key: the old hash is gone, so the old secret
 /// stops authenticating when this commits.
-pub async fn replace_secret<C: ConnectionTrait>(
+pub async fn replace_secret<C: Session>(
     db: &C,
     id: Uuid,
     prefix: &str,
@@ -120,11 +116,7 @@ pub async fn replace_secret<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub async fn revoke<C: ConnectionTrait>(
-    db: &C,
-    id: Uuid,
-    revoke_time: DateTime<Utc>,
-) -> Result<(), DbErr> {
+pub async fn revoke<C: Session>(db: &C, id: Uuid, revoke_time: DateTime<Utc>) -> Result<(), DbErr> {
     api_key::Entity::update_many()
         .col_expr(api_key::Column::RevokeTime, Expr::value(revoke_time))
         .filter(api_key::Column::Id.eq(id))
@@ -135,7 +127,7 @@ pub async fn revoke<C: ConnectionTrait>(
 }
 
 /// Revokes every live key a user holds in a workspace; returns how many.
-pub async fn revoke_all_of_member<C: ConnectionTrait>(
+pub async fn revoke_all_of_member<C: Session>(
     db: &C,
     workspace_id: Uuid,
     user_id: Uuid,
@@ -153,7 +145,7 @@ pub async fn revoke_all_of_member<C: ConnectionTrait>(
 
 /// Records a use, writing only when the stored time is older than
 /// `resolution`, so a busy key costs one write per interval, not per call.
-pub async fn touch_last_use<C: ConnectionTrait>(
+pub async fn touch_last_use<C: Session>(
     db: &C,
     id: Uuid,
     now: DateTime<Utc>,

@@ -3,15 +3,15 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::{audit_event, audit_head};
 
 /// Starts the chain of a new workspace.
-pub async fn insert_head<C: ConnectionTrait>(db: &C, workspace_id: Uuid) -> Result<(), DbErr> {
+pub async fn insert_head<C: Session>(db: &C, workspace_id: Uuid) -> Result<(), DbErr> {
     audit_head::Entity::insert(audit_head::ActiveModel {
         workspace_id: Set(workspace_id),
         last_sequence: Set(0),
@@ -23,7 +23,7 @@ pub async fn insert_head<C: ConnectionTrait>(db: &C, workspace_id: Uuid) -> Resu
 }
 
 /// Starts a chain unless it exists (used for the global chain).
-pub async fn ensure_head<C: ConnectionTrait>(db: &C, workspace_id: Uuid) -> Result<(), DbErr> {
+pub async fn ensure_head<C: Session>(db: &C, workspace_id: Uuid) -> Result<(), DbErr> {
     audit_head::Entity::insert(audit_head::ActiveModel {
         workspace_id: Set(workspace_id),
         last_sequence: Set(0),
@@ -41,7 +41,7 @@ pub async fn ensure_head<C: ConnectionTrait>(db: &C, workspace_id: Uuid) -> Resu
 /// works alike on both backends: PostgreSQL row-locks the head until commit,
 /// and SQLite holds the database write lock already. Every writer of the
 /// workspace passes here first, so they run one after another.
-pub async fn lock_head<C: ConnectionTrait>(
+pub async fn lock_head<C: Session>(
     db: &C,
     workspace_id: Uuid,
 ) -> Result<Option<audit_head::Model>, DbErr> {
@@ -59,14 +59,14 @@ pub async fn lock_head<C: ConnectionTrait>(
     audit_head::Entity::find_by_id(workspace_id).one(db).await
 }
 
-pub async fn find_head<C: ConnectionTrait>(
+pub async fn find_head<C: Session>(
     db: &C,
     workspace_id: Uuid,
 ) -> Result<Option<audit_head::Model>, DbErr> {
     audit_head::Entity::find_by_id(workspace_id).one(db).await
 }
 
-pub async fn advance_head<C: ConnectionTrait>(
+pub async fn advance_head<C: Session>(
     db: &C,
     workspace_id: Uuid,
     last_sequence: i64,
@@ -81,10 +81,7 @@ pub async fn advance_head<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub async fn insert_event<C: ConnectionTrait>(
-    db: &C,
-    event: audit_event::Model,
-) -> Result<(), DbErr> {
+pub async fn insert_event<C: Session>(db: &C, event: audit_event::Model) -> Result<(), DbErr> {
     audit_event::Entity::insert(audit_event::ActiveModel {
         id: Set(event.id),
         workspace_id: Set(event.workspace_id),
@@ -116,7 +113,7 @@ pub struct EventFilter<'a> {
 }
 
 /// Up to `limit` events newest first, all with a sequence below `before`.
-pub async fn list_events<C: ConnectionTrait>(
+pub async fn list_events<C: Session>(
     db: &C,
     workspace_id: Uuid,
     filter: &EventFilter<'_>,
@@ -151,7 +148,7 @@ pub async fn list_events<C: ConnectionTrait>(
 }
 
 /// Up to `limit` events in chain order with sequence in (after, up_to].
-pub async fn events_in_order<C: ConnectionTrait>(
+pub async fn events_in_order<C: Session>(
     db: &C,
     workspace_id: Uuid,
     after_sequence: i64,

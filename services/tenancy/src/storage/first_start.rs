@@ -2,21 +2,22 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter};
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::first_start;
 
 /// The key of the table's only row.
 pub const ROW_ID: &str = "first_start";
 
-pub async fn find<C: ConnectionTrait>(db: &C) -> Result<Option<first_start::Model>, DbErr> {
+pub async fn find<C: Session>(db: &C) -> Result<Option<first_start::Model>, DbErr> {
     first_start::Entity::find_by_id(ROW_ID.to_owned())
         .one(db)
         .await
 }
 
-pub async fn insert<C: ConnectionTrait>(
+pub async fn insert<C: Session>(
     db: &C,
     organization_id: Uuid,
     workspace_id: Uuid,
@@ -37,7 +38,7 @@ pub async fn insert<C: ConnectionTrait>(
     .map(|_| ())
 }
 
-pub async fn replace_api_key<C: ConnectionTrait>(db: &C, api_key_id: Uuid) -> Result<(), DbErr> {
+pub async fn replace_api_key<C: Session>(db: &C, api_key_id: Uuid) -> Result<(), DbErr> {
     first_start::Entity::update_many()
         .col_expr(first_start::Column::ApiKeyId, Expr::value(api_key_id))
         .filter(first_start::Column::Id.eq(ROW_ID))

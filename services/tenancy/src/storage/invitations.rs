@@ -2,11 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::invitation;
 
 pub const STATE_PENDING: &str = "pending";
@@ -24,7 +23,7 @@ pub struct NewInvitation<'a> {
     pub expire_time: DateTime<Utc>,
 }
 
-pub async fn insert<C: ConnectionTrait>(
+pub async fn insert<C: Session>(
     db: &C,
     new: NewInvitation<'_>,
 ) -> Result<invitation::Model, DbErr> {
@@ -59,7 +58,7 @@ pub async fn insert<C: ConnectionTrait>(
     Ok(model)
 }
 
-pub async fn find_in_workspace<C: ConnectionTrait>(
+pub async fn find_in_workspace<C: Session>(
     db: &C,
     workspace_id: Uuid,
     id: Uuid,
@@ -70,7 +69,7 @@ pub async fn find_in_workspace<C: ConnectionTrait>(
         .await
 }
 
-pub async fn find_by_token_hash<C: ConnectionTrait>(
+pub async fn find_by_token_hash<C: Session>(
     db: &C,
     token_hash: &str,
 ) -> Result<Option<invitation::Model>, DbErr> {
@@ -81,7 +80,7 @@ pub async fn find_by_token_hash<C: ConnectionTrait>(
 }
 
 /// A pending, unexpired invitation of `email` in the workspace, if any.
-pub async fn find_open_for_email<C: ConnectionTrait>(
+pub async fn find_open_for_email<C: Session>(
     db: &C,
     workspace_id: Uuid,
     email: &str,
@@ -98,7 +97,7 @@ pub async fn find_open_for_email<C: ConnectionTrait>(
 
 /// The workspace's invitations, newest first; only pending, unexpired ones
 /// unless `include_closed`.
-pub async fn list<C: ConnectionTrait>(
+pub async fn list<C: Session>(
     db: &C,
     workspace_id: Uuid,
     include_closed: bool,
@@ -120,7 +119,7 @@ pub async fn list<C: ConnectionTrait>(
 
 /// Moves a pending invitation to `state`. Returns false when it was no longer
 /// pending, which is how two concurrent accepts of one token resolve.
-pub async fn close<C: ConnectionTrait>(
+pub async fn close<C: Session>(
     db: &C,
     id: Uuid,
     state: &str,

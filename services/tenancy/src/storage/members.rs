@@ -3,14 +3,14 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::{membership, user};
 
-pub async fn find_membership<C: ConnectionTrait>(
+pub async fn find_membership<C: Session>(
     db: &C,
     workspace_id: Uuid,
     user_id: Uuid,
@@ -23,7 +23,7 @@ pub async fn find_membership<C: ConnectionTrait>(
 }
 
 /// A membership together with its user, in one query.
-pub async fn find_member<C: ConnectionTrait>(
+pub async fn find_member<C: Session>(
     db: &C,
     workspace_id: Uuid,
     user_id: Uuid,
@@ -38,7 +38,7 @@ pub async fn find_member<C: ConnectionTrait>(
 }
 
 /// Every member of a workspace with their user row, in join order, in one query.
-pub async fn list_members<C: ConnectionTrait>(
+pub async fn list_members<C: Session>(
     db: &C,
     workspace_id: Uuid,
 ) -> Result<Vec<(membership::Model, user::Model)>, DbErr> {
@@ -55,7 +55,7 @@ pub async fn list_members<C: ConnectionTrait>(
         .collect())
 }
 
-pub async fn insert_membership<C: ConnectionTrait>(
+pub async fn insert_membership<C: Session>(
     db: &C,
     workspace_id: Uuid,
     user_id: Uuid,
@@ -81,7 +81,7 @@ pub async fn insert_membership<C: ConnectionTrait>(
     Ok(model)
 }
 
-pub async fn count_with_role<C: ConnectionTrait>(
+pub async fn count_with_role<C: Session>(
     db: &C,
     workspace_id: Uuid,
     role: &str,
@@ -93,11 +93,7 @@ pub async fn count_with_role<C: ConnectionTrait>(
         .await
 }
 
-pub async fn update_role<C: ConnectionTrait>(
-    db: &C,
-    membership_id: Uuid,
-    role: &str,
-) -> Result<(), DbErr> {
+pub async fn update_role<C: Session>(db: &C, membership_id: Uuid, role: &str) -> Result<(), DbErr> {
     membership::Entity::update_many()
         .col_expr(membership::Column::Role, Expr::value(role))
         .filter(membership::Column::Id.eq(membership_id))
@@ -106,10 +102,7 @@ pub async fn update_role<C: ConnectionTrait>(
         .map(|_| ())
 }
 
-pub async fn delete_membership<C: ConnectionTrait>(
-    db: &C,
-    membership_id: Uuid,
-) -> Result<(), DbErr> {
+pub async fn delete_membership<C: Session>(db: &C, membership_id: Uuid) -> Result<(), DbErr> {
     membership::Entity::delete_many()
         .filter(membership::Column::Id.eq(membership_id))
         .exec(db)

@@ -1,6 +1,7 @@
 //! Tables, migrations and queries. Nothing here knows about requests or
-//! callers: functions take plain values and a connection (the pool or an
-//! open transaction), so the domain decides what runs in one transaction.
+//! callers: functions take plain values and a session (a scoped read on the
+//! pool or an open transaction), so the domain decides what runs in one
+//! transaction and in whose scope.
 
 pub mod access_changes;
 pub mod api_keys;
@@ -13,10 +14,8 @@ mod migrations;
 pub mod signing_keys;
 pub mod workspaces;
 
-use sea_orm::{DatabaseConnection, DatabaseTransaction, DbBackend, DbErr};
-use sea_orm_migration::MigratorTrait;
-use tyboo_store::Database;
-pub use tyboo_store::{is_unique_violation, lock_globally, now};
+use sea_orm::DbErr;
+pub use tyboo_store::{Session, is_unique_violation, lock_globally, now};
 
 /// On PostgreSQL every table of the service lives in this schema.
 pub const POSTGRES_SCHEMA: &str = "tenancy";
@@ -28,38 +27,11 @@ pub const LOCK_SIGNING_KEYS: i64 = 0x7479_626f_0002;
 /// Serializes writers of the access-change log, so ids commit in order.
 pub const LOCK_ACCESS_CHANGES: i64 = 0x7479_626f_0003;
 
-/// A pool of connections to the tenancy database.
-#[derive(Clone, Debug)]
-pub struct Store {
-    database: Database,
-}
+/// A pool of connections to the tenancy database, with its migrations.
+pub type Store = tyboo_store::Store<migrations::Migrator>;
 
-impl Store {
-    /// Opens a pool on `database_url` (`sqlite://…` or `postgres://…`).
-    pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, DbErr> {
-        let database = Database::connect(database_url, POSTGRES_SCHEMA, max_connections).await?;
-        Ok(Store { database })
-    }
-
-    pub fn connection(&self) -> &DatabaseConnection {
-        self.database.connection()
-    }
-
-    pub fn backend(&self) -> DbBackend {
-        self.database.backend()
-    }
-
-    /// Applies every pending migration; running it again changes nothing.
-    pub async fn migrate(&self) -> Result<(), DbErr> {
-        migrations::Migrator::up(self.database.connection(), None).await
-    }
-
-    /// Starts a transaction that will write; see [`Database::begin_write`].
-    pub async fn begin_write(&self) -> Result<DatabaseTransaction, DbErr> {
-        self.database.begin_write().await
-    }
-
-    pub async fn close(self) -> Result<(), DbErr> {
-        self.database.close().await
-    }
+/// Opens a pool on `database_url` (`sqlite://…` or `postgres://…`), with
+/// every table in [`POSTGRES_SCHEMA`] on PostgreSQL.
+pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, DbErr> {
+    Store::connect(database_url, POSTGRES_SCHEMA, max_connections).await
 }

@@ -2,13 +2,12 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Condition, Expr};
-use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder,
-};
+use sea_orm::{ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder};
 
+use super::Session;
 use super::entities::signing_key;
 
-pub async fn insert<C: ConnectionTrait>(
+pub async fn insert<C: Session>(
     db: &C,
     kid: &str,
     secret: &[u8; 32],
@@ -39,7 +38,7 @@ pub async fn insert<C: ConnectionTrait>(
 }
 
 /// The newest active key, which signs new tokens.
-pub async fn find_active<C: ConnectionTrait>(db: &C) -> Result<Option<signing_key::Model>, DbErr> {
+pub async fn find_active<C: Session>(db: &C) -> Result<Option<signing_key::Model>, DbErr> {
     signing_key::Entity::find()
         .filter(signing_key::Column::Active.eq(true))
         .filter(signing_key::Column::RetireTime.is_null())
@@ -51,7 +50,7 @@ pub async fn find_active<C: ConnectionTrait>(db: &C) -> Result<Option<signing_ke
 
 /// Keys that verify tokens: the active ones, and those superseded after
 /// `published_since` (their tokens may still be alive).
-pub async fn list_published<C: ConnectionTrait>(
+pub async fn list_published<C: Session>(
     db: &C,
     published_since: DateTime<Utc>,
 ) -> Result<Vec<signing_key::Model>, DbErr> {
@@ -69,10 +68,7 @@ pub async fn list_published<C: ConnectionTrait>(
 }
 
 /// Marks every active key as superseded; returns their ids.
-pub async fn deactivate_all<C: ConnectionTrait>(
-    db: &C,
-    now: DateTime<Utc>,
-) -> Result<Vec<String>, DbErr> {
+pub async fn deactivate_all<C: Session>(db: &C, now: DateTime<Utc>) -> Result<Vec<String>, DbErr> {
     let active: Vec<String> = signing_key::Entity::find()
         .filter(signing_key::Column::Active.eq(true))
         .all(db)
@@ -90,7 +86,7 @@ pub async fn deactivate_all<C: ConnectionTrait>(
 }
 
 /// Stops publishing keys superseded before `superseded_before`.
-pub async fn retire_superseded<C: ConnectionTrait>(
+pub async fn retire_superseded<C: Session>(
     db: &C,
     superseded_before: DateTime<Utc>,
     now: DateTime<Utc>,

@@ -3,18 +3,18 @@
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Query;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, ConnectionTrait, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder,
+    ActiveValue::Set, ColumnTrait, DbErr, EntityTrait, PaginatorTrait, QueryFilter, QueryOrder,
 };
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::{membership, organization, user, workspace};
 
-pub async fn any_organization_exists<C: ConnectionTrait>(db: &C) -> Result<bool, DbErr> {
+pub async fn any_organization_exists<C: Session>(db: &C) -> Result<bool, DbErr> {
     Ok(organization::Entity::find().count(db).await? > 0)
 }
 
-pub async fn insert_organization<C: ConnectionTrait>(
+pub async fn insert_organization<C: Session>(
     db: &C,
     id: Uuid,
     name: &str,
@@ -35,14 +35,14 @@ pub async fn insert_organization<C: ConnectionTrait>(
     Ok(model)
 }
 
-pub async fn find_organization<C: ConnectionTrait>(
+pub async fn find_organization<C: Session>(
     db: &C,
     id: Uuid,
 ) -> Result<Option<organization::Model>, DbErr> {
     organization::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn insert_workspace<C: ConnectionTrait>(
+pub async fn insert_workspace<C: Session>(
     db: &C,
     id: Uuid,
     organization_id: Uuid,
@@ -66,7 +66,7 @@ pub async fn insert_workspace<C: ConnectionTrait>(
     Ok(model)
 }
 
-pub async fn find_workspace<C: ConnectionTrait>(
+pub async fn find_workspace<C: Session>(
     db: &C,
     id: Uuid,
 ) -> Result<Option<workspace::Model>, DbErr> {
@@ -75,7 +75,7 @@ pub async fn find_workspace<C: ConnectionTrait>(
 
 /// The workspaces of `organization_id` that `user_id` belongs to, oldest
 /// first, in one query.
-pub async fn workspaces_of_member<C: ConnectionTrait>(
+pub async fn workspaces_of_member<C: Session>(
     db: &C,
     organization_id: Uuid,
     user_id: Uuid,
@@ -94,11 +94,11 @@ pub async fn workspaces_of_member<C: ConnectionTrait>(
         .await
 }
 
-pub async fn find_user<C: ConnectionTrait>(db: &C, id: Uuid) -> Result<Option<user::Model>, DbErr> {
+pub async fn find_user<C: Session>(db: &C, id: Uuid) -> Result<Option<user::Model>, DbErr> {
     user::Entity::find_by_id(id).one(db).await
 }
 
-pub async fn find_user_by_email<C: ConnectionTrait>(
+pub async fn find_user_by_email<C: Session>(
     db: &C,
     email: &str,
 ) -> Result<Option<user::Model>, DbErr> {
@@ -110,7 +110,7 @@ pub async fn find_user_by_email<C: ConnectionTrait>(
 
 /// The user with `email`, created with `display_name` if new. A concurrent
 /// insert of the same address is absorbed by the unique index.
-pub async fn find_or_create_user<C: ConnectionTrait>(
+pub async fn find_or_create_user<C: Session>(
     db: &C,
     email: &str,
     display_name: &str,
@@ -136,9 +136,7 @@ pub async fn find_or_create_user<C: ConnectionTrait>(
 }
 
 /// Every organization, oldest first: for operators only.
-pub async fn list_organizations<C: ConnectionTrait>(
-    db: &C,
-) -> Result<Vec<organization::Model>, DbErr> {
+pub async fn list_organizations<C: Session>(db: &C) -> Result<Vec<organization::Model>, DbErr> {
     organization::Entity::find()
         .order_by_asc(organization::Column::CreateTime)
         .order_by_asc(organization::Column::Id)
@@ -148,7 +146,7 @@ pub async fn list_organizations<C: ConnectionTrait>(
 
 /// Every workspace, or those of one organization, oldest first: for
 /// operators only.
-pub async fn list_workspaces<C: ConnectionTrait>(
+pub async fn list_workspaces<C: Session>(
     db: &C,
     organization_id: Option<Uuid>,
 ) -> Result<Vec<workspace::Model>, DbErr> {

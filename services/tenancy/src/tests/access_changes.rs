@@ -9,6 +9,7 @@ use tyboo_proto::tenancy::auth_service_server::AuthService;
 use tyboo_proto::tenancy::{
     AccessChangeKind as ProtoKind, AuthenticateRequest, ListAccessChangesRequest,
 };
+use tyboo_store::testing::TEST;
 use uuid::Uuid;
 
 use super::conformance;
@@ -365,7 +366,7 @@ async fn old_changes_are_pruned_and_a_cursor_behind_them_expires(tenancy: Tenanc
             access_change::Column::CreateTime,
             Expr::value(two_hours_ago),
         )
-        .exec(domain.store().connection())
+        .exec(&domain.store().read(TEST))
         .await
         .unwrap();
     // The newest change is kept however old, so the head stays known.
@@ -374,7 +375,7 @@ async fn old_changes_are_pruned_and_a_cursor_behind_them_expires(tenancy: Tenanc
     // The next change prunes every older one.
     let third = revoke_one("third").await;
     let rows = access_change::Entity::find()
-        .all(domain.store().connection())
+        .all(&domain.store().read(TEST))
         .await
         .unwrap();
     assert_eq!(rows.len(), 1, "{rows:?}");

@@ -6,6 +6,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tonic::Code;
 use tyboo_auth::Role;
+use tyboo_store::testing::TEST;
 
 use super::conformance;
 use super::harness::{bootstrap, code_of, join, principal_for, scope};
@@ -169,7 +170,7 @@ async fn expired_keys_stop_working(tenancy: Tenancy) {
             Expr::value(crate::storage::now() - chrono::Duration::seconds(1)),
         )
         .filter(api_key::Column::Id.eq(expiring.api_key.id))
-        .exec(domain.store().connection())
+        .exec(&domain.store().read(TEST))
         .await
         .unwrap();
     let unknown = domain
@@ -211,7 +212,7 @@ async fn tokens_never_outlive_their_key(tenancy: Tenancy) {
     api_key::Entity::update_many()
         .col_expr(api_key::Column::ExpireTime, Expr::value(key_expiry))
         .filter(api_key::Column::Id.eq(expiring.api_key.id))
-        .exec(domain.store().connection())
+        .exec(&domain.store().read(TEST))
         .await
         .unwrap();
     let issued = domain.authenticate_api_key(&expiring.secret).await.unwrap();
@@ -227,7 +228,7 @@ async fn tokens_never_outlive_their_key(tenancy: Tenancy) {
     api_key::Entity::update_many()
         .col_expr(api_key::Column::ExpireTime, Expr::value(almost))
         .filter(api_key::Column::Id.eq(expiring.api_key.id))
-        .exec(domain.store().connection())
+        .exec(&domain.store().read(TEST))
         .await
         .unwrap();
     assert_eq!(

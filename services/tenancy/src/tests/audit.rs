@@ -5,6 +5,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, DbBackend, EntityTrait, QueryFilter};
 use tonic::Code;
 use tyboo_auth::Role;
+use tyboo_store::testing::TEST;
 
 use super::conformance;
 use super::harness::{bootstrap, code_of, join, scope};
@@ -148,7 +149,7 @@ async fn tampering_is_reported_at_the_first_broken_link(tenancy: Tenancy) {
     let fixture = bootstrap(&tenancy).await;
     let domain = tenancy.domain();
     let owner_scope = scope(&tenancy, &fixture.owner, fixture.workspace_id).await;
-    let db = domain.store().connection();
+    let db = &domain.store().read(TEST);
     let rewrite_actor = audit_event::Entity::update_many()
         .col_expr(audit_event::Column::Actor, Expr::value("user:intruder"))
         .filter(audit_event::Column::WorkspaceId.eq(fixture.workspace_id))
@@ -209,7 +210,7 @@ async fn a_change_whose_audit_record_fails_does_not_happen(tenancy: Tenancy) {
     let fixture = bootstrap(&tenancy).await;
     let domain = tenancy.domain();
     let owner_scope = scope(&tenancy, &fixture.owner, fixture.workspace_id).await;
-    let db = domain.store().connection();
+    let db = &domain.store().read(TEST);
     let refuse_inserts: &[&str] = match db.get_database_backend() {
         DbBackend::Postgres => &[
             "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS $$ \

@@ -45,7 +45,7 @@ fn assert_status<T: std::fmt::Debug>(result: Result<T, Status>, code: Code, mess
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handlers_authenticate_validate_and_scope() {
-    on_sqlite(|tenancy| async move {
+    on_sqlite(|tenancy: Tenancy| async move {
         let fixture = bootstrap(&tenancy).await;
         let (service, auth) = services(&tenancy);
         let token = token_for(&auth, &fixture.owner_key).await;
@@ -218,7 +218,7 @@ async fn handlers_authenticate_validate_and_scope() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auth_service_publishes_keys_and_issues_service_tokens() {
-    on_sqlite(|tenancy| async move {
+    on_sqlite(|tenancy: Tenancy| async move {
         let (_, auth) = services(&tenancy);
         let keys = auth
             .get_signing_keys(Request::new(GetSigningKeysRequest {}))

@@ -1,9 +1,8 @@
 //! Databases for the conformance suite, and fixtures shared by its cases.
 
-use std::future::Future;
-
 use tyboo_auth::{Principal, Role};
-use tyboo_store::testing::TestDatabase;
+use tyboo_store::testing::TestWorld;
+pub use tyboo_store::testing::{on_postgres, on_sqlite};
 use uuid::Uuid;
 
 use crate::domain::WorkspaceScope;
@@ -21,44 +20,18 @@ pub fn test_config() -> TenancyConfig {
     }
 }
 
-/// Runs `case` against a migrated SQLite database in a temporary file.
-pub async fn on_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(Tenancy) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    run_on(TestDatabase::sqlite("tyboo-tenancy"), case).await;
-}
+impl TestWorld for Tenancy {
+    const SQLITE_PREFIX: &'static str = "tyboo-tenancy";
+    const POSTGRES_PREFIX: &'static str = "tyboo_t";
 
-/// Runs `case` against a fresh PostgreSQL database, dropped afterwards;
-/// does nothing when no server is configured.
-pub async fn on_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(Tenancy) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Some(database) = TestDatabase::postgres("tyboo_t").await else {
-        return;
-    };
-    run_on(database, case).await;
-}
+    async fn open(url: &str) -> Tenancy {
+        let tenancy = Tenancy::connect(url, test_config()).await.unwrap();
+        tenancy.migrate().await.unwrap();
+        tenancy
+    }
 
-/// Runs `case` on its own task, so that a failing case still leaves the
-/// database to be discarded, and fails afterwards as the case did.
-async fn run_on<F, Fut>(database: TestDatabase, case: F)
-where
-    F: FnOnce(Tenancy) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let tenancy = Tenancy::connect(database.url(), test_config())
-        .await
-        .unwrap();
-    tenancy.migrate().await.unwrap();
-    let outcome = tokio::spawn(case(tenancy.clone())).await;
-    tenancy.close().await.unwrap();
-    database.discard().await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
+    async fn close(self) {
+        Tenancy::close(self).await.unwrap();
     }
 }
 

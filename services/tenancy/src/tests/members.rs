@@ -4,6 +4,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tonic::Code;
 use tyboo_auth::Role;
+use tyboo_store::testing::TEST;
 
 use super::conformance;
 use super::harness::{bootstrap, code_of, join, principal_for, scope};
@@ -237,7 +238,7 @@ async fn invitations_are_single_use_and_expire(tenancy: Tenancy) {
             Expr::value(crate::storage::now() - chrono::Duration::seconds(1)),
         )
         .filter(invitation::Column::Id.eq(expiring.invitation.id))
-        .exec(domain.store().connection())
+        .exec(&domain.store().read(TEST))
         .await
         .unwrap();
     let error = domain

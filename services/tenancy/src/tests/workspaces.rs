@@ -3,6 +3,7 @@
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use tonic::Code;
 use tyboo_auth::Role;
+use tyboo_store::testing::TEST;
 use uuid::Uuid;
 
 use super::conformance;
@@ -45,7 +46,7 @@ async fn migrations_are_idempotent_and_bootstrap_runs_once(tenancy: Tenancy) {
     let bad_email = tenancy.bootstrap_if_empty("A", "B", "not-an-email").await;
     assert_eq!(code_of(bad_email), Code::InvalidArgument);
 
-    let db = domain.store().connection();
+    let db = &domain.store().read(TEST);
     if db.get_database_backend() == DbBackend::Postgres {
         // Every table, the migration bookkeeping included, is in the schema.
         let rows = db

@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::credentials::{binding_of, decode_hosts, key_version_of, sealed_of};
@@ -28,9 +29,13 @@ impl Domain {
         let execution_id = reference("execution_id", &request.execution_id)?;
         let node_id = reference("node_id", &request.node_id)?;
         self.record_key_state().await?;
-        let row = rows::find(self.db(), request.workspace_id, request.credential_id)
-            .await?
-            .ok_or(VaultError::NotFound("credential"))?;
+        let row = rows::find(
+            &self.store().read(Scope::Workspace(request.workspace_id)),
+            request.workspace_id,
+            request.credential_id,
+        )
+        .await?
+        .ok_or(VaultError::NotFound("credential"))?;
         let key_version = key_version_of(&row)?;
         // A retired or unknown master key fails here, before auditing a use
         // that cannot happen.
@@ -83,18 +88,22 @@ impl Domain {
             return Ok(Vec::new());
         }
         let parsed: Vec<Uuid> = parsed.into_iter().collect();
-        rows::existing(self.db(), workspace_id, &parsed)
-            .await?
-            .into_iter()
-            .map(|(id, credential_type, hosts)| {
-                let hosts = serde_json::from_str(&hosts).map_err(|error| {
-                    VaultError::Internal(format!(
-                        "allowed hosts of credential {id} do not parse: {error}"
-                    ))
-                })?;
-                Ok((id, credential_type, hosts))
-            })
-            .collect()
+        rows::existing(
+            &self.store().read(Scope::Workspace(workspace_id)),
+            workspace_id,
+            &parsed,
+        )
+        .await?
+        .into_iter()
+        .map(|(id, credential_type, hosts)| {
+            let hosts = serde_json::from_str(&hosts).map_err(|error| {
+                VaultError::Internal(format!(
+                    "allowed hosts of credential {id} do not parse: {error}"
+                ))
+            })?;
+            Ok((id, credential_type, hosts))
+        })
+        .collect()
     }
 }
 

@@ -3,6 +3,7 @@
 //! transaction: when the audit record cannot be written, nothing commits
 //! (an early return drops the transaction, which rolls it back).
 
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::pagination::{decode_name_token, encode_name_token, page_size};
@@ -59,7 +60,10 @@ impl Domain {
             update_time: now,
         };
 
-        let transaction = self.store().begin_write().await?;
+        let transaction = self
+            .store()
+            .write(Scope::Workspace(scope.workspace_id))
+            .await?;
         rows::insert(&transaction, row.clone())
             .await
             .map_err(|error| {
@@ -104,7 +108,10 @@ impl Domain {
             .transpose()?;
         self.record_key_state().await?;
 
-        let transaction = self.store().begin_write().await?;
+        let transaction = self
+            .store()
+            .write(Scope::Workspace(scope.workspace_id))
+            .await?;
         let current = rows::find(&transaction, scope.workspace_id, credential_id)
             .await?
             .ok_or(VaultError::NotFound("credential"))?;
@@ -195,9 +202,13 @@ impl Domain {
         scope: &WorkspaceScope,
         credential_id: Uuid,
     ) -> VaultResult<CredentialView> {
-        let row = rows::find(self.db(), scope.workspace_id, credential_id)
-            .await?
-            .ok_or(VaultError::NotFound("credential"))?;
+        let row = rows::find(
+            &self.store().read(Scope::Workspace(scope.workspace_id)),
+            scope.workspace_id,
+            credential_id,
+        )
+        .await?
+        .ok_or(VaultError::NotFound("credential"))?;
         view_of(&row)
     }
 
@@ -222,7 +233,7 @@ impl Domain {
             Some(types::require("type", credential_type)?.name)
         };
         let found = rows::list(
-            self.db(),
+            &self.store().read(Scope::Workspace(scope.workspace_id)),
             scope.workspace_id,
             type_filter,
             after_name.as_deref(),
@@ -243,7 +254,10 @@ impl Domain {
         scope: &WorkspaceScope,
         credential_id: Uuid,
     ) -> VaultResult<()> {
-        let transaction = self.store().begin_write().await?;
+        let transaction = self
+            .store()
+            .write(Scope::Workspace(scope.workspace_id))
+            .await?;
         let current = rows::find(&transaction, scope.workspace_id, credential_id)
             .await?
             .ok_or(VaultError::NotFound("credential"))?;

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use sea_orm::DatabaseConnection;
 use tyboo_auth::{KeySource, TokenVerifier};
 use uuid::Uuid;
 
@@ -87,10 +86,6 @@ impl Domain {
 
     pub fn keys(&self) -> &KeyRing {
         &self.inner.keys
-    }
-
-    pub(crate) fn db(&self) -> &DatabaseConnection {
-        self.inner.store.connection()
     }
 
     /// Writes an audit record; the caller's action must not commit unless

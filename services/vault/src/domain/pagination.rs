@@ -1,5 +1,6 @@
 //! Page tokens. Credentials list by name, unique in a workspace, so a token
-//! is the last name seen, encoded so it stays opaque and URL-safe.
+//! is the last name seen, encoded so it stays opaque and URL-safe. Page
+//! sizes are read as every service reads them.
 
 use base64::Engine as _;
 use base64::alphabet;
@@ -10,15 +11,9 @@ use crate::error::{VaultError, VaultResult};
 
 /// The page size to use: the default for 0, at most the maximum.
 pub fn page_size(requested: i32, default: u32, max: u32) -> VaultResult<u64> {
-    if requested < 0 {
-        return Err(VaultError::invalid("page_size", "must not be negative"));
-    }
-    let size = if requested == 0 {
-        default
-    } else {
-        requested.unsigned_abs()
-    };
-    Ok(u64::from(size.min(max)))
+    Ok(u64::from(tyboo_runtime::pagination::page_size(
+        requested, default, max,
+    )?))
 }
 
 pub fn decode_name_token(token: &str) -> VaultResult<Option<String>> {

@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use uuid::Uuid;
 
 use super::credentials::{binding_of, key_version_of, sealed_of};
+use super::scope::{KEY_ROTATION, KEY_STATE};
 use super::{
     Domain, MasterKeyView, MasterKeysView, RewrapOutcome, RotationStatus, ServiceCaller,
     credential_target, details,
@@ -31,7 +32,7 @@ impl Domain {
         }
         let active = self.keys().active_version();
         let min = self.keys().min_decrypt_version();
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(KEY_STATE).await?;
         let recorded = key_state::get(&transaction).await?;
         let unchanged = recorded.as_ref().is_some_and(|state| {
             state.active_version == i64::from(active) && state.min_decrypt_version == i64::from(min)
@@ -75,7 +76,7 @@ impl Domain {
     pub async fn list_master_keys(&self, _caller: &ServiceCaller) -> VaultResult<MasterKeysView> {
         self.record_key_state().await?;
         let state = self.keys().state();
-        let counts = rows::count_by_key_version(self.db()).await?;
+        let counts = rows::count_by_key_version(&self.store().read(KEY_ROTATION)).await?;
         let mut versions: BTreeSet<u32> = state.configured_versions.iter().copied().collect();
         let mut counted = Vec::with_capacity(counts.len());
         for (version, count) in counts {
@@ -127,7 +128,9 @@ impl Domain {
         let mut failed = 0i64;
         let mut after: Option<Uuid> = None;
         while (rewrapped as u64) < limit {
-            let candidates = rows::to_rewrap(self.db(), min, active, after, limit).await?;
+            let candidates =
+                rows::to_rewrap(&self.store().read(KEY_ROTATION), min, active, after, limit)
+                    .await?;
             let Some(last) = candidates.last() else {
                 break;
             };
@@ -164,7 +167,7 @@ impl Domain {
     ) -> VaultResult<bool> {
         let from_version = key_version_of(row)?;
         let moved = crypto::rewrap(self.keys(), binding_of(row), &sealed_of(row)?)?;
-        let transaction = self.store().begin_write().await?;
+        let transaction = self.store().write(KEY_ROTATION).await?;
         if !rows::rewrap(&transaction, row, &moved).await? {
             return Ok(false);
         }
@@ -200,7 +203,8 @@ impl Domain {
             pending_rewrap: 0,
             undecryptable: 0,
         };
-        for (version, count) in rows::count_by_key_version(self.db()).await? {
+        for (version, count) in rows::count_by_key_version(&self.store().read(KEY_ROTATION)).await?
+        {
             status.total_credentials += count;
             let decryptable = u32::try_from(version).is_ok_and(|v| keys.can_decrypt(v));
             if version == i64::from(active) {

@@ -1,39 +1,23 @@
 //! Who is calling. Every tenant-owned query starts from a `WorkspaceScope`
 //! or a `ServiceCaller`, and only a verified token produces either.
+//!
+//! The few paths that must cross workspaces open their reads and
+//! transactions with one of the system scopes named here, and nowhere else.
 
 use tyboo_auth::{Permission, Principal, Subject};
+use tyboo_store::Scope;
+
+/// A user (or API key) acting in the workspace of its verified token.
+pub use tyboo_auth::WorkspaceScope;
 
 use super::Domain;
 use crate::error::{VaultError, VaultResult};
 
-/// A user (or API key) acting in the workspace of its verified token.
-#[derive(Clone, Debug)]
-pub struct WorkspaceScope {
-    pub workspace_id: uuid::Uuid,
-    principal: Principal,
-}
-
-impl WorkspaceScope {
-    /// The scope of a principal whose token was already verified.
-    pub fn for_principal(principal: Principal, permission: Permission) -> VaultResult<Self> {
-        principal.require(permission)?;
-        // A service token names no workspace: it cannot act on credentials
-        // through the public API.
-        let workspace_id = principal.workspace_id.ok_or_else(|| {
-            VaultError::PermissionDenied("the caller acts in no workspace".to_owned())
-        })?;
-        Ok(WorkspaceScope {
-            workspace_id,
-            principal,
-        })
-    }
-
-    /// "user:<id>" or "service:<name>", as recorded on credentials and in the
-    /// audit log.
-    pub fn actor(&self) -> String {
-        self.principal.actor()
-    }
-}
+/// Recording the master key versions in use: one row for the whole vault.
+pub(crate) const KEY_STATE: Scope = Scope::System("master key state");
+/// Master key rotation: counting and re-encrypting credentials of every
+/// workspace under the active key.
+pub(crate) const KEY_ROTATION: Scope = Scope::System("key rotation");
 
 /// A mesh service, verified by its service token.
 #[derive(Clone, Debug)]
@@ -76,7 +60,7 @@ impl Domain {
         permission: Permission,
     ) -> VaultResult<WorkspaceScope> {
         let principal = self.verify(bearer).await?;
-        WorkspaceScope::for_principal(principal, permission)
+        Ok(WorkspaceScope::for_principal(principal, permission)?)
     }
 
     /// The service allowed to use plaintext, or the same NOT_FOUND a missing

@@ -4,15 +4,14 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::Expr;
-use sea_orm::{
-    ColumnTrait, ConnectionTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-};
+use sea_orm::{ColumnTrait, DbErr, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use uuid::Uuid;
 
+use super::Session;
 use super::entities::credential;
 use crate::crypto::Sealed;
 
-pub async fn insert<C: ConnectionTrait>(db: &C, model: credential::Model) -> Result<(), DbErr> {
+pub async fn insert<C: Session>(db: &C, model: credential::Model) -> Result<(), DbErr> {
     let active: credential::ActiveModel = model.into();
     credential::Entity::insert(active)
         .exec_without_returning(db)
@@ -20,7 +19,7 @@ pub async fn insert<C: ConnectionTrait>(db: &C, model: credential::Model) -> Res
         .map(|_| ())
 }
 
-pub async fn find<C: ConnectionTrait>(
+pub async fn find<C: Session>(
     db: &C,
     workspace_id: Uuid,
     credential_id: Uuid,
@@ -32,7 +31,7 @@ pub async fn find<C: ConnectionTrait>(
 }
 
 /// Ids and types of those of `ids` that exist in the workspace.
-pub async fn existing<C: ConnectionTrait>(
+pub async fn existing<C: Session>(
     db: &C,
     workspace_id: Uuid,
     ids: &[Uuid],
@@ -51,7 +50,7 @@ pub async fn existing<C: ConnectionTrait>(
 }
 
 /// A page of the workspace's credentials by name, after `after_name`.
-pub async fn list<C: ConnectionTrait>(
+pub async fn list<C: Session>(
     db: &C,
     workspace_id: Uuid,
     credential_type: Option<&str>,
@@ -83,7 +82,7 @@ pub struct Replacement<'a> {
     pub update_time: DateTime<Utc>,
 }
 
-pub async fn replace<C: ConnectionTrait>(
+pub async fn replace<C: Session>(
     db: &C,
     workspace_id: Uuid,
     credential_id: Uuid,
@@ -136,7 +135,7 @@ pub async fn replace<C: ConnectionTrait>(
     Ok(result.rows_affected == 1)
 }
 
-pub async fn delete<C: ConnectionTrait>(
+pub async fn delete<C: Session>(
     db: &C,
     workspace_id: Uuid,
     credential_id: Uuid,
@@ -151,7 +150,7 @@ pub async fn delete<C: ConnectionTrait>(
 
 /// Rows wrapped under a version in `[min_version, below_version)`, by id,
 /// after `after_id`.
-pub async fn to_rewrap<C: ConnectionTrait>(
+pub async fn to_rewrap<C: Session>(
     db: &C,
     min_version: u32,
     below_version: u32,
@@ -173,7 +172,7 @@ pub async fn to_rewrap<C: ConnectionTrait>(
 
 /// Moves one row's data key to a new wrapping, only if neither the
 /// credential nor its wrapping changed since it was read.
-pub async fn rewrap<C: ConnectionTrait>(
+pub async fn rewrap<C: Session>(
     db: &C,
     row: &credential::Model,
     sealed: &Sealed,
@@ -201,7 +200,7 @@ pub async fn rewrap<C: ConnectionTrait>(
 }
 
 /// How many credentials each master key version wraps.
-pub async fn count_by_key_version<C: ConnectionTrait>(db: &C) -> Result<Vec<(i64, i64)>, DbErr> {
+pub async fn count_by_key_version<C: Session>(db: &C) -> Result<Vec<(i64, i64)>, DbErr> {
     credential::Entity::find()
         .select_only()
         .column(credential::Column::KeyVersion)

@@ -2,17 +2,18 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::OnConflict;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, DbErr, EntityTrait};
+use sea_orm::{ActiveValue::Set, DbErr, EntityTrait};
 
+use super::Session;
 use super::entities::key_state;
 
 const ROW_ID: i32 = 1;
 
-pub async fn get<C: ConnectionTrait>(db: &C) -> Result<Option<key_state::Model>, DbErr> {
+pub async fn get<C: Session>(db: &C) -> Result<Option<key_state::Model>, DbErr> {
     key_state::Entity::find_by_id(ROW_ID).one(db).await
 }
 
-pub async fn put<C: ConnectionTrait>(
+pub async fn put<C: Session>(
     db: &C,
     active_version: u32,
     min_decrypt_version: u32,

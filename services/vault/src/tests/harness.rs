@@ -1,22 +1,20 @@
 //! Databases, tokens and fixtures for the suite.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use prost_types::value::Kind;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter};
 use tonic::Request;
-use tyboo_auth::{
-    AuthError, KeySource, Principal, PublicKey, Role, Subject, TokenSigner, generate_signing_key,
-};
+use tyboo_auth::testing::{FixedKeys, signing_keys};
+use tyboo_auth::{Principal, Role, Subject, TokenSigner};
 use tyboo_proto::vault as pb;
 use tyboo_proto::vault::credential_service_server::CredentialService;
-use tyboo_store::testing::TestDatabase;
+use tyboo_store::testing::{TEST, TestWorld};
+pub use tyboo_store::testing::{on_postgres, on_sqlite};
 use uuid::Uuid;
 
 use crate::storage::entities::credential;
@@ -27,16 +25,6 @@ use crate::{
 
 /// A value planted in secrets so tests can look for it everywhere else.
 pub const CANARY: &str = "canary-5e8d1b7c-secret";
-
-/// Keys that sign the suite's tokens.
-pub struct FixedKeys(pub Vec<PublicKey>);
-
-#[async_trait]
-impl KeySource for FixedKeys {
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, AuthError> {
-        Ok(self.0.clone())
-    }
-}
 
 pub fn master_key(version: u32) -> MasterKeyConfig {
     let mut key = [0u8; 32];
@@ -69,50 +57,22 @@ pub struct World {
     pub config: VaultConfig,
 }
 
-pub async fn on_sqlite<F, Fut>(case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    run_on(TestDatabase::sqlite("tyboo-vault"), case).await;
-}
+impl TestWorld for World {
+    const SQLITE_PREFIX: &'static str = "tyboo-vault";
+    const POSTGRES_PREFIX: &'static str = "tyboo_v";
 
-pub async fn on_postgres<F, Fut>(case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let Some(database) = TestDatabase::postgres("tyboo_v").await else {
-        return;
-    };
-    run_on(database, case).await;
-}
+    async fn open(url: &str) -> World {
+        World::open(url.to_owned(), test_config()).await
+    }
 
-/// Runs `case` on its own task, so that a failing case still leaves the
-/// database to be discarded, and fails afterwards as the case did.
-async fn run_on<F, Fut>(database: TestDatabase, case: F)
-where
-    F: FnOnce(World) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let world = World::open(database.url().to_owned(), test_config()).await;
-    let vault = world.vault.clone();
-    let outcome = tokio::spawn(case(world)).await;
-    vault.close().await.unwrap();
-    database.discard().await;
-    if let Err(error) = outcome {
-        std::panic::resume_unwind(error.into_panic());
+    async fn close(self) {
+        self.vault.close().await.unwrap();
     }
 }
 
 impl World {
     async fn open(url: String, config: VaultConfig) -> World {
-        let key = generate_signing_key();
-        let keys = Arc::new(FixedKeys(vec![PublicKey {
-            kid: key.kid.clone(),
-            public: key.public,
-        }]));
-        let signer = TokenSigner::new(key.kid, key.secret).unwrap();
+        let (signer, keys) = signing_keys();
         let audit = Arc::new(MemoryAuditSink::new());
         let vault = Vault::connect(&url, config.clone(), keys.clone(), audit.clone())
             .await
@@ -248,7 +208,7 @@ impl World {
 
     pub async fn row(&self, credential_id: Uuid) -> credential::Model {
         credential::Entity::find_by_id(credential_id)
-            .one(self.vault.domain().store().connection())
+            .one(&self.vault.domain().store().read(TEST))
             .await
             .unwrap()
             .expect("the row exists")
@@ -263,7 +223,7 @@ impl World {
         credential::Entity::update_many()
             .col_expr(column, Expr::value(value))
             .filter(credential::Column::Id.eq(credential_id))
-            .exec(self.vault.domain().store().connection())
+            .exec(&self.vault.domain().store().read(TEST))
             .await
             .unwrap();
     }

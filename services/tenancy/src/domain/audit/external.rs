@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use tyboo_auth::Principal;
 use uuid::Uuid;
 
-use super::{AuditEntry, GLOBAL_CHAIN, append, lock_chain};
+use super::{AuditEntry, GLOBAL_CHAIN, append, chain_scope, lock_chain};
 use crate::domain::Domain;
 use crate::domain::model::AuditEvent;
 use crate::error::{TenancyError, TenancyResult};
@@ -89,14 +89,11 @@ impl Domain {
             ));
         }
         event.validate()?;
-        let transaction = self.store().begin_write().await?;
-        let chain = match event.workspace_id {
-            Some(workspace_id) => workspace_id,
-            None => {
-                audit_store::ensure_head(&transaction, GLOBAL_CHAIN).await?;
-                GLOBAL_CHAIN
-            }
-        };
+        let chain = event.workspace_id.unwrap_or(GLOBAL_CHAIN);
+        let transaction = self.store().write(chain_scope(chain)).await?;
+        if event.workspace_id.is_none() {
+            audit_store::ensure_head(&transaction, GLOBAL_CHAIN).await?;
+        }
         let mut head = lock_chain(&transaction, chain).await?;
         let mut entry = AuditEntry::new(event.action, event.target);
         entry.details = event.details;

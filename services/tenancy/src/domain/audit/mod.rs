@@ -10,14 +10,15 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use sea_orm::ConnectionTrait;
 use sha2::{Digest, Sha256};
+use tyboo_store::Scope;
 use uuid::Uuid;
 
 use super::model::AuditEvent;
+use super::scope::GLOBAL_AUDIT;
 use crate::error::{TenancyError, TenancyResult};
 use crate::storage::entities::audit_event;
-use crate::storage::{self, audit as audit_store};
+use crate::storage::{self, Session, audit as audit_store};
 
 pub(crate) use chain::ChainWalk;
 pub use external::ExternalAuditEvent;
@@ -25,6 +26,17 @@ pub use query::{AuditQuery, decode_page_token, encode_page_token};
 
 /// The chain of events that belong to no workspace (signing-key rotations).
 pub const GLOBAL_CHAIN: Uuid = Uuid::nil();
+
+/// The scope a chain's rows are read and written in: its workspace's, or
+/// the global chain's own.
+pub(crate) fn chain_scope(chain_id: Uuid) -> Scope {
+    if chain_id == GLOBAL_CHAIN {
+        GLOBAL_AUDIT
+    } else {
+        Scope::Workspace(chain_id)
+    }
+}
+
 /// The actor of changes the service makes on its own, such as the first start.
 pub const SYSTEM_ACTOR: &str = "system";
 /// Versions the encoding below; a new encoding gets a new tag.
@@ -103,10 +115,7 @@ pub(crate) struct ChainHead {
 }
 
 /// Locks the chain of `workspace_id`; a workspace without one does not exist.
-pub(crate) async fn lock_chain<C: ConnectionTrait>(
-    db: &C,
-    workspace_id: Uuid,
-) -> TenancyResult<ChainHead> {
+pub(crate) async fn lock_chain<C: Session>(db: &C, workspace_id: Uuid) -> TenancyResult<ChainHead> {
     let head = audit_store::lock_head(db, workspace_id)
         .await?
         .ok_or(TenancyError::NotFound("workspace"))?;
@@ -119,7 +128,7 @@ pub(crate) async fn lock_chain<C: ConnectionTrait>(
 
 /// Appends one event to a locked chain. Runs in the caller's transaction, so
 /// if this fails the change it records is rolled back with it.
-pub(crate) async fn append<C: ConnectionTrait>(
+pub(crate) async fn append<C: Session>(
     db: &C,
     head: &mut ChainHead,
     actor: &str,

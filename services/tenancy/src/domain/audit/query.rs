@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Utc};
 use tyboo_auth::Permission;
+use tyboo_runtime::pagination::page_size;
 use uuid::Uuid;
 
-use super::{ChainWalk, event_from_row};
+use super::{ChainWalk, chain_scope, event_from_row};
 use crate::domain::model::{AuditPage, AuditVerification, BrokenLink};
 use crate::domain::{Domain, WorkspaceScope};
 use crate::error::{TenancyError, TenancyResult};
@@ -52,11 +53,11 @@ impl Domain {
     /// zero, the maximum for anything larger.
     pub fn audit_page_size(&self, requested: i32) -> TenancyResult<u32> {
         let config = self.config();
-        match u32::try_from(requested) {
-            Err(_) => Err(TenancyError::invalid("page_size", "must not be negative")),
-            Ok(0) => Ok(config.audit_page_size_default),
-            Ok(size) => Ok(size.min(config.audit_page_size_max)),
-        }
+        Ok(page_size(
+            requested,
+            config.audit_page_size_default,
+            config.audit_page_size_max,
+        )?)
     }
 
     /// The workspace's events, newest first.
@@ -76,7 +77,7 @@ impl Domain {
         };
         // One extra row tells whether another page follows.
         let mut rows = audit_store::list_events(
-            self.db(),
+            &self.store().read(scope.store_scope()),
             scope.workspace_id,
             &filter,
             query.before_sequence,
@@ -110,7 +111,8 @@ impl Domain {
 
     /// Verifies any chain, including the global one; for operators and tests.
     pub async fn verify_chain(&self, chain_id: Uuid) -> TenancyResult<AuditVerification> {
-        let Some(head) = audit_store::find_head(self.db(), chain_id).await? else {
+        let db = self.store().read(chain_scope(chain_id));
+        let Some(head) = audit_store::find_head(&db, chain_id).await? else {
             return Ok(AuditVerification {
                 events_checked: 0,
                 first_broken: Some(BrokenLink {
@@ -126,7 +128,7 @@ impl Domain {
         loop {
             // Events appended after the head was read are left for the next run.
             let batch = audit_store::events_in_order(
-                self.db(),
+                &db,
                 chain_id,
                 after_sequence,
                 head.last_sequence,
