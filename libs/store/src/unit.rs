@@ -111,6 +111,18 @@ impl<M: MigratorTrait> Store<M> {
         M::up(self.database.connection(), None).await
     }
 
+    /// Opens a pool, applies every pending migration and closes it again:
+    /// migrating with nothing else of the service started.
+    pub async fn migrate_at(
+        database_url: &str,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<(), DbErr> {
+        let store = Store::<M>::connect(database_url, schema, max_connections).await?;
+        store.migrate().await?;
+        store.close().await
+    }
+
     /// Reads in `scope`, on the pool: each statement runs on its own, as
     /// reads always have.
     pub fn read(&self, scope: Scope) -> Reader<'_> {

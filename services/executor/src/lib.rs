@@ -94,9 +94,9 @@ impl Executor {
         config: &ExecutorConfig,
     ) -> ExecutorResult<()> {
         config.validate().map_err(ExecutorError::Config)?;
-        let store = storage::connect(database_url, config.database_max_connections).await?;
-        store.migrate().await?;
-        store.close().await.map_err(Into::into)
+        storage::migrate(database_url, config.database_max_connections)
+            .await
+            .map_err(Into::into)
     }
 
     /// The domain API, for the service's own handlers and for tests.

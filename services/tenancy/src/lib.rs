@@ -56,9 +56,9 @@ impl Tenancy {
     /// started, then closes the connection again.
     pub async fn migrate_database(database_url: &str, config: &TenancyConfig) -> TenancyResult<()> {
         config.validate().map_err(TenancyError::Config)?;
-        let store = storage::connect(database_url, config.database_max_connections).await?;
-        store.migrate().await?;
-        store.close().await.map_err(Into::into)
+        storage::migrate(database_url, config.database_max_connections)
+            .await
+            .map_err(Into::into)
     }
 
     /// The domain API, for the service's own handlers and for tests.

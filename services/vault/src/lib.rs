@@ -73,9 +73,9 @@ impl Vault {
     pub async fn migrate_database(database_url: &str, config: &VaultConfig) -> VaultResult<()> {
         config.validate().map_err(VaultError::Config)?;
         KeyRing::from_config(config)?;
-        let store = storage::connect(database_url, config.database_max_connections).await?;
-        store.migrate().await?;
-        store.close().await.map_err(Into::into)
+        storage::migrate(database_url, config.database_max_connections)
+            .await
+            .map_err(Into::into)
     }
 
     /// Records the master key versions in use, auditing a change of them as

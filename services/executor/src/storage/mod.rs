@@ -28,6 +28,11 @@ pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, 
     Store::connect(database_url, POSTGRES_SCHEMA, max_connections).await
 }
 
+/// Applies every pending migration at `database_url`, then closes the pool.
+pub async fn migrate(database_url: &str, max_connections: u32) -> Result<(), DbErr> {
+    Store::migrate_at(database_url, POSTGRES_SCHEMA, max_connections).await
+}
+
 /// Refuses to write a row of another workspace than the session's: a fault
 /// of ours, caught before it lands.
 fn ensure_in_scope<S: Session>(db: &S, workspace_id: Uuid) -> Result<(), DbErr> {

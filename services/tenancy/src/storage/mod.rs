@@ -35,3 +35,8 @@ pub type Store = tyboo_store::Store<migrations::Migrator>;
 pub async fn connect(database_url: &str, max_connections: u32) -> Result<Store, DbErr> {
     Store::connect(database_url, POSTGRES_SCHEMA, max_connections).await
 }
+
+/// Applies every pending migration at `database_url`, then closes the pool.
+pub async fn migrate(database_url: &str, max_connections: u32) -> Result<(), DbErr> {
+    Store::migrate_at(database_url, POSTGRES_SCHEMA, max_connections).await
+}
