@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use ed25519_dalek::SigningKey;
@@ -15,20 +14,11 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::testing::FixedKeys;
 use crate::tokens::{AUDIENCE, ISSUER};
 use crate::{
-    AuthError, KeySource, Principal, PublicKey, Role, Subject, TokenSigner, TokenVerifier,
-    generate_signing_key,
+    Principal, PublicKey, Role, Subject, TokenSigner, TokenVerifier, generate_signing_key,
 };
-
-struct FixedKeys(Vec<PublicKey>);
-
-#[async_trait]
-impl KeySource for FixedKeys {
-    async fn public_keys(&self) -> Result<Vec<PublicKey>, AuthError> {
-        Ok(self.0.clone())
-    }
-}
 
 fn b64(value: &[u8]) -> String {
     URL_SAFE_NO_PAD.encode(value)
