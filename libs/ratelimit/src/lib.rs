@@ -17,6 +17,11 @@
 //! [`FallbackLimiter`] puts the in-process one behind the Redis one for when
 //! Redis is unreachable. One conformance suite runs against both.
 //!
+//! The in-process limiter is not `governor`: governor's keyed limiter holds
+//! one quota for all its keys, while a check here brings its own quota (per
+//! workspace overrides), and its internal state is not the plain TAT Redis
+//! stores, so the two backends could not be held to one exact suite.
+//!
 //! Both do the same integer arithmetic in microseconds since the Unix epoch,
 //! read from a [`Clock`], so a [`ManualClock`] makes every test exact and both
 //! backends give identical answers. Microseconds, not milliseconds, because a
@@ -24,6 +29,24 @@
 //! nor 1,000 per 7 seconds without rounding the rate visibly. The Lua side
 //! computes with doubles, exact up to 2^53 µs (the year 2255), which the
 //! quota's bounds keep every value far below.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use tyboo_ratelimit::{InProcessLimiter, ManualClock, Quota, headers};
+//!
+//! let clock = ManualClock::new(Duration::from_secs(1_000_000));
+//! let limiter = InProcessLimiter::new(Arc::new(clock.clone()));
+//! let quota = Quota::per_minute(60, 2).unwrap(); // T = 1 s, burst 2
+//! assert!(limiter.check_now("api-key:k1", &quota, 1).unwrap().allowed);
+//! assert!(limiter.check_now("api-key:k1", &quota, 1).unwrap().allowed);
+//! let refused = limiter.check_now("api-key:k1", &quota, 1).unwrap();
+//! assert_eq!(refused.retry_after, Some(Duration::from_secs(1)));
+//! // 429 with `RateLimit-Policy`, `RateLimit` and `Retry-After`.
+//! assert_eq!(headers(&quota, &refused).len(), 3);
+//! clock.advance(Duration::from_secs(1));
+//! assert!(limiter.check_now("api-key:k1", &quota, 1).unwrap().allowed);
+//! ```
 #![forbid(unsafe_code)]
 
 mod clock;
