@@ -96,11 +96,7 @@ pub async fn opens_at_the_threshold_once_minimum_calls_reached(subject: Subject)
 
     subject.clock.advance(millis(1_234));
     let tripped_at = subject.clock.now();
-    subject
-        .breakers
-        .record(&target, Outcome::Failure)
-        .await
-        .expect("record");
+    record_many(&subject, &target, Outcome::Failure, 1).await;
     let open = subject.breakers.get(&target).await.expect("get");
     let until = after(tripped_at, 5_000);
     assert_eq!(open.state, CircuitState::Open { until }, "6 of 12 is 50 %");
@@ -225,11 +221,7 @@ pub async fn probe_failure_reopens_with_a_doubled_cool_down_up_to_the_cap(subjec
         subject.clock.advance(millis(cool_down_ms));
         assert_eq!(admit(&subject, &target).await, Admission::Probe);
         let failed_at = subject.clock.now();
-        subject
-            .breakers
-            .record(&target, Outcome::Failure)
-            .await
-            .expect("record");
+        record_many(&subject, &target, Outcome::Failure, 1).await;
         let open = subject.breakers.get(&target).await.expect("get");
         let until = after(failed_at, expected_next_ms);
         assert_eq!(open.state, CircuitState::Open { until }, "trip {trips}");
@@ -261,11 +253,7 @@ pub async fn old_calls_slide_out_of_the_window(subject: Subject) {
             .calls_in_window,
         9
     );
-    subject
-        .breakers
-        .record(&kept, Outcome::Failure)
-        .await
-        .expect("record");
+    record_many(&subject, &kept, Outcome::Failure, 1).await;
     assert!(matches!(
         state(&subject, &kept).await,
         CircuitState::Open { .. }
@@ -277,11 +265,7 @@ pub async fn old_calls_slide_out_of_the_window(subject: Subject) {
         (slid_state.calls_in_window, slid_state.failures_in_window),
         (0, 0)
     );
-    subject
-        .breakers
-        .record(&slid, Outcome::Failure)
-        .await
-        .expect("record");
+    record_many(&subject, &slid, Outcome::Failure, 1).await;
     let after_one = subject.breakers.get(&slid).await.expect("get");
     assert_eq!(after_one.state, CircuitState::Closed);
     assert_eq!(after_one.calls_in_window, 1);
@@ -359,11 +343,7 @@ pub async fn list_shows_known_keys(subject: Subject) {
     let alpha = key("alpha.example");
     let beta = BreakerKey::new("grpc", "beta.example");
     let gamma = key("gamma.example");
-    subject
-        .breakers
-        .record(&gamma, Outcome::Success)
-        .await
-        .expect("record");
+    record_many(&subject, &gamma, Outcome::Success, 1).await;
     trip(&subject, &alpha).await;
     subject.breakers.force_open(&beta).await.expect("force");
     subject
