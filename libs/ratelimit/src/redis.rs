@@ -14,9 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Pool;
-use fred::prelude::{
-    Builder, ClientLike, Config, Error as RedisError, LuaInterface, ReconnectPolicy, Value,
-};
+use fred::prelude::{Builder, ClientLike, Config, Error as RedisError, ReconnectPolicy, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, to_micros};
@@ -42,6 +40,26 @@ local ttl_ms = math.ceil((new_tat - now) / 1000)
 redis.call('SET', KEYS[1], string.format('%.0f', new_tat), 'PX', ttl_ms)
 return {1, string.format('%.0f', new_tat)}
 "#;
+
+/// The limiter's one script.
+#[derive(Clone, Copy, Debug)]
+enum Script {
+    Check,
+}
+
+impl tyboo_redis::Script for Script {
+    const ALL: &'static [Script] = &[Script::Check];
+
+    fn source(self) -> &'static str {
+        match self {
+            Script::Check => CHECK,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -90,7 +108,7 @@ impl RedisLimiterConfig {
 
 pub struct RedisLimiter {
     pool: Pool,
-    digest: String,
+    scripts: tyboo_redis::Scripts<Script>,
     key_prefix: String,
     clock: Arc<dyn Clock>,
 }
@@ -133,14 +151,12 @@ impl RedisLimiter {
                 )));
             }
         }
-        let digest = pool
-            .next()
-            .script_load::<String, _>(CHECK)
+        let scripts = tyboo_redis::Scripts::load(&pool)
             .await
             .map_err(unavailable)?;
         Ok(Self {
             pool,
-            digest,
+            scripts,
             key_prefix: config.key_prefix.clone(),
             clock,
         })
@@ -148,22 +164,6 @@ impl RedisLimiter {
 
     fn redis_key(&self, key: &str) -> String {
         format!("{}:rl:{key}", self.key_prefix)
-    }
-
-    /// EVALSHA, and on NOSCRIPT (Redis restarted and forgot the script) load
-    /// it again and repeat: the digest depends only on the source.
-    async fn run(&self, keys: Vec<String>, args: Vec<String>) -> Result<Value, RedisError> {
-        let client = self.pool.next();
-        match client
-            .evalsha::<Value, _, _, _>(self.digest.as_str(), keys.clone(), args.clone())
-            .await
-        {
-            Err(error) if error.details().contains("NOSCRIPT") => {
-                client.script_load::<String, _>(CHECK).await?;
-                client.evalsha(self.digest.as_str(), keys, args).await
-            }
-            result => result,
-        }
     }
 }
 
@@ -179,7 +179,8 @@ impl RateLimiter for RedisLimiter {
             cost.to_string(),
         ];
         let reply = self
-            .run(vec![self.redis_key(key)], args)
+            .scripts
+            .run(&self.pool, Script::Check, vec![self.redis_key(key)], args)
             .await
             .map_err(unavailable)?;
         let step = parse_step(reply)?;

@@ -7,10 +7,10 @@ mod conformance;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fred::prelude::{Builder, ClientLike, Config, KeysInterface, Value};
 use tyboo_ratelimit::{
     InProcessLimiter, ManualClock, RateLimiter, RedisLimiter, RedisLimiterConfig,
 };
+use tyboo_redis::testing::delete_keys;
 use uuid::Uuid;
 
 const REDIS_URL_VARIABLE: &str = "TYBOO_TEST_REDIS_URL";
@@ -43,40 +43,6 @@ async fn redis(
             .await
             .expect("connect to redis"),
     )
-}
-
-/// Deletes every key under the test's prefix.
-async fn delete_keys(url: &str, prefix: &str) {
-    let client = Builder::from_config(Config::from_url(url).expect("redis url"))
-        .build()
-        .expect("redis client");
-    client.init().await.expect("connect to redis");
-    let mut cursor = "0".to_owned();
-    loop {
-        let page: Value = client
-            .scan_page(cursor.as_str(), format!("{prefix}:*"), Some(500), None)
-            .await
-            .expect("scan");
-        let mut page = page.into_array();
-        let keys: Vec<String> = page
-            .pop()
-            .map(Value::into_array)
-            .unwrap_or_default()
-            .iter()
-            .filter_map(Value::as_string)
-            .collect();
-        cursor = page
-            .first()
-            .and_then(Value::as_string)
-            .expect("scan cursor");
-        if !keys.is_empty() {
-            let _: i64 = client.del(keys).await.expect("delete test keys");
-        }
-        if cursor == "0" {
-            break;
-        }
-    }
-    client.quit().await.expect("quit");
 }
 
 /// Generates one in-process and one Redis test for a case.

@@ -9,9 +9,6 @@
 //! `f{index}` (failures), with `index` = time / bucket length. The same
 //! transitions are made in memory by `crate::machine`.
 
-use fred::clients::Pool;
-use fred::prelude::{Error as RedisError, LuaInterface, Value};
-
 /// ARGV 1-11: now, bucket ms, buckets, minimum calls, threshold percent,
 /// cool-down base, cool-down max, probes, successes to close, probe timeout,
 /// idle expiry. KEYS[2] (where used): the set of known breakers, whose
@@ -257,8 +254,8 @@ pub(crate) enum Script {
     Force,
 }
 
-impl Script {
-    const ALL: [Script; 6] = [
+impl tyboo_redis::Script for Script {
+    const ALL: &'static [Script] = &[
         Script::Admit,
         Script::Record,
         Script::Get,
@@ -277,52 +274,19 @@ impl Script {
             Script::Force => FORCE,
         }
     }
-}
 
-/// The scripts' SHA1 digests, learnt from `SCRIPT LOAD`. A digest depends
-/// only on the source, so it stays valid when Redis restarts and forgets the
-/// script; then the script is loaded again and the call repeated.
-pub(crate) struct Scripts {
-    digests: Vec<String>,
-}
-
-impl Scripts {
-    pub(crate) async fn load(pool: &Pool) -> Result<Self, RedisError> {
-        let mut digests = Vec::with_capacity(Script::ALL.len());
-        for script in Script::ALL {
-            digests.push(
-                pool.next()
-                    .script_load::<String, _>(script.source())
-                    .await?,
-            );
-        }
-        Ok(Self { digests })
-    }
-
-    pub(crate) async fn run(
-        &self,
-        pool: &Pool,
-        script: Script,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Value, RedisError> {
-        let digest = &self.digests[script as usize];
-        let client = pool.next();
-        match client
-            .evalsha::<Value, _, _, _>(digest.as_str(), keys.clone(), args.clone())
-            .await
-        {
-            Err(error) if error.details().contains("NOSCRIPT") => {
-                client.script_load::<String, _>(script.source()).await?;
-                client.evalsha(digest.as_str(), keys, args).await
-            }
-            result => result,
-        }
+    fn index(self) -> usize {
+        self as usize
     }
 }
+
+/// The component's scripts, loaded once and run by digest.
+pub(crate) type Scripts = tyboo_redis::Scripts<Script>;
 
 #[cfg(test)]
 mod tests {
+    use tyboo_redis::Script as _;
+
     use super::*;
 
     #[test]

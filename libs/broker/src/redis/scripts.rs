@@ -12,9 +12,6 @@
 //! one member, and the job goes last because it is the only part that may
 //! contain `|`.
 
-use fred::clients::Pool;
-use fred::prelude::{Error as RedisError, LuaInterface, Value};
-
 /// Puts one job into its stream (due < 0) or into the delayed set.
 macro_rules! put_job_lua {
     () => {
@@ -211,8 +208,8 @@ pub(crate) enum Script {
     Stats,
 }
 
-impl Script {
-    const ALL: [Script; 7] = [
+impl tyboo_redis::Script for Script {
+    const ALL: &'static [Script] = &[
         Script::Enqueue,
         Script::Promote,
         Script::Take,
@@ -233,52 +230,19 @@ impl Script {
             Script::Stats => STATS,
         }
     }
-}
 
-/// The scripts' SHA1 digests, learnt from `SCRIPT LOAD`. A digest depends
-/// only on the source, so it stays valid when Redis restarts and forgets the
-/// script; then the script is loaded again and the call repeated.
-pub(crate) struct Scripts {
-    digests: Vec<String>,
-}
-
-impl Scripts {
-    pub(crate) async fn load(pool: &Pool) -> Result<Self, RedisError> {
-        let mut digests = Vec::with_capacity(Script::ALL.len());
-        for script in Script::ALL {
-            digests.push(
-                pool.next()
-                    .script_load::<String, _>(script.source())
-                    .await?,
-            );
-        }
-        Ok(Self { digests })
-    }
-
-    pub(crate) async fn run(
-        &self,
-        pool: &Pool,
-        script: Script,
-        keys: Vec<String>,
-        args: Vec<String>,
-    ) -> Result<Value, RedisError> {
-        let digest = &self.digests[script as usize];
-        let client = pool.next();
-        match client
-            .evalsha::<Value, _, _, _>(digest.as_str(), keys.clone(), args.clone())
-            .await
-        {
-            Err(error) if error.details().contains("NOSCRIPT") => {
-                client.script_load::<String, _>(script.source()).await?;
-                client.evalsha(digest.as_str(), keys, args).await
-            }
-            result => result,
-        }
+    fn index(self) -> usize {
+        self as usize
     }
 }
+
+/// The component's scripts, loaded once and run by digest.
+pub(crate) type Scripts = tyboo_redis::Scripts<Script>;
 
 #[cfg(test)]
 mod tests {
+    use tyboo_redis::Script as _;
+
     use super::*;
 
     #[test]
