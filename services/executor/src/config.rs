@@ -66,6 +66,10 @@ pub struct ExecutorConfig {
     pub webhook_sync_default_wait_ms: u64,
     /// The longest a sync webhook may wait for its execution.
     pub webhook_sync_max_wait_ms: u64,
+    /// How many sync webhook callers this process keeps waiting at once;
+    /// one more is refused (UNAVAILABLE, 503 at the edge) before its
+    /// execution is admitted, so shedding it loses nothing.
+    pub webhook_sync_max_waiters: u32,
     pub page_size_default: u32,
     pub page_size_max: u32,
     /// Dead letters handled per bulk replay or discard when the request sets
@@ -102,6 +106,7 @@ impl Default for ExecutorConfig {
             worker_shutdown_grace_ms: 10_000,
             webhook_sync_default_wait_ms: 30_000,
             webhook_sync_max_wait_ms: 120_000,
+            webhook_sync_max_waiters: 1_024,
             page_size_default: 50,
             page_size_max: 500,
             bulk_limit_default: 100,
@@ -120,7 +125,11 @@ impl ExecutorConfig {
     pub fn validate(&self) -> Result<(), String> {
         // Every problem, not only the first: an operator fixes them in one go.
         let mut problems: Vec<String> = Vec::new();
-        let positive: [(&str, u64); 18] = [
+        let positive: [(&str, u64); 19] = [
+            (
+                "webhook_sync_max_waiters",
+                u64::from(self.webhook_sync_max_waiters),
+            ),
             ("max_answer_bytes", self.max_answer_bytes as u64),
             (
                 "max_trigger_payload_bytes",
@@ -253,6 +262,18 @@ mod tests {
             let error = with_depth(bad).validate().unwrap_err();
             assert!(error.starts_with("max_json_depth"), "{error}");
         }
+    }
+
+    #[test]
+    fn the_sync_waiter_cap_is_checked_at_its_edge() {
+        let waiters = |webhook_sync_max_waiters| ExecutorConfig {
+            webhook_sync_max_waiters,
+            ..ExecutorConfig::default()
+        };
+        assert_eq!(ExecutorConfig::default().webhook_sync_max_waiters, 1_024);
+        assert!(waiters(1).validate().is_ok());
+        let error = waiters(0).validate().unwrap_err();
+        assert!(error.starts_with("webhook_sync_max_waiters"), "{error}");
     }
 
     #[test]

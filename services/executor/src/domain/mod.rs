@@ -57,6 +57,8 @@ struct Inner {
     /// for sync webhooks waiting on them.
     finished: broadcast::Sender<Uuid>,
     graphs: Mutex<HashMap<(Uuid, i64), Arc<WorkflowGraph>>>,
+    /// Places for sync webhook callers waiting on their execution.
+    sync_waiters: Arc<tokio::sync::Semaphore>,
     /// Set once at start-up when a vault is configured; without it every
     /// credential reference is refused at save time.
     vault: OnceLock<credentials::VaultAccess>,
@@ -79,6 +81,9 @@ impl Domain {
         key_source: Arc<dyn KeySource>,
         dispatch: Arc<dyn Dispatch>,
     ) -> Domain {
+        let sync_waiters = Arc::new(tokio::sync::Semaphore::new(
+            usize::try_from(config.webhook_sync_max_waiters).unwrap_or(usize::MAX),
+        ));
         Domain {
             inner: Arc::new(Inner {
                 store,
@@ -89,6 +94,7 @@ impl Domain {
                 cancellations: CancellationRegistry::default(),
                 finished: broadcast::channel(1024).0,
                 graphs: Mutex::new(HashMap::new()),
+                sync_waiters,
                 vault: OnceLock::new(),
             }),
         }

@@ -161,6 +161,12 @@ impl Domain {
             .await?;
         }
         let mode = parameters.mode;
+        // Held until the answer is built, and taken before anything is
+        // admitted: a caller refused here has started nothing.
+        let _waiting = match mode {
+            WebhookMode::Sync => Some(self.sync_waiter()?),
+            WebhookMode::Async => None,
+        };
         let wait_ms = parameters
             .response_timeout_ms
             .unwrap_or(self.config().webhook_sync_default_wait_ms)
@@ -280,6 +286,21 @@ impl Domain {
             respond_node.as_deref(),
         )
         .await
+    }
+
+    /// A place among the sync callers this process keeps waiting.
+    fn sync_waiter(&self) -> ExecutorResult<tokio::sync::OwnedSemaphorePermit> {
+        self.inner
+            .sync_waiters
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                ExecutorError::Unavailable(format!(
+                    "{} sync webhook callers are already waiting, the most this executor keeps \
+                 (webhook_sync_max_waiters); retry later",
+                    self.config().webhook_sync_max_waiters
+                ))
+            })
     }
 
     async fn reply(

@@ -336,8 +336,87 @@ async fn sync_hooks_answer_before_the_callers_deadline(world: World) {
     assert_eq!(sync.body["execution_id"], reply.execution_id.to_string());
 }
 
+/// Past `webhook_sync_max_waiters` waiting callers, one more is refused
+/// before its execution is admitted, and its place frees with the answer.
+async fn sync_callers_past_the_cap_are_refused_before_anything_starts(world: World) {
+    let slow = world
+        .create(json!({
+            "nodes": [
+                {"id": "hook", "type": "trigger.webhook",
+                 "parameters": {"path": "slow", "mode": "sync", "respond_node": "reply"}},
+                {"id": "reply", "type": "set", "parameters": {"values": {"ok": true}}}
+            ],
+            "edges": [{"from": "hook", "to": "reply"}]
+        }))
+        .await;
+    let token = token_of(&world, slow, "hook").await;
+    // No workers run, so every execution stays queued and its caller waits.
+    let config = crate::config::ExecutorConfig {
+        webhook_sync_max_waiters: 1,
+        ..world.config.clone()
+    };
+    let executor = crate::Executor::connect(
+        &world.url,
+        config,
+        world.keys.clone(),
+        world.executor.domain().dispatch().clone(),
+    )
+    .await
+    .unwrap();
+    let waiting = {
+        let domain = executor.domain().clone();
+        let mut request = hook(&token, "slow", "");
+        request.deadline = Some(std::time::Instant::now() + Duration::from_millis(1_500));
+        tokio::spawn(async move { domain.deliver_webhook(request).await })
+    };
+    let domain = executor.domain();
+    let started = tokio::time::Instant::now();
+    let admitted = || async {
+        let request = ListExecutions {
+            workflow_id: Some(slow),
+            status: None,
+            created_after: None,
+            created_before: None,
+            page_size: 0,
+            page_token: String::new(),
+        };
+        domain
+            .list_executions(&world.scope(), request)
+            .await
+            .unwrap()
+            .0
+            .len()
+    };
+    while admitted().await == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "the first caller never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = domain
+        .deliver_webhook(hook(&token, "slow", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable);
+    assert!(
+        refused.to_string().contains("webhook_sync_max_waiters"),
+        "{refused}"
+    );
+    assert_eq!(admitted().await, 1, "the refused caller started nothing");
+    let first = waiting.await.unwrap().unwrap();
+    assert!(first.sync.unwrap().timed_out);
+    // The answered caller's place is free again.
+    let mut request = hook(&token, "slow", "");
+    request.deadline = Some(std::time::Instant::now() + Duration::from_millis(300));
+    let again = domain.deliver_webhook(request).await.unwrap();
+    assert!(again.sync.unwrap().timed_out);
+    assert_eq!(admitted().await, 2);
+}
+
 conformance!(
     schedules_fire_once_per_tick_across_replicas,
+    sync_callers_past_the_cap_are_refused_before_anything_starts,
     webhooks_are_idempotent_and_sync_hooks_reply,
     hook_urls_cannot_be_guessed_and_wrong_ones_look_missing,
     delivery_ids_are_deduplicated_per_trigger,
