@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Pool;
-use fred::prelude::{Builder, ClientLike, Config, Error as RedisError, ReconnectPolicy, Value};
+use fred::prelude::{Error as RedisError, Value};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::{Clock, to_micros};
@@ -126,31 +126,15 @@ impl RedisLimiter {
         if !problems.is_empty() {
             return Err(LimiterError::Invalid(problems.join("; ")));
         }
-        let redis_config = Config::from_url(url)
-            .map_err(|error| LimiterError::Invalid(format!("redis url: {error}")))?;
         let timeout = config.command_timeout();
-        let mut builder = Builder::from_config(redis_config);
-        builder
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .with_connection_config(|connection| {
-                connection.connection_timeout = timeout;
-                connection.internal_command_timeout = timeout;
-            })
-            .with_performance_config(|performance| {
-                performance.default_command_timeout = timeout;
-            });
+        let builder = tyboo_redis::builder(url, timeout)
+            .map_err(|error| LimiterError::Invalid(format!("redis url: {error}")))?;
         let pool = builder
             .build_pool(config.connections)
             .map_err(unavailable)?;
-        match tokio::time::timeout(timeout, pool.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(unavailable(error)),
-            Err(_) => {
-                return Err(LimiterError::Unavailable(format!(
-                    "no connection to redis within {timeout:?}"
-                )));
-            }
-        }
+        tyboo_redis::connect_within(&pool, timeout)
+            .await
+            .map_err(LimiterError::Unavailable)?;
         let scripts = tyboo_redis::Scripts::load(&pool)
             .await
             .map_err(unavailable)?;

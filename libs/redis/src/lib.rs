@@ -1,13 +1,44 @@
 //! What every Redis-backed component (the step queue, rate limits, leases,
 //! breakers) shares: its Lua scripts, loaded once and run by digest in one
-//! round trip, and, for test suites, removing the keys a test wrote.
+//! round trip, how a client is built and connected, and, for test suites,
+//! removing the keys a test wrote.
 #![forbid(unsafe_code)]
 
 use std::marker::PhantomData;
+use std::time::Duration;
 
 use fred::clients::Pool;
 use fred::error::Error as RedisError;
-use fred::prelude::{ClientLike, KeysInterface, LuaInterface, Value};
+use fred::prelude::{
+    Builder, ClientLike, Config, KeysInterface, LuaInterface, ReconnectPolicy, Value,
+};
+
+/// A client builder on `url` whose connection attempts and commands time out
+/// after `timeout`, and which reconnects for ever: a process outlives a Redis
+/// restart and carries on.
+pub fn builder(url: &str, timeout: Duration) -> Result<Builder, RedisError> {
+    let mut builder = Builder::from_config(Config::from_url(url)?);
+    builder
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
+        .with_connection_config(|connection| {
+            connection.connection_timeout = timeout;
+            connection.internal_command_timeout = timeout;
+        })
+        .with_performance_config(|performance| {
+            performance.default_command_timeout = timeout;
+        });
+    Ok(builder)
+}
+
+/// Connects `pool`, giving up after `timeout`; the error says why, as the
+/// caller's "unavailable" message.
+pub async fn connect_within(pool: &Pool, timeout: Duration) -> Result<(), String> {
+    match tokio::time::timeout(timeout, pool.init()).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(error)) => Err(error.to_string()),
+        Err(_) => Err(format!("no connection to redis within {timeout:?}")),
+    }
+}
 
 /// A component's scripts: one variant each, numbered from 0 in
 /// declaration order.
@@ -73,8 +104,6 @@ impl<S: Script> Scripts<S> {
 /// For test suites: removing what a test wrote. Compiled into every build,
 /// like `tyboo_store::testing`.
 pub mod testing {
-    use fred::prelude::{Builder, Config};
-
     use super::*;
 
     /// Deletes every key under `prefix`.

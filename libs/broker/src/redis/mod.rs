@@ -21,9 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use fred::clients::{ExclusivePool, Pool};
-use fred::prelude::{
-    Builder, ClientLike, Config, Error as RedisError, ReconnectPolicy, StreamsInterface, Value,
-};
+use fred::prelude::{ClientLike, Error as RedisError, StreamsInterface, Value};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -133,20 +131,9 @@ fn due_millis(not_before: Option<DateTime<Utc>>) -> i64 {
 impl RedisQueue {
     pub async fn connect(url: &str, config: &BrokerConfig) -> BrokerResult<Self> {
         config.validate()?;
-        let redis_config = Config::from_url(url)
-            .map_err(|error| BrokerError::Invalid(format!("redis url: {error}")))?;
         let command_timeout = config.command_timeout();
-        let mut builder = Builder::from_config(redis_config);
-        builder
-            // Retry forever: a worker outlives a Redis restart and carries on.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .with_connection_config(|connection| {
-                connection.connection_timeout = command_timeout;
-                connection.internal_command_timeout = command_timeout;
-            })
-            .with_performance_config(|performance| {
-                performance.default_command_timeout = command_timeout;
-            });
+        let builder = tyboo_redis::builder(url, command_timeout)
+            .map_err(|error| BrokerError::Invalid(format!("redis url: {error}")))?;
         let commands = builder
             .build_pool(config.command_connections)
             .map_err(unavailable)?;

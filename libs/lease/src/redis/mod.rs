@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use fred::clients::Pool;
-use fred::prelude::{Builder, ClientLike, Config, Error as RedisError, ReconnectPolicy, Value};
+use fred::prelude::{Error as RedisError, Value};
 
 use self::scripts::{Script, Scripts};
 use crate::request::{Rules, now_millis, time_of};
@@ -45,32 +45,15 @@ impl RedisLeases {
         clock: Arc<dyn Clock>,
     ) -> LeaseResult<Self> {
         let rules = Rules::new(config)?;
-        let redis_config = Config::from_url(url)
-            .map_err(|error| LeaseError::Invalid(format!("redis url: {error}")))?;
         let command_timeout = config.command_timeout();
-        let mut builder = Builder::from_config(redis_config);
-        builder
-            // Retry forever: a process outlives a Redis restart and carries on.
-            .set_policy(ReconnectPolicy::new_exponential(0, 50, 2_000, 2))
-            .with_connection_config(|connection| {
-                connection.connection_timeout = command_timeout;
-                connection.internal_command_timeout = command_timeout;
-            })
-            .with_performance_config(|performance| {
-                performance.default_command_timeout = command_timeout;
-            });
+        let builder = tyboo_redis::builder(url, command_timeout)
+            .map_err(|error| LeaseError::Invalid(format!("redis url: {error}")))?;
         let commands = builder
             .build_pool(config.command_connections)
             .map_err(unavailable)?;
-        match tokio::time::timeout(command_timeout, commands.init()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(error)) => return Err(unavailable(error)),
-            Err(_) => {
-                return Err(LeaseError::Unavailable(format!(
-                    "no connection to redis within {command_timeout:?}"
-                )));
-            }
-        }
+        tyboo_redis::connect_within(&commands, command_timeout)
+            .await
+            .map_err(LeaseError::Unavailable)?;
         let scripts = Scripts::load(&commands).await.map_err(unavailable)?;
         Ok(Self {
             rules,
