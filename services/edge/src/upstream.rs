@@ -150,9 +150,11 @@ pub(crate) fn sanitize(status: Status, path: &str) -> Status {
     }
     tracing::warn!(path, error = %status, "upstream call failed in transport");
     // A transport failure is the mesh's, not a limit the caller reached: an
-    // HTTP/2 reset such as ENHANCE_YOUR_CALM must not read as 429.
+    // HTTP/2 reset such as ENHANCE_YOUR_CALM must not read as 429, and a
+    // connection that hyper gave up on ("operation was canceled") is not a
+    // caller that went away: only the edge's own deadline keeps its code.
     let code = match status.code() {
-        Code::Cancelled | Code::DeadlineExceeded => status.code(),
+        Code::DeadlineExceeded => status.code(),
         _ => Code::Unavailable,
     };
     Status::new(code, "the service is unavailable")
@@ -214,6 +216,7 @@ mod tests {
             Code::Internal,
             Code::Unknown,
             Code::PermissionDenied,
+            Code::Cancelled,
         ] {
             let mut status = Status::new(code, "h2 protocol error: enhance your calm");
             status.set_source(std::sync::Arc::new(std::io::Error::other("stream reset")));
