@@ -80,12 +80,16 @@ pub enum Permission {
     CredentialsWrite,
     TemplatesPublish,
     UsageRead,
+    /// Change the platform's own safeguards: circuit breakers and the limits
+    /// of a workspace. No workspace role holds it; only operators do.
+    PlatformManage,
 }
 
 impl Permission {
-    /// The least role that holds this permission.
-    pub fn least_role(self) -> Role {
-        match self {
+    /// The least role that holds this permission; `None` when no workspace
+    /// role does (an operator's permission).
+    pub fn least_role(self) -> Option<Role> {
+        let role = match self {
             Permission::WorkspaceRead
             | Permission::MembersRead
             | Permission::WorkflowsRead
@@ -101,19 +105,21 @@ impl Permission {
             | Permission::AuditRead
             | Permission::TemplatesPublish => Role::Admin,
             Permission::WorkspaceCreate => Role::Owner,
-        }
+            Permission::PlatformManage => return None,
+        };
+        Some(role)
     }
 }
 
 /// Whether `role` holds `permission`.
 pub fn role_allows(role: Role, permission: Permission) -> bool {
-    role >= permission.least_role()
+    permission.least_role().is_some_and(|least| role >= least)
 }
 
 /// The matrix's operator column: what an operator token (`Subject::Operator`)
-/// may do, in any workspace it names. For now it reads and nothing else;
-/// circuit breakers, tiers and templates join it with their services. The
-/// match has no fallback, so a new permission must take a side here.
+/// may do, in any workspace it names: read, and manage the platform's own
+/// safeguards, never a workspace's content. The match has no fallback, so a
+/// new permission must take a side here.
 pub fn operator_allows(permission: Permission) -> bool {
     match permission {
         Permission::WorkspaceRead
@@ -121,7 +127,8 @@ pub fn operator_allows(permission: Permission) -> bool {
         | Permission::AuditRead
         | Permission::WorkflowsRead
         | Permission::CredentialsRead
-        | Permission::UsageRead => true,
+        | Permission::UsageRead
+        | Permission::PlatformManage => true,
         Permission::WorkspaceCreate
         | Permission::MembersInvite
         | Permission::MembersManage
@@ -160,6 +167,10 @@ mod tests {
     fn viewer_reads_but_cannot_invite() {
         assert!(role_allows(Role::Viewer, Permission::MembersRead));
         assert!(!role_allows(Role::Viewer, Permission::MembersInvite));
+        for role in Role::ALL {
+            assert!(!role_allows(role, Permission::PlatformManage), "{role}");
+        }
+        assert!(operator_allows(Permission::PlatformManage));
         assert!(!role_allows(Role::Editor, Permission::MembersInvite));
         assert!(role_allows(Role::Admin, Permission::MembersInvite));
         assert!(!role_allows(Role::Admin, Permission::WorkspaceCreate));

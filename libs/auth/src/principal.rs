@@ -109,17 +109,17 @@ impl Principal {
             Subject::Operator(_) if operator_allows(permission) => return Ok(()),
             Subject::Operator(_) => {
                 return Err(AuthError::PermissionDenied(
-                    "an operator token may only read".to_owned(),
+                    "an operator token may read and manage the platform's safeguards, not change a workspace".to_owned(),
                 ));
             }
             Subject::User(_) => {}
         }
         match self.role {
             Some(role) if role_allows(role, permission) => Ok(()),
-            Some(role) => Err(AuthError::PermissionDenied(format!(
-                "the {role} role may not do this (needs {})",
-                permission.least_role()
-            ))),
+            Some(role) => Err(AuthError::PermissionDenied(match permission.least_role() {
+                Some(least) => format!("the {role} role may not do this (needs {least})"),
+                None => "only a platform operator may do this".to_owned(),
+            })),
             None => Err(AuthError::PermissionDenied(
                 "the caller has no role in a workspace".to_owned(),
             )),
