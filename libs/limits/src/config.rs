@@ -177,16 +177,16 @@ impl Default for LimitsConfig {
 
 impl LimitsConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let mut problems = self.defaults.problems("limits.defaults.");
+        let mut problems = self.defaults.problems("defaults.");
         if !(100..=600_000).contains(&self.cache_ttl_ms) {
             problems.push(format!(
-                "limits.cache_ttl_ms must be between 100 and 600000 (got {})",
+                "cache_ttl_ms must be between 100 and 600000 (got {})",
                 self.cache_ttl_ms
             ));
         }
         if !(1..=10_000_000).contains(&self.cache_max_entries) {
             problems.push(format!(
-                "limits.cache_max_entries must be between 1 and 10000000 (got {})",
+                "cache_max_entries must be between 1 and 10000000 (got {})",
                 self.cache_max_entries
             ));
         }
@@ -216,7 +216,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "invalid limits: {}", self.problems.join("; "))
+        formatter.write_str(&self.problems.join("\n"))
     }
 }
 
@@ -270,7 +270,7 @@ mod tests {
                     running_executions_per_user: values[5],
                     queue_wait_limit_seconds: values[6],
                 };
-                let problems = limits.problems("limits.defaults.");
+                let problems = limits.problems("defaults.");
                 assert_eq!(problems.is_empty(), ok, "{name}={value}: {problems:?}");
                 if !ok {
                     assert!(problems[0].contains(name), "{problems:?}");

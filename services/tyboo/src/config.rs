@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 use tyboo_edge::EdgeConfig;
 use tyboo_executor::ExecutorConfig;
+use tyboo_limits::LimitsConfig;
 use tyboo_runtime::config::{ConfigError, ConfigProblem};
 use tyboo_runtime::server::GrpcConfig;
 use tyboo_runtime::telemetry::LogConfig;
@@ -36,6 +37,8 @@ pub struct TybooConfig {
     pub tenancy: TenancyConfig,
     pub executor: ExecutorConfig,
     pub vault: VaultConfig,
+    /// Every workspace's limits unless an operator overrides them.
+    pub limits: LimitsConfig,
     pub bootstrap: BootstrapConfig,
 }
 
@@ -54,6 +57,7 @@ impl Default for TybooConfig {
             tenancy: TenancyConfig::default(),
             executor: ExecutorConfig::default(),
             vault: VaultConfig::default(),
+            limits: LimitsConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
     }
@@ -218,6 +222,10 @@ impl TybooConfig {
             }),
         );
         check("tenancy", self.tenancy.validate());
+        check(
+            "limits",
+            self.limits.validate().map_err(|error| error.to_string()),
+        );
         // `tyboo up` keeps a generated master key in the data folder when
         // none is configured, and only a vault uses master keys at all; a
         // lone vault must be given them.
