@@ -17,6 +17,7 @@ mod grpc_api;
 mod grpcurl;
 mod hostile_http;
 mod http_api;
+mod limits;
 mod process;
 mod reflection;
 mod topology;

@@ -27,9 +27,10 @@ const ALWAYS_LISTED: [&str; 3] = [
     "grpc.reflection.v1alpha.ServerReflection",
 ];
 
-const TENANCY_SERVICES: [&str; 3] = [
+const TENANCY_SERVICES: [&str; 4] = [
     "tyboo.tenancy.v1.AuditService",
     "tyboo.tenancy.v1.AuthService",
+    "tyboo.tenancy.v1.LimitsService",
     "tyboo.tenancy.v1.TenancyService",
 ];
 
@@ -47,10 +48,11 @@ const EXECUTOR_SERVICES: [&str; 4] = [
 ];
 
 /// The services the edge routes for the public.
-const PUBLIC_SERVICES: [&str; 5] = [
+const PUBLIC_SERVICES: [&str; 6] = [
     "tyboo.executor.v1.DeadLetterService",
     "tyboo.executor.v1.ExecutionService",
     "tyboo.executor.v1.WorkflowService",
+    "tyboo.tenancy.v1.LimitsService",
     "tyboo.tenancy.v1.TenancyService",
     "tyboo.vault.v1.CredentialService",
 ];

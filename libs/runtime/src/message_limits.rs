@@ -8,6 +8,7 @@ use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
 use tyboo_proto::executor::workflow_service_server::WorkflowServiceServer;
 use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
+use tyboo_proto::tenancy::limits_service_server::LimitsServiceServer;
 use tyboo_proto::tenancy::tenancy_service_server::TenancyServiceServer;
 use tyboo_proto::vault::credential_access_service_server::CredentialAccessServiceServer;
 use tyboo_proto::vault::credential_service_server::CredentialServiceServer;
@@ -34,6 +35,7 @@ message_limits!(
     TenancyServiceServer,
     AuthServiceServer,
     AuditServiceServer,
+    LimitsServiceServer,
     CredentialServiceServer,
     CredentialAccessServiceServer,
     KeyManagementServiceServer,

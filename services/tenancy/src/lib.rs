@@ -20,11 +20,12 @@ use std::sync::Arc;
 pub use config::TenancyConfig;
 pub use domain::{Bootstrap, Domain};
 pub use error::{TenancyError, TenancyResult};
-pub use grpc::{AuditGrpc, AuthGrpc, TenancyGrpc};
+pub use grpc::{AuditGrpc, AuthGrpc, LimitsGrpc, TenancyGrpc};
 
 use domain::validation::{Email, Name};
 use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
+use tyboo_proto::tenancy::limits_service_server::LimitsServiceServer;
 use tyboo_proto::tenancy::tenancy_service_server::TenancyServiceServer;
 use tyboo_runtime::server::GrpcServer;
 
@@ -90,6 +91,23 @@ impl Tenancy {
             .with(self.tenancy_grpc())
             .with(self.auth_grpc())
             .with(self.audit_grpc())
+            .with(self.limits_grpc())
+    }
+
+    /// A workspace's limits: read by members, the edge and the executor;
+    /// changed by operators.
+    pub fn limits_grpc(&self) -> LimitsServiceServer<LimitsGrpc> {
+        LimitsServiceServer::new(LimitsGrpc::new(self.domain.clone()))
+    }
+
+    /// The same tenancy with `limits` as every workspace's defaults.
+    pub fn with_limit_defaults(self, limits: tyboo_limits::Limits) -> Tenancy {
+        let domain = Domain::with_limit_defaults(
+            self.domain.store().clone(),
+            self.domain.config().clone(),
+            limits,
+        );
+        Tenancy { domain }
     }
 
     /// The published verification keys, read from this service's database.

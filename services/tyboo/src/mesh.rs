@@ -16,6 +16,7 @@ use tyboo_executor::{Executor, Workers};
 use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETTER_SERVICE;
 use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
 use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
+use tyboo_proto::tenancy::limits_service_server::SERVICE_NAME as LIMITS_SERVICE;
 use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
 use tyboo_proto::vault::credential_service_server::SERVICE_NAME as CREDENTIAL_SERVICE;
 use tyboo_runtime::server::GrpcServer;
@@ -367,7 +368,8 @@ async fn open_tenancy(config: &TybooConfig) -> anyhow::Result<Tenancy> {
     ensure_data_dir(config)?;
     let tenancy = Tenancy::connect(&config.database_url_for("tenancy"), config.tenancy.clone())
         .await
-        .context("connecting tenancy to its database")?;
+        .context("connecting tenancy to its database")?
+        .with_limit_defaults(config.limits.defaults.clone());
     tenancy.migrate().await.context("migrating tenancy")?;
     Ok(tenancy)
 }
@@ -397,10 +399,16 @@ fn build_edge(
     executor: Option<Channel>,
     vault: Option<Channel>,
 ) -> anyhow::Result<Edge> {
-    let mut public = vec![Upstream {
-        service: TENANCY_SERVICE.to_owned(),
-        channel: tenancy.clone(),
-    }];
+    let mut public = vec![
+        Upstream {
+            service: TENANCY_SERVICE.to_owned(),
+            channel: tenancy.clone(),
+        },
+        Upstream {
+            service: LIMITS_SERVICE.to_owned(),
+            channel: tenancy.clone(),
+        },
+    ];
     if let Some(executor) = &executor {
         for service in [WORKFLOW_SERVICE, EXECUTION_SERVICE, DEAD_LETTER_SERVICE] {
             public.push(Upstream {

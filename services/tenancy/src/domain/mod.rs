@@ -8,6 +8,7 @@ pub mod api_keys;
 pub mod audit;
 mod caller;
 pub mod invitations;
+pub mod limits;
 pub mod members;
 pub mod model;
 mod scope;
@@ -19,6 +20,7 @@ pub mod workspaces;
 use std::sync::{Arc, RwLock};
 
 use tyboo_auth::TokenVerifier;
+use tyboo_limits::Limits;
 
 pub use access_changes::{AccessChange, AccessChangeKind, AccessChangesPage, AccessChangesQuery};
 pub use audit::AuditQuery;
@@ -41,6 +43,8 @@ struct Inner {
     signer: signing::SignerCache,
     /// Replaced after a local rotation so the new key is known at once.
     verifier: RwLock<TokenVerifier>,
+    /// Every workspace's limits unless overridden (the `limits` section).
+    limit_defaults: Limits,
 }
 
 impl std::fmt::Debug for Domain {
@@ -61,6 +65,14 @@ pub(crate) fn bounded_seconds(seconds: u64) -> chrono::Duration {
 
 impl Domain {
     pub fn new(store: Store, config: TenancyConfig) -> Domain {
+        Domain::with_limit_defaults(store, config, Limits::default())
+    }
+
+    pub fn with_limit_defaults(
+        store: Store,
+        config: TenancyConfig,
+        limit_defaults: Limits,
+    ) -> Domain {
         let key_source = Arc::new(LocalKeySource::new(store.clone(), &config));
         Domain {
             inner: Arc::new(Inner {
@@ -68,6 +80,7 @@ impl Domain {
                 signer: signing::SignerCache::default(),
                 store,
                 config,
+                limit_defaults,
             }),
         }
     }
@@ -78,5 +91,9 @@ impl Domain {
 
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    pub fn limit_defaults(&self) -> &Limits {
+        &self.inner.limit_defaults
     }
 }

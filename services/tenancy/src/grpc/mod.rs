@@ -4,8 +4,10 @@
 mod audit_service;
 mod auth_service;
 pub mod conversions;
+mod limits_service;
 mod tenancy_service;
 
 pub use audit_service::AuditGrpc;
 pub use auth_service::AuthGrpc;
+pub use limits_service::LimitsGrpc;
 pub use tenancy_service::TenancyGrpc;

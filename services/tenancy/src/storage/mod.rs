@@ -9,6 +9,7 @@ pub mod audit;
 pub mod entities;
 pub mod first_start;
 pub mod invitations;
+pub mod limits;
 pub mod members;
 mod migrations;
 pub mod signing_keys;

@@ -8,6 +8,7 @@ mod api_keys;
 mod audit;
 mod grpc;
 mod harness;
+mod limits;
 mod members;
 mod signing;
 mod workspaces;

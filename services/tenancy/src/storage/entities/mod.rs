@@ -12,3 +12,4 @@ pub mod organization;
 pub mod signing_key;
 pub mod user;
 pub mod workspace;
+pub mod workspace_limits;

@@ -6,6 +6,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 mod m20261125_000001_create_tenancy;
 mod m20261201_000002_access_changes;
 mod m20261207_000003_first_start;
+mod m20261207_000004_workspace_limits;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261125_000001_create_tenancy::Migration),
             Box::new(m20261201_000002_access_changes::Migration),
             Box::new(m20261207_000003_first_start::Migration),
+            Box::new(m20261207_000004_workspace_limits::Migration),
         ]
     }
 }
