@@ -127,6 +127,8 @@ impl Topology {
             config.queue_url = redis_url();
         }
         config.executor.broker.key_prefix = format!("tyboo-test-{unique}");
+        // The leases live under the same prefix, so one clean-up removes both.
+        config.executor.concurrency.leases.key_prefix = format!("tyboo-test-{unique}");
         if config.tenancy.service_secret.is_empty() {
             config.tenancy.service_secret = format!("service-secret-{unique}");
         }

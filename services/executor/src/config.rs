@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use tyboo_broker::BrokerConfig;
 use tyboo_engine::EngineConfig;
+use tyboo_lease::LeaseConfig;
 
 /// Default nesting limit of stored JSON values.
 pub const DEFAULT_MAX_JSON_DEPTH: usize = 32;
@@ -82,6 +83,51 @@ pub struct ExecutorConfig {
     pub database_max_connections: u32,
     pub engine: EngineConfig,
     pub broker: BrokerConfig,
+    pub concurrency: ConcurrencyConfig,
+}
+
+/// Running executions per workspace and per user, held as leases that expire
+/// with their holder (`executor.concurrency`). The limits themselves are the
+/// workspace's (`limits.defaults` and its overrides).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ConcurrencyConfig {
+    /// Off: executions start as soon as a worker takes them, however many run.
+    pub enabled: bool,
+    /// How often an execution waiting for a slot looks again, besides being
+    /// woken when an execution of its workspace finishes.
+    pub recheck_ms: u64,
+    /// The leases: their ttl (how long a dead holder's slot stays taken),
+    /// how often running executions renew them, and their Redis keys.
+    pub leases: LeaseConfig,
+}
+
+impl Default for ConcurrencyConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            recheck_ms: 10_000,
+            leases: LeaseConfig::default(),
+        }
+    }
+}
+
+impl ConcurrencyConfig {
+    /// Every problem as `key: reason`, one a line, relative to this section.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(50..=600_000).contains(&self.recheck_ms) {
+            problems.push("recheck_ms: must be between 50 and 600000".to_owned());
+        }
+        if let Err(leases) = self.leases.validate() {
+            problems.extend(leases.lines().map(|line| format!("leases.{line}")));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
 }
 
 impl Default for ExecutorConfig {
@@ -116,6 +162,7 @@ impl Default for ExecutorConfig {
             database_max_connections: 10,
             engine: EngineConfig::default(),
             broker: BrokerConfig::default(),
+            concurrency: ConcurrencyConfig::default(),
         }
     }
 }
@@ -218,6 +265,23 @@ impl ExecutorConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn concurrency_settings_are_checked_at_their_edges() {
+        let mut config = ExecutorConfig::default();
+        for (recheck_ms, ok) in [(49, false), (50, true), (600_000, true), (600_001, false)] {
+            config.concurrency.recheck_ms = recheck_ms;
+            let outcome = config.concurrency.validate();
+            assert_eq!(outcome.is_ok(), ok, "{recheck_ms}: {outcome:?}");
+            if let Err(message) = outcome {
+                assert!(message.starts_with("recheck_ms:"), "{message}");
+            }
+        }
+        config.concurrency.recheck_ms = 10_000;
+        config.concurrency.leases.renew_interval_ms = config.concurrency.leases.ttl_ms;
+        let message = config.concurrency.validate().unwrap_err();
+        assert!(message.starts_with("leases.renew_interval_ms"), "{message}");
+    }
 
     #[test]
     fn defaults_are_valid_and_documented_values() {

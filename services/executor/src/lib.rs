@@ -82,6 +82,20 @@ impl Executor {
         Ok(self)
     }
 
+    /// Holds concurrency slots in `leases` (Redis when steps are dispatched
+    /// through Redis, so every worker process shares them) and reads each
+    /// workspace's limits from `limits` (tenancy, through a short cache).
+    /// Without it, slots are this process's and the limits the defaults.
+    pub fn with_concurrency(
+        self,
+        leases: Arc<dyn tyboo_lease::ConcurrencyLeases>,
+        limits: Arc<dyn tyboo_limits::LimitsSource>,
+    ) -> ExecutorResult<Executor> {
+        self.domain
+            .set_concurrency(domain::Concurrency { leases, limits })?;
+        Ok(self)
+    }
+
     /// Applies pending migrations; safe to run on every start.
     pub async fn migrate(&self) -> ExecutorResult<()> {
         self.domain.store().migrate().await.map_err(Into::into)
@@ -140,6 +154,7 @@ impl Executor {
     pub fn start_background(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         vec![
             work::reconciler::spawn(self.domain.clone(), shutdown.clone()),
+            work::leases::spawn(self.domain.clone(), shutdown.clone()),
             work::scheduler::spawn(self.domain.clone(), shutdown),
         ]
     }

@@ -24,9 +24,32 @@ pub const REDISPATCHED_TOTAL: &str = "tyboo_executor_redispatched_total";
 pub const STALE_COMMITS_TOTAL: &str = "tyboo_executor_stale_commits_total";
 /// Schedule ticks fired.
 pub const SCHEDULE_FIRES_TOTAL: &str = "tyboo_executor_schedule_fires_total";
+/// Executions that began to wait for a concurrency slot, by `limit`
+/// (workspace, user).
+pub const QUEUED_FOR_SLOT_TOTAL: &str = "tyboo_executor_queued_for_slot_total";
+/// Executions that waited longer than their queue wait limit and timed out.
+pub const QUEUE_WAIT_TIMEOUTS_TOTAL: &str = "tyboo_executor_queue_wait_timeouts_total";
+/// Concurrency lease operations that failed, by `operation` (acquire,
+/// renew, release) and `outcome` (unavailable, lost).
+pub const LEASE_FAILURES_TOTAL: &str = "tyboo_executor_lease_failures_total";
 
 /// Registers descriptions with the installed recorder; call once at start-up.
 pub fn describe() {
+    describe_counter!(
+        QUEUED_FOR_SLOT_TOTAL,
+        Unit::Count,
+        "Executions that began to wait for a concurrency slot, by limit"
+    );
+    describe_counter!(
+        QUEUE_WAIT_TIMEOUTS_TOTAL,
+        Unit::Count,
+        "Executions that timed out waiting for a concurrency slot"
+    );
+    describe_counter!(
+        LEASE_FAILURES_TOTAL,
+        Unit::Count,
+        "Concurrency lease operations that failed, by operation and outcome"
+    );
     describe_counter!(
         STEPS_RUN_TOTAL,
         Unit::Count,

@@ -236,6 +236,7 @@ impl TybooConfig {
         check("vault", vault.validate());
         check("executor", self.executor.validate());
         check("executor.engine", self.executor.engine.validate());
+        check("executor.concurrency", self.executor.concurrency.validate());
         check(
             "executor.broker",
             self.executor

@@ -327,9 +327,28 @@ async fn open_executor(
     .await
     .context("connecting the executor to its database")?;
     let executor = match vault {
-        Some(vault) => executor.with_vault(vault, service_tokens(config, tenancy, "executor"))?,
+        Some(vault) => {
+            executor.with_vault(vault, service_tokens(config, tenancy.clone(), "executor"))?
+        }
         None => executor,
     };
+    // Slots are shared by every process that claims steps: on the queue's
+    // Redis when there is one. Limits come from tenancy, kept briefly.
+    let leases = tyboo_lease::connect(
+        queue_url,
+        &config.executor.concurrency.leases,
+        std::sync::Arc::new(tyboo_lease::SystemClock),
+    )
+    .await
+    .context("connecting the concurrency leases")?;
+    let limits = tyboo_limits::CachedLimits::new(
+        std::sync::Arc::new(tyboo_limits::GrpcLimits::new(
+            tenancy.clone(),
+            service_tokens(config, tenancy, "executor"),
+        )),
+        &config.limits,
+    );
+    let executor = executor.with_concurrency(leases, std::sync::Arc::new(limits))?;
     executor.migrate().await.context("migrating the executor")?;
     Ok(executor)
 }

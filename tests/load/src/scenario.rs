@@ -73,6 +73,7 @@ impl Target {
         };
         // A key prefix of this run's own on a shared Redis.
         config.executor.broker.key_prefix = format!("tyboo-load-{}", uuid::Uuid::now_v7().simple());
+        config.executor.concurrency.leases.key_prefix = config.executor.broker.key_prefix.clone();
         let queue_keys = (!config.queue_url.is_empty()).then(|| {
             (
                 config.queue_url.clone(),

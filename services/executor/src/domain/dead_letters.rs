@@ -129,6 +129,7 @@ impl Domain {
                     trigger_type: TriggerType::Replay,
                     input: json_column(&original.input)?,
                     dead_letter_id: Some(letter.id),
+                    started_by: scope.user_id(),
                     carried,
                 },
             )

@@ -25,6 +25,8 @@ pub(crate) struct Admission<'a> {
     pub trigger_type: TriggerType,
     pub input: Value,
     pub dead_letter_id: Option<Uuid>,
+    /// The person who started it, when a person did.
+    pub started_by: Option<Uuid>,
     /// Terminal steps of an earlier execution kept as they were: a replay
     /// from the failed node starts where that execution stopped.
     pub carried: Vec<Step>,
@@ -95,6 +97,7 @@ impl Domain {
                     trigger_type: TriggerType::Manual,
                     input,
                     dead_letter_id: None,
+                    started_by: scope.user_id(),
                     carried: Vec::new(),
                 },
             )
@@ -226,6 +229,8 @@ impl Domain {
                 ),
             data_bytes: i64::try_from(input_text.len()).unwrap_or(i64::MAX),
             dead_letter_id: admission.dead_letter_id,
+            started_by: admission.started_by,
+            queue_reason: None,
         };
         executions::insert(db, &execution).await?;
 

@@ -3,6 +3,7 @@
 //! triggers. Nothing here knows about gRPC.
 
 pub mod cancellation;
+pub mod concurrency;
 pub mod credentials;
 pub mod dead_letters;
 pub mod executions;
@@ -35,6 +36,7 @@ use crate::config::ExecutorConfig;
 use crate::error::{ExecutorError, ExecutorResult};
 use crate::storage::{self, Store};
 use cancellation::CancellationRegistry;
+pub use concurrency::Concurrency;
 
 /// Parsed graphs kept per process; versions are immutable, so an entry never
 /// goes stale. Cleared wholesale past this many entries to bound memory.
@@ -62,6 +64,10 @@ struct Inner {
     /// Set once at start-up when a vault is configured; without it every
     /// credential reference is refused at save time.
     vault: OnceLock<credentials::VaultAccess>,
+    /// Set once at start-up to shared leases and the workspaces' limits;
+    /// until then, leases of this process and the default limits.
+    concurrency: OnceLock<Concurrency>,
+    local_concurrency: Concurrency,
 }
 
 impl std::fmt::Debug for Domain {
@@ -84,6 +90,16 @@ impl Domain {
         let sync_waiters = Arc::new(tokio::sync::Semaphore::new(
             usize::try_from(config.webhook_sync_max_waiters).unwrap_or(usize::MAX),
         ));
+        let clock: Arc<dyn tyboo_lease::Clock> = Arc::new(tyboo_lease::SystemClock);
+        let leases = tyboo_lease::InProcessLeases::new(&config.concurrency.leases, clock.clone())
+            .or_else(|_| {
+                tyboo_lease::InProcessLeases::new(&tyboo_lease::LeaseConfig::default(), clock)
+            })
+            .expect("the default lease settings are valid");
+        let local_concurrency = Concurrency {
+            leases: Arc::new(leases),
+            limits: Arc::new(tyboo_limits::DefaultLimits(tyboo_limits::Limits::default())),
+        };
         Domain {
             inner: Arc::new(Inner {
                 store,
@@ -96,6 +112,8 @@ impl Domain {
                 graphs: Mutex::new(HashMap::new()),
                 sync_waiters,
                 vault: OnceLock::new(),
+                concurrency: OnceLock::new(),
+                local_concurrency,
             }),
         }
     }
@@ -123,6 +141,22 @@ impl Domain {
             .vault
             .set(vault)
             .map_err(|_| ExecutorError::Config("the vault is already connected".to_owned()))
+    }
+
+    /// Where concurrency slots are held and the limits read.
+    pub fn concurrency(&self) -> &Concurrency {
+        self.inner
+            .concurrency
+            .get()
+            .unwrap_or(&self.inner.local_concurrency)
+    }
+
+    /// Holds slots in `concurrency` (shared leases, the workspaces' limits).
+    /// Called once, before serving; a second call is refused.
+    pub fn set_concurrency(&self, concurrency: Concurrency) -> ExecutorResult<()> {
+        self.inner.concurrency.set(concurrency).map_err(|_| {
+            ExecutorError::Config("concurrency leases are already connected".to_owned())
+        })
     }
 
     pub fn dispatch(&self) -> &Arc<dyn Dispatch> {

@@ -65,6 +65,12 @@ pub struct Execution {
     pub data_bytes: i64,
     /// For a replay, the dead letter it came from.
     pub dead_letter_id: Option<Uuid>,
+    /// The person who started it; `None` for webhooks, schedules and the
+    /// mesh. Their running executions count against their own limit.
+    pub started_by: Option<Uuid>,
+    /// Why a queued execution has not started yet, e.g. "waiting for a
+    /// concurrency slot: 5 of 5 running in this workspace".
+    pub queue_reason: Option<String>,
 }
 
 /// The state of one node in one execution: what workers lease, fence and

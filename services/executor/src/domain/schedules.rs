@@ -70,6 +70,7 @@ impl Domain {
                 trigger_type: TriggerType::Schedule,
                 input,
                 dead_letter_id: None,
+                started_by: None,
                 carried: Vec::new(),
             },
         )

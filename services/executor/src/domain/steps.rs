@@ -13,7 +13,8 @@ use tyboo_engine::{ErrorClass, LlmUsage, NodeError, NodeSpec, RetryPolicy, Workf
 use tyboo_store::Session;
 use uuid::Uuid;
 
-use super::progress::{Aftermath, terminal_map};
+use super::concurrency::Slot;
+use super::progress::{Aftermath, Stop, terminal_map};
 use super::{
     Domain, Execution, ExecutionStatus, NodeRun, NodeRunStatus, Scope, Step, StepState,
     json_column, now, to_json_text,
@@ -161,6 +162,42 @@ impl Domain {
                 return Ok(ClaimOutcome::Nothing);
             }
         };
+        // The first step of an execution takes its concurrency slots, or
+        // the execution waits, still queued, saying why.
+        if execution.status == ExecutionStatus::Queued && self.config().concurrency.enabled {
+            let limits = self.limits_of(execution.workspace_id).await;
+            if let Slot::Wait(reason) = self.take_slot(&execution, &limits).await {
+                if let Some(error) = Domain::waited_too_long(&execution, &limits, now) {
+                    let stopped = self
+                        .stop_execution(
+                            work.tx(),
+                            execution.id,
+                            Stop {
+                                status: ExecutionStatus::TimedOut,
+                                error: &error,
+                                error_class: Some(ErrorClass::Timeout.as_str()),
+                                failed_node_id: None,
+                                now,
+                            },
+                        )
+                        .await?;
+                    if stopped {
+                        work.record(execution.id, ExecutionStatus::TimedOut.into());
+                        ::metrics::counter!(crate::metrics::QUEUE_WAIT_TIMEOUTS_TOTAL).increment(1);
+                    }
+                    self.commit(work).await?;
+                    return Ok(ClaimOutcome::Nothing);
+                }
+                if execution.queue_reason.as_deref() != Some(reason.as_str()) {
+                    executions::set_queue_reason(work.tx(), execution.id, Some(&reason)).await?;
+                }
+                // The broker brings the message back at the recheck; the
+                // reconciler need not.
+                steps::mark_dispatched(work.tx(), &[step.id], now).await?;
+                self.commit(work).await?;
+                return Ok(ClaimOutcome::Later(self.recheck_at(now)));
+            }
+        }
         let graph = self
             .graph_on(work.tx(), execution.workflow_id, execution.workflow_version)
             .await?;

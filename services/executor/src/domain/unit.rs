@@ -82,7 +82,21 @@ impl Domain {
     /// dispatches the jobs it readied.
     pub(crate) async fn commit(&self, work: Work) -> ExecutorResult<()> {
         let Work { tx, jobs, finished } = work;
+        let workspace_id = tyboo_store::Session::scope(&tx).workspace_id();
         tx.commit().await?;
+        if self.config().concurrency.enabled && !finished.is_empty() {
+            // Every path that finishes an execution acts in its workspace.
+            match workspace_id {
+                Some(workspace_id) => {
+                    let domain = self.clone();
+                    let ids = finished.iter().map(|(id, _)| *id).collect();
+                    tokio::spawn(async move { domain.release_slots(workspace_id, ids).await });
+                }
+                None => tracing::warn!(
+                    "executions finished outside a workspace scope; their slots expire with their leases"
+                ),
+            }
+        }
         for (execution_id, status) in finished {
             if status != ExecutionStatus::Succeeded {
                 self.cancellations().cancel(execution_id);

@@ -237,6 +237,7 @@ impl Domain {
                     trigger_type: TriggerType::Webhook,
                     input,
                     dead_letter_id: None,
+                    started_by: None,
                     carried: Vec::new(),
                 },
             )

@@ -108,6 +108,7 @@ pub async fn mark_running<S: Session>(
             Expr::value(ExecutionStatus::Running),
         )
         .col_expr(execution::Column::StartTime, Expr::value(now))
+        .col_expr(execution::Column::QueueReason, Expr::value(None::<String>))
         .filter(execution::Column::Status.eq(ExecutionStatus::Queued))
         .exec(db)
         .await
@@ -174,6 +175,60 @@ pub async fn past_deadline<S: Session>(
         .filter(execution::Column::Status.is_in(ACTIVE))
         .filter(execution::Column::Deadline.lt(now))
         .order_by_asc(execution::Column::Deadline)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(records::all(rows))
+}
+
+/// Says why a queued execution waits (`None`: it no longer does).
+pub async fn set_queue_reason<S: Session>(
+    db: &S,
+    execution_id: Uuid,
+    reason: Option<&str>,
+) -> Result<(), DbErr> {
+    update(db, execution_id)
+        .col_expr(
+            execution::Column::QueueReason,
+            Expr::value(reason.map(str::to_owned)),
+        )
+        .filter(execution::Column::Status.eq(ExecutionStatus::Queued))
+        .exec(db)
+        .await
+        .map(|_| ())
+}
+
+/// Running executions of the scope in id order after `after_id`: the
+/// holders of concurrency leases, which renew them.
+pub async fn running_after<S: Session>(
+    db: &S,
+    after_id: Option<Uuid>,
+    limit: u64,
+) -> Result<Vec<Execution>, DbErr> {
+    let mut query = db
+        .scope()
+        .restrict(execution::Entity::find(), execution::Column::WorkspaceId)
+        .filter(execution::Column::Status.eq(ExecutionStatus::Running));
+    if let Some(after_id) = after_id {
+        query = query.filter(execution::Column::Id.gt(after_id));
+    }
+    let rows = query
+        .order_by_asc(execution::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(records::all(rows))
+}
+
+/// The queued executions of the scope that wait for a concurrency slot,
+/// oldest first.
+pub async fn waiting_for_slot<S: Session>(db: &S, limit: u64) -> Result<Vec<Execution>, DbErr> {
+    let rows = db
+        .scope()
+        .restrict(execution::Entity::find(), execution::Column::WorkspaceId)
+        .filter(execution::Column::Status.eq(ExecutionStatus::Queued))
+        .filter(execution::Column::QueueReason.is_not_null())
+        .order_by_asc(execution::Column::CreateTime)
         .limit(limit)
         .all(db)
         .await?;

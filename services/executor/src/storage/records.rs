@@ -40,7 +40,7 @@ mapped!(WorkflowVersion <=> workflow_version {
 mapped!(Execution <=> execution {
     id, workspace_id, workflow_id, workflow_version, status, trigger_type, input, error,
     error_class, failed_node_id, create_time, start_time, end_time, deadline, data_bytes,
-    dead_letter_id,
+    dead_letter_id, started_by, queue_reason,
 });
 
 mapped!(Step <=> step {

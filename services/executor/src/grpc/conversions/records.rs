@@ -34,6 +34,11 @@ pub fn execution_to_proto(execution: &Execution) -> ExecutorResult<pb::Execution
             .dead_letter_id
             .map(|id| id.to_string())
             .unwrap_or_default(),
+        started_by: execution
+            .started_by
+            .map(|id| id.to_string())
+            .unwrap_or_default(),
+        queue_reason: execution.queue_reason.clone().unwrap_or_default(),
     })
 }
 

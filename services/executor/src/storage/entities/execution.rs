@@ -26,6 +26,11 @@ pub struct Model {
     pub data_bytes: i64,
     /// For a replay, the dead letter it came from.
     pub dead_letter_id: Option<Uuid>,
+    /// The person who started it; `None` for webhooks, schedules and the mesh.
+    pub started_by: Option<Uuid>,
+    /// Why a queued execution has not started yet.
+    #[sea_orm(column_type = "Text", nullable)]
+    pub queue_reason: Option<String>,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

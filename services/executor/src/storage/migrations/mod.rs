@@ -6,6 +6,7 @@ use sea_orm_migration::{MigrationTrait, MigratorTrait};
 mod m20261126_000001_create_executor;
 mod m20261126_000002_step_lost_workers;
 mod m20261207_000003_webhook_tokens;
+mod m20261207_000004_execution_concurrency;
 
 pub struct Migrator;
 
@@ -15,6 +16,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261126_000001_create_executor::Migration),
             Box::new(m20261126_000002_step_lost_workers::Migration),
             Box::new(m20261207_000003_webhook_tokens::Migration),
+            Box::new(m20261207_000004_execution_concurrency::Migration),
         ]
     }
 }
