@@ -394,6 +394,12 @@ async fn another_workspaces_ids_answer_like_missing_ones_on_every_route() {
             "/v1/workspaces/{workspace_id}/invitations/{invitation_id}",
             None,
         ),
+        case(Method::GET, "/v1/workspaces/{workspace_id}/limits", None),
+        case(
+            Method::PUT,
+            "/v1/workspaces/{workspace_id}/limits",
+            Some(json!({"overrides": {"apiKeyBurst": 1000000}})),
+        ),
         case(Method::GET, "/v1/workspaces/{workspace_id}/api-keys", None),
         case(
             Method::POST,
