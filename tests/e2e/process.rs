@@ -343,6 +343,82 @@ async fn readme_curl_walkthrough_works_as_written() {
     store.remove().await;
 }
 
+/// The limits walk-through of README.md, run as written against `tyboo up`
+/// with `tyboo` and `grpcurl` on the PATH (grpcurl as the suite's
+/// reflection-only stand-in where it is not installed).
+#[tokio::test]
+async fn readme_limits_walkthrough_works_as_written() {
+    let readme = include_str!("../../README.md");
+    let block = readme
+        .split("<!-- walkthrough:limits -->")
+        .nth(1)
+        .and_then(|rest| rest.split("<!-- /walkthrough:limits -->").next())
+        .expect("README has the limits walk-through");
+    let store = TestStore::create().await;
+    let mut running = start(&store).await;
+    let script: String = block
+        .lines()
+        .filter(|line| !line.starts_with("```"))
+        .map(|line| {
+            if line.starts_with("EDGE=") {
+                format!("EDGE=http://{}", running.edge)
+            } else if line.starts_with("TENANCY=") {
+                format!("TENANCY={}", running.tenancy)
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_tyboo"));
+    let grpcurl = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/grpcurl");
+    let path = format!(
+        "{}:{grpcurl}:{}",
+        binary.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let output = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", &script])
+        .env("PATH", path)
+        .env("TYBOO_KEY", running.api_key.clone().unwrap())
+        .env("WS", running.workspace_id.clone().unwrap())
+        .env("TYBOO_DATA_DIR", &store.data_dir)
+        .env("TYBOO_DATABASE_URL", &store.database_url)
+        .env("TYBOO_LOG__FILTER", "warn")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].contains("\"runningExecutionsPerWorkspace\":50"),
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1], r#"{"runningExecutionsPerWorkspace":1}"#,
+        "{stdout}"
+    );
+    assert_eq!(lines[2], "403", "{stdout}");
+    assert_eq!(
+        lines[3],
+        r#"{"status":"EXECUTION_STATUS_QUEUED","queueReason":"waiting for a concurrency slot: 1 of 1 running in this workspace"}"#,
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[4], r#"{"status":"EXECUTION_STATUS_SUCCEEDED","queueReason":""}"#,
+        "{stdout}"
+    );
+    assert_eq!(lines[5], "50", "{stdout}");
+    send_sigterm(&running.child);
+    assert!(running.child.wait().await.unwrap().success());
+    store.remove().await;
+}
+
 /// A `tyboo up` killed with SIGKILL in the middle of an execution finishes
 /// it after a restart, and no node that had completed runs again: the sink
 /// counts each side effect by its idempotency key.
