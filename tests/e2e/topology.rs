@@ -127,6 +127,9 @@ impl Topology {
             config.queue_url = redis_url();
         }
         config.executor.broker.key_prefix = format!("tyboo-test-{unique}");
+        // The breakers share the queue's Redis and so its fresh prefix (and
+        // its clean-up).
+        config.executor.breakers.key_prefix = format!("tyboo-test-{unique}");
         if config.tenancy.service_secret.is_empty() {
             config.tenancy.service_secret = format!("service-secret-{unique}");
         }

@@ -22,6 +22,10 @@ pub const POISON_STEPS_TOTAL: &str = "tyboo_executor_poison_steps_total";
 pub const REDISPATCHED_TOTAL: &str = "tyboo_executor_redispatched_total";
 /// Results refused because the worker no longer held the step's lease.
 pub const STALE_COMMITS_TOTAL: &str = "tyboo_executor_stale_commits_total";
+/// Steps parked because their target's circuit breaker was open, by `pool`
+/// and `node_type`; each waits for the breaker's probe time without
+/// spending an attempt.
+pub const PARKED_STEPS_TOTAL: &str = "tyboo_executor_parked_steps_total";
 /// Schedule ticks fired.
 pub const SCHEDULE_FIRES_TOTAL: &str = "tyboo_executor_schedule_fires_total";
 
@@ -68,4 +72,15 @@ pub fn describe() {
         "Node results refused because the worker had lost the step's lease"
     );
     describe_counter!(SCHEDULE_FIRES_TOTAL, Unit::Count, "Schedule ticks fired");
+    describe_counter!(
+        PARKED_STEPS_TOTAL,
+        Unit::Count,
+        "Steps parked until their target's circuit breaker admits a probe, by pool and node type"
+    );
+    describe_counter!(
+        tyboo_engine::BREAKER_ERRORS_TOTAL,
+        Unit::Count,
+        "Breaker store errors on node calls, by operation; the calls went ahead unguarded"
+    );
+    tyboo_breaker::metrics::describe();
 }

@@ -326,9 +326,30 @@ async fn open_executor(
     .await
     .context("connecting the executor to its database")?;
     let executor = match vault {
-        Some(vault) => executor.with_vault(vault, service_tokens(config, tenancy, "executor"))?,
+        Some(vault) => {
+            executor.with_vault(vault, service_tokens(config, tenancy.clone(), "executor"))?
+        }
         None => executor,
     };
+    // Breakers live where the queue does: on its Redis, shared by every
+    // worker process, or in this process when embedded.
+    let executor = if config.executor.breakers_enabled {
+        let breakers = tyboo_breaker::connect(
+            queue_url,
+            &config.executor.breakers,
+            std::sync::Arc::new(tyboo_breaker::SystemClock),
+        )
+        .await
+        .context("connecting the circuit breakers")?;
+        executor.with_breakers(breakers)?
+    } else {
+        executor
+    };
+    let audit = tyboo_executor::adapters::audit::TenancyAuditSink::new(
+        tenancy.clone(),
+        service_tokens(config, tenancy, "executor"),
+    );
+    let executor = executor.with_audit(std::sync::Arc::new(audit))?;
     executor.migrate().await.context("migrating the executor")?;
     Ok(executor)
 }

@@ -2,6 +2,7 @@
 //! executions, the step state machine that workers drive, dead letters and
 //! triggers. Nothing here knows about gRPC.
 
+pub mod breakers;
 pub mod cancellation;
 pub mod credentials;
 pub mod dead_letters;
@@ -9,6 +10,7 @@ pub mod executions;
 mod failures;
 pub mod model;
 pub mod pagination;
+mod parking;
 pub mod progress;
 pub mod schedules;
 mod scope;
@@ -62,6 +64,11 @@ struct Inner {
     /// Set once at start-up when a vault is configured; without it every
     /// credential reference is refused at save time.
     vault: OnceLock<credentials::VaultAccess>,
+    /// The circuit breakers outside node calls go through: shared ones set
+    /// at start-up, else in-process ones made on first use.
+    breakers: OnceLock<Arc<dyn tyboo_breaker::CircuitBreakers>>,
+    /// Where manual breaker changes are audited; without it they are refused.
+    audit: OnceLock<Arc<dyn breakers::AuditSink>>,
 }
 
 impl std::fmt::Debug for Domain {
@@ -96,6 +103,8 @@ impl Domain {
                 graphs: Mutex::new(HashMap::new()),
                 sync_waiters,
                 vault: OnceLock::new(),
+                breakers: OnceLock::new(),
+                audit: OnceLock::new(),
             }),
         }
     }
