@@ -163,12 +163,14 @@ impl Executor {
             .with(self.circuit_breaker_grpc())
     }
 
-    /// Starts the reconciler and the scheduler; both stop on `shutdown`.
+    /// Starts the reconciler, the scheduler and the breaker gauges' refresh;
+    /// all stop on `shutdown`.
     /// Run them in every executor replica: their writes are compare-and-set.
     pub fn start_background(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         vec![
             work::reconciler::spawn(self.domain.clone(), shutdown.clone()),
-            work::scheduler::spawn(self.domain.clone(), shutdown),
+            work::scheduler::spawn(self.domain.clone(), shutdown.clone()),
+            work::breaker_gauges::spawn(self.domain.clone(), shutdown),
         ]
     }
 

@@ -4,7 +4,7 @@
 use metrics::{Unit, describe_counter, describe_histogram};
 
 /// Node runs finished, by `pool` and `status` (succeeded, failed, timed_out,
-/// retried, cancelled, waiting, lost).
+/// retried, cancelled, waiting, parked, lost).
 pub const STEPS_RUN_TOTAL: &str = "tyboo_executor_steps_run_total";
 /// Wall time of one node run, by `pool`.
 pub const STEP_DURATION_SECONDS: &str = "tyboo_executor_step_duration_seconds";
