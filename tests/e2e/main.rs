@@ -10,6 +10,7 @@ mod sandbox;
 mod access;
 mod admin;
 mod audit;
+mod breakers;
 mod credentials;
 mod distributed;
 mod first_start;

@@ -40,7 +40,8 @@ const VAULT_SERVICES: [&str; 3] = [
     "tyboo.vault.v1.KeyManagementService",
 ];
 
-const EXECUTOR_SERVICES: [&str; 4] = [
+const EXECUTOR_SERVICES: [&str; 5] = [
+    "tyboo.executor.v1.CircuitBreakerService",
     "tyboo.executor.v1.DeadLetterService",
     "tyboo.executor.v1.ExecutionService",
     "tyboo.executor.v1.WebhookService",

@@ -129,6 +129,9 @@ impl Topology {
         config.executor.broker.key_prefix = format!("tyboo-test-{unique}");
         // The leases live under the same prefix, so one clean-up removes both.
         config.executor.concurrency.leases.key_prefix = format!("tyboo-test-{unique}");
+        // The breakers share the queue's Redis and so its fresh prefix (and
+        // its clean-up).
+        config.executor.breakers.key_prefix = format!("tyboo-test-{unique}");
         if config.tenancy.service_secret.is_empty() {
             config.tenancy.service_secret = format!("service-secret-{unique}");
         }

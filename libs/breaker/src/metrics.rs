@@ -1,7 +1,8 @@
 //! Breaker metrics, labelled by node type and state only: hosts are chosen by
 //! tenants and unbounded, so they never become label values.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
 
 use crate::state::{Mode, Transition};
 use crate::{Admission, BreakerState};
@@ -58,24 +59,87 @@ pub(crate) fn record_admission(node_type: &str, admission: Admission) {
 
 /// Gauges are set from a full listing, so every process reporting on shared
 /// Redis breakers reports the same numbers; a node type's states missing
-/// from the listing are set to zero.
+/// from the listing are set to zero, and so are those of a node type this
+/// process reported before that has no breaker left (after a reset or the
+/// idle expiry), which would otherwise keep its last counts.
 pub(crate) fn record_snapshot(listed: &[BreakerState]) {
-    let mut counts: BTreeMap<&str, [u64; Mode::ALL.len()]> = BTreeMap::new();
+    let mut reported = REPORTED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    for (node_type, per_mode) in snapshot_counts(listed, &mut reported) {
+        for (mode, count) in Mode::ALL.iter().zip(per_mode) {
+            metrics::gauge!(
+                BREAKERS,
+                NODE_TYPE_LABEL => node_type.clone(),
+                STATE_LABEL => mode.name(),
+            )
+            .set(count as f64);
+        }
+    }
+}
+
+/// Node types whose gauges this process has set. Node types come from the
+/// catalog, so the set stays small.
+static REPORTED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+/// Breakers per node type and mode in `listed`, with every node type of
+/// `reported` (which it extends) present, at zero when it has none left.
+fn snapshot_counts(
+    listed: &[BreakerState],
+    reported: &mut BTreeSet<String>,
+) -> BTreeMap<String, [u64; Mode::ALL.len()]> {
+    let mut counts: BTreeMap<String, [u64; Mode::ALL.len()]> = reported
+        .iter()
+        .map(|node_type| (node_type.clone(), [0; Mode::ALL.len()]))
+        .collect();
     for breaker in listed {
         let slot = Mode::ALL
             .iter()
             .position(|mode| mode.name() == breaker.state.name())
             .expect("every state has a mode");
-        counts.entry(breaker.key.node_type.as_str()).or_default()[slot] += 1;
+        counts.entry(breaker.key.node_type.clone()).or_default()[slot] += 1;
     }
-    for (node_type, per_mode) in counts {
-        for (mode, count) in Mode::ALL.iter().zip(per_mode) {
-            metrics::gauge!(
-                BREAKERS,
-                NODE_TYPE_LABEL => node_type.to_owned(),
-                STATE_LABEL => mode.name(),
-            )
-            .set(count as f64);
+    reported.extend(counts.keys().cloned());
+    counts
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BreakerKey, CircuitState};
+
+    fn breaker(node_type: &str, host: &str, state: CircuitState) -> BreakerState {
+        BreakerState {
+            key: BreakerKey::new(node_type, host),
+            state,
+            failure_rate_percent: None,
+            calls_in_window: 0,
+            failures_in_window: 0,
+            trips: 0,
+            opened_at: None,
+            retry_at: None,
         }
+    }
+
+    #[test]
+    fn a_node_type_with_no_breaker_left_is_reported_at_zero() {
+        let mut reported = BTreeSet::new();
+        let first = snapshot_counts(
+            &[
+                breaker("http.request", "a.example", CircuitState::ForcedOpen),
+                breaker("http.request", "b.example", CircuitState::Closed),
+                breaker("llm.chat", "c.example", CircuitState::HalfOpen),
+            ],
+            &mut reported,
+        );
+        assert_eq!(first["http.request"], [1, 0, 0, 1, 0]);
+        assert_eq!(first["llm.chat"], [0, 0, 1, 0, 0]);
+
+        let after_reset = snapshot_counts(
+            &[breaker("llm.chat", "c.example", CircuitState::Closed)],
+            &mut reported,
+        );
+        assert_eq!(after_reset["http.request"], [0; 5]);
+        assert_eq!(after_reset["llm.chat"], [1, 0, 0, 0, 0]);
     }
 }

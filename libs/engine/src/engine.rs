@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tyboo_breaker::CircuitBreakers;
 
 use crate::catalog::{Catalog, Category, NodeTypeInfo};
 use crate::config::EngineConfig;
@@ -95,6 +96,19 @@ impl Engine {
         node: &NodeSpec,
         context: &NodeContext,
     ) -> Result<NodeOutcome, NodeError> {
+        self.run_node_guarded(node, context, None).await
+    }
+
+    /// [`Engine::run_node`], with every call the node makes to an outside
+    /// target (an HTTP API, a database) going through `breakers`: a call an
+    /// open breaker holds back fails with [`NodeError::park_until`] set (or,
+    /// for a node with `fail_fast_on_open_breaker`, as a transient error).
+    pub async fn run_node_guarded(
+        &self,
+        node: &NodeSpec,
+        context: &NodeContext,
+        breakers: Option<&Arc<dyn CircuitBreakers>>,
+    ) -> Result<NodeOutcome, NodeError> {
         let Some(info) = self.inner.catalog.get(&node.node_type) else {
             return Err(NodeError::permanent(format!(
                 "node `{}`: unknown node type `{}`",
@@ -108,18 +122,18 @@ impl Engine {
             )));
         }
         let timeout = self.node_timeout(node);
+        let deadline = tokio::time::Instant::now() + timeout;
         let redactor = Redactor::new(context.credential.as_ref());
-        let outcome =
-            match tokio::time::timeout(timeout, self.run_unbounded(node, info, context, &redactor))
-                .await
-            {
-                Ok(outcome) => outcome,
-                Err(_) => Err(NodeError::timeout(format!(
-                    "node `{}` timed out after {} ms",
-                    node.id,
-                    timeout.as_millis()
-                ))),
-            };
+        let guard = Guard { breakers, deadline };
+        let unbounded = self.run_unbounded(node, info, context, &redactor, guard);
+        let outcome = match tokio::time::timeout_at(deadline, unbounded).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(NodeError::timeout(format!(
+                "node `{}` timed out after {} ms",
+                node.id,
+                timeout.as_millis()
+            ))),
+        };
         match outcome {
             Ok(outcome) => self.check_output(node, redact_outcome(outcome, &redactor)),
             Err(mut error) => {
@@ -135,6 +149,7 @@ impl Engine {
         info: &NodeTypeInfo,
         context: &NodeContext,
         redactor: &Redactor,
+        guard: Guard<'_>,
     ) -> Result<NodeOutcome, NodeError> {
         let document = Arc::new(context.expression_document());
         let parameters = self.render(node, document.clone()).await?;
@@ -160,6 +175,8 @@ impl Engine {
             context,
             document,
             redactor,
+            breakers: guard.breakers,
+            deadline: guard.deadline,
         };
         info.kind.run(run).await
     }
@@ -265,6 +282,13 @@ impl Engine {
         }
         Ok(outcome)
     }
+}
+
+/// What a run's outside calls go through, and when the run ends.
+#[derive(Clone, Copy)]
+struct Guard<'r> {
+    breakers: Option<&'r Arc<dyn CircuitBreakers>>,
+    deadline: tokio::time::Instant,
 }
 
 /// A live secret never leaves a node run in its output or error.

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Errors raised while building an [`crate::Engine`] from its configuration.
@@ -68,6 +69,10 @@ pub struct NodeError {
     pub retry_after: Option<Duration>,
     /// The parameter at fault, as a path such as `url` or `messages[0].content`.
     pub parameter: Option<String>,
+    /// Set when the call was not made because the target's circuit breaker
+    /// is open: the step waits until then (the breaker's probe time) and
+    /// tries again without spending an attempt of its retry policy.
+    pub park_until: Option<DateTime<Utc>>,
 }
 
 impl NodeError {
@@ -77,6 +82,7 @@ impl NodeError {
             message: message.into(),
             retry_after: None,
             parameter: None,
+            park_until: None,
         }
     }
 
@@ -99,6 +105,13 @@ impl NodeError {
 
     pub fn with_retry_after(mut self, retry_after: Option<Duration>) -> NodeError {
         self.retry_after = retry_after;
+        self
+    }
+
+    /// Marks the error as a call held back by an open circuit breaker until
+    /// `until`, which the executor parks instead of counting as an attempt.
+    pub fn parked_until(mut self, until: DateTime<Utc>) -> NodeError {
+        self.park_until = Some(until);
         self
     }
 }

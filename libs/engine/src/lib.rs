@@ -35,8 +35,8 @@ pub use graph::{
 };
 pub use node::{LlmUsage, NodeContext, NodeOutcome};
 pub use nodes::{
-    SCHEDULE_TRIGGER, SWITCH_DEFAULT_PORT, ScheduleTriggerParameters, WEBHOOK_TRIGGER, WebhookMode,
-    WebhookTriggerParameters,
+    BREAKER_ERRORS_TOTAL, SCHEDULE_TRIGGER, SWITCH_DEFAULT_PORT, ScheduleTriggerParameters,
+    WEBHOOK_TRIGGER, WebhookMode, WebhookTriggerParameters,
 };
 pub use progress::{
     Decision, Terminal, advance, edge_fired, fired_sources, incoming, trigger_node,

@@ -87,6 +87,7 @@ mod tests {
             crate::executor::execution_service_server::SERVICE_NAME,
             crate::executor::dead_letter_service_server::SERVICE_NAME,
             crate::executor::webhook_service_server::SERVICE_NAME,
+            crate::executor::circuit_breaker_service_server::SERVICE_NAME,
         ] {
             assert!(names.iter().any(|name| name == expected), "{expected}");
         }

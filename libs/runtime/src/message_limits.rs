@@ -2,6 +2,7 @@
 //! setters and no trait in common; this gives them one, so a server applies
 //! its one configured limit to every service it serves.
 
+use tyboo_proto::executor::circuit_breaker_service_server::CircuitBreakerServiceServer;
 use tyboo_proto::executor::dead_letter_service_server::DeadLetterServiceServer;
 use tyboo_proto::executor::execution_service_server::ExecutionServiceServer;
 use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
@@ -43,4 +44,5 @@ message_limits!(
     ExecutionServiceServer,
     DeadLetterServiceServer,
     WebhookServiceServer,
+    CircuitBreakerServiceServer,
 );

@@ -2,6 +2,7 @@
 //! same name in the `executor` section of the configuration.
 
 use serde::{Deserialize, Serialize};
+use tyboo_breaker::{BreakerConfig, BreakerError};
 use tyboo_broker::BrokerConfig;
 use tyboo_engine::EngineConfig;
 use tyboo_lease::LeaseConfig;
@@ -84,6 +85,13 @@ pub struct ExecutorConfig {
     pub engine: EngineConfig,
     pub broker: BrokerConfig,
     pub concurrency: ConcurrencyConfig,
+    /// Circuit breakers per (node type, target host) on every outside call
+    /// a node makes. Off, calls go out unguarded and the operations API
+    /// answers FAILED_PRECONDITION.
+    pub breakers_enabled: bool,
+    /// The breakers' window, thresholds and cool-downs. In distributed mode
+    /// they live on the queue's Redis under `breakers.key_prefix`.
+    pub breakers: BreakerConfig,
 }
 
 /// Running executions per workspace and per user, held as leases that expire
@@ -163,6 +171,8 @@ impl Default for ExecutorConfig {
             engine: EngineConfig::default(),
             broker: BrokerConfig::default(),
             concurrency: ConcurrencyConfig::default(),
+            breakers_enabled: true,
+            breakers: BreakerConfig::default(),
         }
     }
 }
@@ -254,6 +264,13 @@ impl ExecutorConfig {
                 "max_execution_data_bytes: must be at least max_trigger_payload_bytes".to_owned(),
             );
         }
+        if let Err(BreakerError::InvalidConfig(found)) = self.breakers.validate() {
+            problems.extend(
+                found
+                    .into_iter()
+                    .map(|problem| format!("breakers.{problem}")),
+            );
+        }
         if problems.is_empty() {
             Ok(())
         } else {
@@ -338,6 +355,39 @@ mod tests {
         assert!(waiters(1).validate().is_ok());
         let error = waiters(0).validate().unwrap_err();
         assert!(error.starts_with("webhook_sync_max_waiters"), "{error}");
+    }
+
+    #[test]
+    fn breaker_settings_are_validated_and_named() {
+        let config = ExecutorConfig::default();
+        assert!(config.breakers_enabled);
+        assert_eq!(config.breakers.minimum_calls, 10);
+        let config = ExecutorConfig {
+            breakers: BreakerConfig {
+                minimum_calls: 0,
+                ..BreakerConfig::default()
+            },
+            ..ExecutorConfig::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert!(error.starts_with("breakers.minimum_calls"), "{error}");
+        let config = ExecutorConfig {
+            breakers: BreakerConfig {
+                successes_to_close: 4,
+                half_open_probes: 3,
+                ..BreakerConfig::default()
+            },
+            ..ExecutorConfig::default()
+        };
+        let error = config.validate().unwrap_err();
+        assert!(error.starts_with("breakers.successes_to_close"), "{error}");
+        let parsed: ExecutorConfig =
+            serde_json::from_str(r#"{"breakers":{"minimum_calls":4},"breakers_enabled":false}"#)
+                .unwrap();
+        assert_eq!(parsed.breakers.minimum_calls, 4);
+        assert_eq!(parsed.breakers.half_open_probes, 3);
+        assert!(!parsed.breakers_enabled);
+        assert!(serde_json::from_str::<ExecutorConfig>(r#"{"breakers":{"minimum":4}}"#).is_err());
     }
 
     #[test]

@@ -26,13 +26,14 @@ use std::sync::Arc;
 pub use config::ExecutorConfig;
 pub use domain::Domain;
 pub use error::{ExecutorError, ExecutorResult};
-pub use grpc::{DeadLetterGrpc, ExecutionGrpc, WebhookGrpc, WorkflowGrpc};
+pub use grpc::{CircuitBreakerGrpc, DeadLetterGrpc, ExecutionGrpc, WebhookGrpc, WorkflowGrpc};
 pub use work::{WorkerHandle, Workers};
 
 use tokio::task::JoinHandle;
 use tyboo_auth::KeySource;
 use tyboo_broker::Dispatch;
 use tyboo_engine::Engine;
+use tyboo_proto::executor::circuit_breaker_service_server::CircuitBreakerServiceServer;
 use tyboo_proto::executor::dead_letter_service_server::DeadLetterServiceServer;
 use tyboo_proto::executor::execution_service_server::ExecutionServiceServer;
 use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
@@ -96,6 +97,27 @@ impl Executor {
         Ok(self)
     }
 
+    /// Shares circuit breakers with every other executor and worker process
+    /// (Redis, from `tyboo_breaker::connect`); without it each process keeps
+    /// its own in-process breakers.
+    pub fn with_breakers(
+        self,
+        breakers: Arc<dyn tyboo_breaker::CircuitBreakers>,
+    ) -> ExecutorResult<Executor> {
+        self.domain.set_breakers(breakers)?;
+        Ok(self)
+    }
+
+    /// Audits manual breaker changes at `audit` (tenancy's log in the mesh);
+    /// without it they are refused.
+    pub fn with_audit(
+        self,
+        audit: Arc<dyn domain::breakers::AuditSink>,
+    ) -> ExecutorResult<Executor> {
+        self.domain.set_audit(audit)?;
+        Ok(self)
+    }
+
     /// Applies pending migrations; safe to run on every start.
     pub async fn migrate(&self) -> ExecutorResult<()> {
         self.domain.store().migrate().await.map_err(Into::into)
@@ -134,6 +156,11 @@ impl Executor {
         DeadLetterServiceServer::new(DeadLetterGrpc::new(self.domain.clone()))
     }
 
+    /// Internal, for platform operators: serve it on the executor's port.
+    pub fn circuit_breaker_grpc(&self) -> CircuitBreakerServiceServer<CircuitBreakerGrpc> {
+        CircuitBreakerServiceServer::new(CircuitBreakerGrpc::new(self.domain.clone()))
+    }
+
     /// Unauthenticated by design (the hook URL is the credential): serve it
     /// only on the internal address the edge calls, never publicly.
     pub fn webhook_grpc(&self) -> WebhookServiceServer<WebhookGrpc> {
@@ -147,15 +174,18 @@ impl Executor {
             .with(self.execution_grpc())
             .with(self.dead_letter_grpc())
             .with(self.webhook_grpc())
+            .with(self.circuit_breaker_grpc())
     }
 
-    /// Starts the reconciler and the scheduler; both stop on `shutdown`.
+    /// Starts the reconciler, the scheduler and the breaker gauges' refresh;
+    /// all stop on `shutdown`.
     /// Run them in every executor replica: their writes are compare-and-set.
     pub fn start_background(&self, shutdown: Shutdown) -> Vec<JoinHandle<()>> {
         vec![
             work::reconciler::spawn(self.domain.clone(), shutdown.clone()),
             work::leases::spawn(self.domain.clone(), shutdown.clone()),
-            work::scheduler::spawn(self.domain.clone(), shutdown),
+            work::scheduler::spawn(self.domain.clone(), shutdown.clone()),
+            work::breaker_gauges::spawn(self.domain.clone(), shutdown),
         ]
     }
 

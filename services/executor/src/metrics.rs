@@ -4,7 +4,7 @@
 use metrics::{Unit, describe_counter, describe_histogram};
 
 /// Node runs finished, by `pool` and `status` (succeeded, failed, timed_out,
-/// retried, cancelled, waiting, lost).
+/// retried, cancelled, waiting, parked, lost).
 pub const STEPS_RUN_TOTAL: &str = "tyboo_executor_steps_run_total";
 /// Wall time of one node run, by `pool`.
 pub const STEP_DURATION_SECONDS: &str = "tyboo_executor_step_duration_seconds";
@@ -22,6 +22,10 @@ pub const POISON_STEPS_TOTAL: &str = "tyboo_executor_poison_steps_total";
 pub const REDISPATCHED_TOTAL: &str = "tyboo_executor_redispatched_total";
 /// Results refused because the worker no longer held the step's lease.
 pub const STALE_COMMITS_TOTAL: &str = "tyboo_executor_stale_commits_total";
+/// Steps parked because their target's circuit breaker was open, by `pool`
+/// and `node_type`; each waits for the breaker's probe time without
+/// spending an attempt.
+pub const PARKED_STEPS_TOTAL: &str = "tyboo_executor_parked_steps_total";
 /// Schedule ticks fired.
 pub const SCHEDULE_FIRES_TOTAL: &str = "tyboo_executor_schedule_fires_total";
 /// Executions that began to wait for a concurrency slot, by `limit`
@@ -91,4 +95,15 @@ pub fn describe() {
         "Node results refused because the worker had lost the step's lease"
     );
     describe_counter!(SCHEDULE_FIRES_TOTAL, Unit::Count, "Schedule ticks fired");
+    describe_counter!(
+        PARKED_STEPS_TOTAL,
+        Unit::Count,
+        "Steps parked until their target's circuit breaker admits a probe, by pool and node type"
+    );
+    describe_counter!(
+        tyboo_engine::BREAKER_ERRORS_TOTAL,
+        Unit::Count,
+        "Breaker store errors on node calls, by operation; the calls went ahead unguarded"
+    );
+    tyboo_breaker::metrics::describe();
 }

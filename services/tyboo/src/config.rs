@@ -448,6 +448,34 @@ mod tests {
     }
 
     #[test]
+    fn an_invalid_breaker_setting_is_refused_under_its_own_key() {
+        let mut config = TybooConfig::default();
+        config.executor.breakers.minimum_calls = 0;
+        config.executor.breakers.cool_down_max_ms = 1;
+        let Err(ConfigError::Invalid(problems)) = config.validate() else {
+            panic!("invalid breaker settings pass");
+        };
+        let keys: Vec<&str> = problems
+            .iter()
+            .map(|problem| problem.key.as_str())
+            .collect();
+        assert_eq!(
+            keys,
+            [
+                "executor.breakers.minimum_calls",
+                "executor.breakers.cool_down_max_ms"
+            ]
+        );
+        let text = ConfigError::Invalid(problems).to_string();
+        assert!(
+            text.contains(
+                "executor.breakers.minimum_calls (TYBOO_EXECUTOR__BREAKERS__MINIMUM_CALLS)"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn every_problem_of_one_section_is_named_not_only_the_first() {
         let mut config = TybooConfig::default();
         config.executor.page_size_default = 0;

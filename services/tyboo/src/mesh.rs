@@ -344,11 +344,30 @@ async fn open_executor(
     let limits = tyboo_limits::CachedLimits::new(
         std::sync::Arc::new(tyboo_limits::GrpcLimits::new(
             tenancy.clone(),
-            service_tokens(config, tenancy, "executor"),
+            service_tokens(config, tenancy.clone(), "executor"),
         )),
         &config.limits,
     );
     let executor = executor.with_concurrency(leases, std::sync::Arc::new(limits))?;
+    // Breakers live where the queue does: on its Redis, shared by every
+    // worker process, or in this process when embedded.
+    let executor = if config.executor.breakers_enabled {
+        let breakers = tyboo_breaker::connect(
+            queue_url,
+            &config.executor.breakers,
+            std::sync::Arc::new(tyboo_breaker::SystemClock),
+        )
+        .await
+        .context("connecting the circuit breakers")?;
+        executor.with_breakers(breakers)?
+    } else {
+        executor
+    };
+    let audit = tyboo_executor::adapters::audit::TenancyAuditSink::new(
+        tenancy.clone(),
+        service_tokens(config, tenancy, "executor"),
+    );
+    let executor = executor.with_audit(std::sync::Arc::new(audit))?;
     executor.migrate().await.context("migrating the executor")?;
     Ok(executor)
 }

@@ -134,6 +134,7 @@ impl From<NodeError> for WireNodeError {
             message,
             retry_after: _,
             parameter,
+            park_until: _,
         } = error;
         WireNodeError {
             class,

@@ -6,9 +6,10 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use serde_json::Value;
+use tyboo_breaker::FailureKind;
 use url::Url;
 
-use super::NodeRun;
+use super::{NodeRun, target};
 use crate::egress::{CredentialHostRefused, find_in_chain, find_refusal, with_credential_hosts};
 use crate::error::NodeError;
 
@@ -132,16 +133,33 @@ fn classify(run: &NodeRun<'_>, error: &reqwest::Error) -> NodeError {
 }
 
 /// Sends the request with the idempotency key and reads the body, aborting the
-/// transfer once it passes the cap.
+/// transfer once it passes the cap; under the circuit breaker of the URL's
+/// host, which counts connection failures, timeouts, 5xx and 429 against it.
 pub(super) async fn send(
     run: &NodeRun<'_>,
     request: reqwest::RequestBuilder,
 ) -> Result<HttpResponse, NodeError> {
-    let cap = run.config.limits.http_response_bytes;
     let request = request.header(IDEMPOTENCY_KEY, run.context.idempotency_key.as_str());
-    // Redirects are followed inside `send`, so the credential's hosts are in scope
-    // for exactly that call.
-    let mut response = with_credential_hosts(run.credential_hosts(), request.send())
+    let (client, request) = request.build_split();
+    let request = request.map_err(|error| classify(run, &error))?;
+    let Some(host) = target::host_of(request.url()) else {
+        return Err(run.fail("the URL names no host"));
+    };
+    target::call_target(run, &host, exchange(run, client, request), |response| {
+        Some(FailureKind::HttpStatus(response.status))
+    })
+    .await
+}
+
+async fn exchange(
+    run: &NodeRun<'_>,
+    client: reqwest::Client,
+    request: reqwest::Request,
+) -> Result<HttpResponse, NodeError> {
+    let cap = run.config.limits.http_response_bytes;
+    // Redirects are followed inside `execute`, so the credential's hosts are
+    // in scope for exactly that call.
+    let mut response = with_credential_hosts(run.credential_hosts(), client.execute(request))
         .await
         .map_err(|error| classify(run, &error))?;
     let too_large = || run.fail(format!("response body exceeds the {cap}-byte cap"));

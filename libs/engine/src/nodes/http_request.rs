@@ -9,6 +9,7 @@ use serde_json::{Value, json};
 
 use super::http_client::{self, HttpResponse};
 use super::kind::{NodeFuture, NodeKind, object_schema};
+use super::{FAIL_FAST_PARAMETER, fail_fast_schema};
 use super::{NodeRun, completed};
 use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::NodeError;
@@ -89,7 +90,8 @@ impl NodeKind for HttpRequest {
                                        "description": "Fail when the status is outside expected_status"},
                     "expected_status": {"type": "array", "items": {"type": "string", "format": "status-range"},
                                         "minItems": 1, "maxItems": 20, "default": ["200-299"],
-                                        "description": "Statuses such as \"204\" or ranges such as \"200-299\""}
+                                        "description": "Statuses such as \"204\" or ranges such as \"200-299\""},
+                    FAIL_FAST_PARAMETER: fail_fast_schema()
                 }),
                 &["url"],
             ),

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::kind::{NodeFuture, NodeKind, object_schema};
+use super::{FAIL_FAST_PARAMETER, fail_fast_schema};
 use super::{NodeRun, http_client};
 use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::NodeError;
@@ -87,7 +88,8 @@ impl NodeKind for LlmChat {
                     }), &["role", "content"])},
                     "temperature": {"type": "number", "minimum": 0, "maximum": 2},
                     "max_tokens": {"type": "integer", "minimum": 1, "maximum": 1000000},
-                    "api_key": {"type": "string", "description": "Used when no credential is attached"}
+                    "api_key": {"type": "string", "description": "Used when no credential is attached"},
+                    FAIL_FAST_PARAMETER: fail_fast_schema()
                 }),
                 &["model", "messages"],
             ),

@@ -13,12 +13,14 @@ mod schedule_trigger;
 mod slack_message;
 mod sql_query;
 mod sql_values;
+mod target;
 mod webhook_trigger;
 
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use tyboo_breaker::CircuitBreakers;
 
 use crate::config::EngineConfig;
 use crate::egress::{AllowedHosts, EgressPolicy};
@@ -31,6 +33,8 @@ use crate::redact::Redactor;
 pub use flow::SWITCH_DEFAULT_PORT;
 pub(crate) use kind::NodeKind;
 pub use schedule_trigger::{SCHEDULE_TRIGGER, ScheduleTriggerParameters};
+pub use target::BREAKER_ERRORS_TOTAL;
+pub(crate) use target::{FAIL_FAST_PARAMETER, fail_fast_schema};
 pub use webhook_trigger::{WEBHOOK_TRIGGER, WebhookMode, WebhookTriggerParameters};
 
 /// Every node type, in the order the catalog lists them.
@@ -66,6 +70,11 @@ pub(crate) struct NodeRun<'r> {
     /// Every form of the credential's secrets; text that may echo them is
     /// redacted with it before it is cut to an excerpt.
     pub redactor: &'r Redactor,
+    /// The circuit breakers outside calls go through, when the caller has
+    /// them (see `target`).
+    pub breakers: Option<&'r Arc<dyn CircuitBreakers>>,
+    /// When the node's timeout ends the run.
+    pub deadline: tokio::time::Instant,
 }
 
 impl NodeRun<'_> {

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::kind::{NodeFuture, NodeKind, object_schema};
+use super::{FAIL_FAST_PARAMETER, fail_fast_schema};
 use super::{NodeRun, completed, http_client};
 use crate::catalog::{Category, NodeTypeInfo};
 use crate::error::{NodeError, ValidationError};
@@ -36,7 +37,8 @@ impl NodeKind for SlackMessage {
                 json!({
                     "webhook_url": {"type": "string", "format": "http-url"},
                     "text": {"type": "string", "maxLength": 40000},
-                    "blocks": {"type": "array", "maxItems": 50, "items": {"type": "object"}}
+                    "blocks": {"type": "array", "maxItems": 50, "items": {"type": "object"}},
+                    FAIL_FAST_PARAMETER: fail_fast_schema()
                 }),
                 &[],
             ),

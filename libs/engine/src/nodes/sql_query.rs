@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 
 use super::kind::{NodeFuture, NodeKind, object_schema};
 use super::sql_values::{AffectedRows, RowToJson};
+use super::{FAIL_FAST_PARAMETER, fail_fast_schema};
 use super::{NodeRun, completed};
 use crate::catalog::{Category, NodeTypeInfo};
 use crate::egress::SafeResolver;
@@ -59,7 +60,8 @@ impl NodeKind for SqlQuery {
                     "query": {"type": "string", "minLength": 1, "maxLength": 100000},
                     "params": {"type": "array", "maxItems": 1000,
                                "items": {"type": ["string", "number", "integer", "boolean", "null"]}},
-                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000000}
+                    "max_rows": {"type": "integer", "minimum": 1, "maximum": 1000000},
+                    FAIL_FAST_PARAMETER: fail_fast_schema()
                 }),
                 &["driver", "query"],
             ),
@@ -322,7 +324,20 @@ async fn run_postgres(
     );
     let options = pg_options(&target, &address, statement_timeout)
         .map_err(|reason| run.fail_parameter("url", reason))?;
-    let mut connection: PgConnection = with_connect_timeout(run, options.connect()).await?;
+    // The database is an outside target like any API: connecting goes
+    // through its breaker; what the statement then does is the tenant's.
+    let host = if target.host.contains(':') {
+        format!("[{}]:{}", target.host, target.port)
+    } else {
+        format!("{}:{}", target.host, target.port)
+    };
+    let mut connection: PgConnection = super::target::call_target(
+        run,
+        &host.to_ascii_lowercase(),
+        with_connect_timeout(run, options.connect()),
+        |_| None,
+    )
+    .await?;
     let query = bind_all(
         sqlx::query::<sqlx::Postgres>(AssertSqlSafe(parameters.query.clone())),
         &parameters.params,

@@ -2,6 +2,7 @@
 //! executions, the step state machine that workers drive, dead letters and
 //! triggers. Nothing here knows about gRPC.
 
+pub mod breakers;
 pub mod cancellation;
 pub mod concurrency;
 pub mod credentials;
@@ -10,6 +11,7 @@ pub mod executions;
 mod failures;
 pub mod model;
 pub mod pagination;
+mod parking;
 pub mod progress;
 pub mod schedules;
 mod scope;
@@ -68,6 +70,11 @@ struct Inner {
     /// until then, leases of this process and the default limits.
     concurrency: OnceLock<Concurrency>,
     local_concurrency: Concurrency,
+    /// The circuit breakers outside node calls go through: shared ones set
+    /// at start-up, else in-process ones made on first use.
+    breakers: OnceLock<Arc<dyn tyboo_breaker::CircuitBreakers>>,
+    /// Where manual breaker changes are audited; without it they are refused.
+    audit: OnceLock<Arc<dyn breakers::AuditSink>>,
 }
 
 impl std::fmt::Debug for Domain {
@@ -114,6 +121,8 @@ impl Domain {
                 vault: OnceLock::new(),
                 concurrency: OnceLock::new(),
                 local_concurrency,
+                breakers: OnceLock::new(),
+                audit: OnceLock::new(),
             }),
         }
     }

@@ -1,12 +1,14 @@
 //! Thin gRPC adapters: authenticate, validate the request, call the domain,
 //! convert the answer. No SQL and no rules live here.
 
+mod circuit_breaker_service;
 pub mod conversions;
 mod dead_letter_service;
 mod execution_service;
 mod webhook_service;
 mod workflow_service;
 
+pub use circuit_breaker_service::CircuitBreakerGrpc;
 pub use dead_letter_service::DeadLetterGrpc;
 pub use execution_service::ExecutionGrpc;
 pub use webhook_service::WebhookGrpc;

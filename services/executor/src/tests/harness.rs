@@ -14,6 +14,7 @@ use tyboo_store::testing::TestWorld;
 pub use tyboo_store::testing::{on_postgres, on_sqlite};
 use uuid::Uuid;
 
+use crate::domain::breakers::MemoryAuditSink;
 use crate::domain::workflows::Draft;
 use crate::domain::{ExecutionDetail, WorkspaceScope};
 use crate::{Executor, ExecutorConfig, WorkerHandle, Workers};
@@ -45,6 +46,23 @@ pub struct World {
     pub keys: Arc<FixedKeys>,
     pub workspace_id: Uuid,
     pub config: ExecutorConfig,
+    /// Where this world's breaker changes are audited.
+    pub audit: Arc<MemoryAuditSink>,
+    /// Redis key prefixes of the breakers this world made, removed when it
+    /// closes (the PostgreSQL pass keeps breakers on Redis).
+    breaker_prefixes: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+const REDIS_URL_VARIABLE: &str = "TYBOO_TEST_REDIS_URL";
+
+/// The Redis of the PostgreSQL pass, for a world on PostgreSQL.
+fn redis_for(database_url: &str) -> Option<String> {
+    if !database_url.starts_with("postgres") {
+        return None;
+    }
+    std::env::var(REDIS_URL_VARIABLE)
+        .ok()
+        .filter(|url| !url.is_empty())
 }
 
 impl World {
@@ -55,14 +73,61 @@ impl World {
             .await
             .unwrap();
         executor.migrate().await.unwrap();
-        World {
+        let audit = Arc::new(MemoryAuditSink::default());
+        let world = World {
             url,
-            executor,
+            executor: executor.clone(),
             signer,
             keys,
             workspace_id: Uuid::now_v7(),
-            config,
+            config: config.clone(),
+            audit: audit.clone(),
+            breaker_prefixes: Arc::default(),
+        };
+        world.attach_breakers(&executor, &config).await;
+        executor.with_audit(audit).unwrap();
+        world
+    }
+
+    /// Gives `executor` breakers of its own: on Redis under a fresh prefix
+    /// in the PostgreSQL pass, in-process otherwise.
+    async fn attach_breakers(&self, executor: &Executor, config: &ExecutorConfig) {
+        let mut breaker_config = config.breakers.clone();
+        breaker_config.key_prefix = format!("tyboo-test-{}", Uuid::now_v7().simple());
+        let redis = redis_for(&self.url);
+        let breakers = tyboo_breaker::connect(
+            redis.as_deref(),
+            &breaker_config,
+            Arc::new(tyboo_breaker::SystemClock),
+        )
+        .await
+        .expect("breakers connect");
+        if redis.is_some() {
+            self.breaker_prefixes
+                .lock()
+                .unwrap()
+                .push(breaker_config.key_prefix);
         }
+        executor.clone().with_breakers(breakers).unwrap();
+    }
+
+    /// Another executor on this world's database, with `config`, fresh
+    /// breakers and this world's audit log.
+    pub async fn executor_with(&self, config: ExecutorConfig) -> Executor {
+        let dispatch: Arc<dyn Dispatch> = Arc::new(InProcessQueue::new(&BrokerConfig::default()));
+        let executor = Executor::connect(&self.url, config.clone(), self.keys.clone(), dispatch)
+            .await
+            .unwrap();
+        self.attach_breakers(&executor, &config).await;
+        executor.clone().with_audit(self.audit.clone()).unwrap();
+        executor
+    }
+
+    pub fn sign(&self, principal: &Principal) -> String {
+        self.signer
+            .sign(principal, Duration::from_secs(300))
+            .unwrap()
+            .0
     }
 
     /// A second executor on the same database and queue, as another replica
@@ -199,6 +264,12 @@ impl TestWorld for World {
     }
 
     async fn close(self) {
+        if let Some(redis) = redis_for(&self.url) {
+            let prefixes = self.breaker_prefixes.lock().unwrap().clone();
+            for prefix in prefixes {
+                tyboo_redis::testing::delete_keys(&redis, &prefix).await;
+            }
+        }
         let _ = self.executor.close().await;
     }
 }

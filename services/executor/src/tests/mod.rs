@@ -3,6 +3,7 @@
 //! `TYBOO_TEST_POSTGRES_URL` is set. Executions run end to end on the
 //! in-process queue with real workers, against small local HTTP servers.
 
+mod breakers;
 mod concurrency;
 mod executions;
 mod harness;

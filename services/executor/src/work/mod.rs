@@ -2,6 +2,7 @@
 //! reconciler that repairs lost dispatches and late executions, and the
 //! scheduler that fires cron triggers.
 
+pub mod breaker_gauges;
 pub mod leases;
 pub mod reconciler;
 mod runner;

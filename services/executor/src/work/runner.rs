@@ -158,6 +158,14 @@ async fn run_claimed(
         Ok(Ok(NodeOutcome::Wait { until, output })) => {
             ("waiting", domain.commit_wait(claimed, until, output).await?)
         }
+        Ok(Err(NodeError {
+            park_until: Some(until),
+            message,
+            ..
+        })) => (
+            "parked",
+            domain.commit_parked(claimed, until, &message).await?,
+        ),
         Ok(Err(error)) => match domain.commit_failure(claimed, error).await? {
             Some(failure) => (failure.as_str(), Committed::Applied),
             None => ("cancelled", Committed::Refused),
@@ -256,7 +264,7 @@ async fn run_node(
         .to_std()
         .unwrap_or(Duration::ZERO);
     tokio::select! {
-        outcome = domain.engine().run_node(&claimed.node, context.context()) => Ok(outcome),
+        outcome = domain.engine().run_node_guarded(&claimed.node, context.context(), domain.breakers()) => Ok(outcome),
         _ = cancelled.wait_for(|stopped| *stopped) => Err(Interruption::Stopped),
         () = keep_lease(domain, claimed) => Err(Interruption::Stopped),
         () = tokio::time::sleep(until_deadline) => Err(Interruption::Deadline),

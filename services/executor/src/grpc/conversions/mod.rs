@@ -16,7 +16,9 @@ use crate::domain::{
 };
 use crate::error::{ExecutorError, ExecutorResult};
 
+mod breakers;
 mod records;
+pub use breakers::*;
 pub use records::*;
 
 // ---- JSON ↔ google.protobuf.Value -------------------------------------
