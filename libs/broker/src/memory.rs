@@ -1,11 +1,13 @@
 //! The embedded queue: real and correct for one process. Ready jobs sit in
-//! per-pool FIFO queues, delayed jobs in one heap ordered by due time, and
+//! per-pool, per-workspace FIFO queues served round robin across the pool's
+//! workspaces (see [`PoolQueue`]), delayed jobs in one heap ordered by due time, and
 //! deliveries in an in-flight map whose deadlines sit in a second heap.
 //! Nothing polls: a waiting consumer sleeps until the earliest due time or
 //! deadline it could act on, or until an enqueue or release wakes it.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
+
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -13,6 +15,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::{BrokerConfig, BrokerError, BrokerResult, Delivery, Dispatch, Job, PoolStats, metrics};
 
@@ -44,12 +47,70 @@ struct State {
     rotation: usize,
 }
 
+/// One pool's jobs. Ready jobs are kept per workspace, and `turns` holds each
+/// workspace that has any exactly once, in the order they are served: a take
+/// pops the workspace at the front, hands out its oldest job and puts it at
+/// the back if it has more. So a workspace with 10,000 ready jobs delays
+/// another workspace's first job by at most one job, and each step costs
+/// O(1). A workspace whose queue empties is removed, freeing its memory.
 #[derive(Default)]
 struct PoolQueue {
-    ready: VecDeque<Ready>,
+    ready: HashMap<Uuid, VecDeque<Ready>>,
+    turns: VecDeque<Uuid>,
+    ready_len: u64,
     delayed: u64,
     in_flight: u64,
     reclaimed_total: u64,
+}
+
+impl PoolQueue {
+    /// Queues a job behind its workspace's other ready jobs.
+    fn push_back(&mut self, ready: Ready) {
+        let workspace = ready.job.workspace_id;
+        let queue = self.ready.entry(workspace).or_default();
+        if queue.is_empty() {
+            self.turns.push_back(workspace);
+        }
+        queue.push_back(ready);
+        self.ready_len += 1;
+    }
+
+    /// Puts a job ahead of its workspace's other ready jobs (an expired
+    /// delivery); a workspace with nothing else ready gets the next turn.
+    fn push_front(&mut self, ready: Ready) {
+        let workspace = ready.job.workspace_id;
+        let queue = self.ready.entry(workspace).or_default();
+        if queue.is_empty() {
+            self.turns.push_front(workspace);
+        }
+        queue.push_front(ready);
+        self.ready_len += 1;
+    }
+
+    /// The oldest ready job of the workspace whose turn it is.
+    fn pop(&mut self) -> Option<Ready> {
+        while let Some(workspace) = self.turns.pop_front() {
+            let Some(queue) = self.ready.get_mut(&workspace) else {
+                continue;
+            };
+            let Some(ready) = queue.pop_front() else {
+                self.ready.remove(&workspace);
+                continue;
+            };
+            if queue.is_empty() {
+                self.ready.remove(&workspace);
+                // A burst of many workspaces leaves a large table behind.
+                if self.ready.capacity() > 64 && self.ready.capacity() > 4 * self.ready.len() {
+                    self.ready.shrink_to(2 * self.ready.len());
+                }
+            } else {
+                self.turns.push_back(workspace);
+            }
+            self.ready_len -= 1;
+            return Some(ready);
+        }
+        None
+    }
 }
 
 struct Ready {
@@ -139,7 +200,7 @@ impl State {
                     previous_deliveries,
                 }));
             }
-            None => pool.ready.push_back(Ready {
+            None => pool.push_back(Ready {
                 message_id: sequence,
                 job,
                 previous_deliveries,
@@ -148,8 +209,8 @@ impl State {
         }
     }
 
-    /// Moves due delayed jobs to the back of their pool and expired
-    /// deliveries to the front, ahead of jobs that were never tried.
+    /// Moves due delayed jobs to the back of their workspace's queue and
+    /// expired deliveries to the front, ahead of jobs that were never tried.
     fn settle(&mut self, now: Instant) {
         while self
             .delayed
@@ -161,7 +222,7 @@ impl State {
             };
             let pool = self.pools.entry(delayed.job.pool.clone()).or_default();
             pool.delayed -= 1;
-            pool.ready.push_back(Ready {
+            pool.push_back(Ready {
                 message_id: delayed.sequence,
                 job: delayed.job,
                 previous_deliveries: delayed.previous_deliveries,
@@ -190,7 +251,7 @@ impl State {
             pool.in_flight -= 1;
             pool.reclaimed_total += 1;
             metrics::record_reclaimed(&in_flight.job.pool, 1);
-            pool.ready.push_front(Ready {
+            pool.push_front(Ready {
                 message_id,
                 job: in_flight.job,
                 previous_deliveries: in_flight.delivery_count,
@@ -200,7 +261,8 @@ impl State {
     }
 
     /// Takes up to `max` jobs, one per pool in turn, so that a long queue in
-    /// one pool cannot starve the others.
+    /// one pool cannot starve the others; within a pool, one per workspace in
+    /// turn.
     fn take(&mut self, pools: &[String], max: usize, deadline: Instant) -> Vec<Delivery> {
         let mut deliveries = Vec::new();
         if pools.is_empty() {
@@ -222,7 +284,7 @@ impl State {
                     exhausted[index] = true;
                     continue;
                 };
-                let Some(ready) = pool.ready.pop_front() else {
+                let Some(ready) = pool.pop() else {
                     exhausted[index] = true;
                     continue;
                 };
@@ -381,12 +443,13 @@ impl Dispatch for InProcessQueue {
                 .pools
                 .get(pool)
                 .map_or_else(PoolStats::default, |queue| PoolStats {
-                    ready: queue.ready.len() as u64,
+                    ready: queue.ready_len,
                     delayed: queue.delayed,
                     in_flight: queue.in_flight,
                     oldest_ready_age: queue
                         .ready
-                        .iter()
+                        .values()
+                        .flatten()
                         .map(|ready| ready.ready_since)
                         .min()
                         .map(|oldest| now.saturating_duration_since(oldest)),

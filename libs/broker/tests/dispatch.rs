@@ -160,3 +160,6 @@ async fn redis_queue_recovers_when_its_keys_vanish() {
     assert_eq!((stats.ready, stats.in_flight), (0, 0));
     delete_keys(&url, &config.key_prefix).await;
 }
+
+conformance!(a_flooding_workspace_does_not_delay_another);
+conformance!(workspaces_take_turns_in_order);

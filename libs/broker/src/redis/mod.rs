@@ -1,11 +1,20 @@
 //! The distributed queue on Redis Streams.
 //!
 //! Keys, all under the configured prefix:
+//! - `{prefix}:r:{pool}:{workspace}`: a list of the workspace's ready jobs in
+//!   the pool, oldest first; it exists only while it holds a job.
+//! - `{prefix}:turns:{pool}`: a list of the pool's workspaces that have ready
+//!   jobs, each once, in the order they are served (round robin).
+//! - `{prefix}:bell:{pool}`: a one-entry stream that gets a new entry when
+//!   the pool's turns go from empty to not; blocked consumers wait on it.
 //! - `{prefix}:q:{pool}`: one stream per pool, read through one consumer
-//!   group; an entry stays in the group's pending list from delivery until it
-//!   is acknowledged, and is deleted with its acknowledgement.
+//!   group. A receive moves the jobs it takes from the ready lists into the
+//!   stream and reads them in the same script, so an entry is pending in the
+//!   group from delivery until it is acknowledged (or reclaimed by another
+//!   consumer after the visibility timeout), and is deleted with its
+//!   acknowledgement.
 //! - `{prefix}:delayed`: a sorted set of jobs scored by due time (ms), moved
-//!   into their streams by a script once due.
+//!   to their workspace's ready list by a script once due.
 //! - `{prefix}:delayed:counts`, `{prefix}:reclaimed`: per-pool counters.
 
 mod promoter;
@@ -76,12 +85,16 @@ struct Keys {
 }
 
 impl Keys {
-    fn stream_prefix(&self) -> String {
-        format!("{}:q:", self.prefix)
-    }
-
     fn stream(&self, pool: &str) -> String {
         format!("{}:q:{pool}", self.prefix)
+    }
+
+    fn turns(&self, pool: &str) -> String {
+        format!("{}:turns:{pool}", self.prefix)
+    }
+
+    fn bell(&self, pool: &str) -> String {
+        format!("{}:bell:{pool}", self.prefix)
     }
 
     fn delayed(&self) -> String {
@@ -227,13 +240,15 @@ impl Shared {
     }
 
     async fn enqueue_chunk(&self, jobs: &[(Job, Option<DateTime<Utc>>)]) -> BrokerResult<bool> {
-        let mut args = Vec::with_capacity(1 + jobs.len() * 5);
-        args.push(self.keys.stream_prefix());
+        let mut args = Vec::with_capacity(2 + jobs.len() * 6);
+        args.push(self.keys.prefix.clone());
+        args.push(unix_millis(Utc::now()).to_string());
         let mut any_delayed = false;
         for (job, not_before) in jobs {
             let due = due_millis(*not_before);
             any_delayed |= due >= 0;
             args.push(job.pool.clone());
+            args.push(job.workspace_id.to_string());
             args.push(due.to_string());
             args.push("0".to_owned());
             args.push(Uuid::now_v7().simple().to_string());
@@ -250,27 +265,31 @@ impl Shared {
     /// remembered. Returns false when the entry was no longer pending.
     async fn put_back(
         &self,
-        pool: &str,
+        job: &Job,
         id: &str,
-        job_json: String,
         prior: u32,
         not_before: Option<DateTime<Utc>>,
     ) -> Result<bool, RedisError> {
         let due = due_millis(not_before);
+        let job_json = encode_job(job).map_err(|error| {
+            RedisError::new(fred::error::ErrorKind::InvalidArgument, error.to_string())
+        })?;
         let keys = vec![
-            self.keys.stream(pool),
+            self.keys.stream(&job.pool),
             self.keys.delayed(),
             self.keys.delayed_counts(),
         ];
         let args = vec![
             self.config.consumer_group.clone(),
             id.to_owned(),
-            self.keys.stream_prefix(),
-            pool.to_owned(),
+            self.keys.prefix.clone(),
+            job.pool.clone(),
+            job.workspace_id.to_string(),
             due.to_string(),
             prior.to_string(),
             Uuid::now_v7().simple().to_string(),
             job_json,
+            unix_millis(Utc::now()).to_string(),
         ];
         let released = self.run(Script::Release, keys, args).await?;
         if due >= 0 {
@@ -375,13 +394,12 @@ impl Dispatch for RedisQueue {
         not_before: Option<DateTime<Utc>>,
     ) -> BrokerResult<()> {
         validate_delivery(delivery)?;
-        let job_json = encode_job(&delivery.job)?;
+        encode_job(&delivery.job)?;
         let released = self
             .shared
             .put_back(
-                &delivery.job.pool,
+                &delivery.job,
                 &delivery.id,
-                job_json,
                 delivery.delivery_count,
                 not_before,
             )
@@ -401,8 +419,13 @@ impl Dispatch for RedisQueue {
             self.shared.keys.stream(pool),
             self.shared.keys.delayed_counts(),
             self.shared.keys.reclaimed_counts(),
+            self.shared.keys.turns(pool),
         ];
-        let args = vec![self.shared.config.consumer_group.clone(), pool.to_owned()];
+        let args = vec![
+            self.shared.config.consumer_group.clone(),
+            pool.to_owned(),
+            self.shared.keys.prefix.clone(),
+        ];
         let reply = self
             .shared
             .run(Script::Stats, keys, args)
@@ -410,14 +433,18 @@ impl Dispatch for RedisQueue {
             .map_err(unavailable)?;
         let raw = reply::stats(reply)?;
         let now_millis = unix_millis(Utc::now());
+        let oldest_listed = raw
+            .oldest_ready_millis
+            .map(|millis| Duration::from_millis(u64::try_from(now_millis - millis).unwrap_or(0)));
+        let oldest_unread = raw
+            .oldest_unread_id
+            .as_deref()
+            .and_then(|id| reply::age_of_stream_id(id, now_millis));
         let stats = PoolStats {
-            ready: raw.length.saturating_sub(raw.pending),
+            ready: raw.ready,
             delayed: raw.delayed,
             in_flight: raw.pending,
-            oldest_ready_age: raw
-                .oldest_ready_id
-                .as_deref()
-                .and_then(|id| reply::age_of_stream_id(id, now_millis)),
+            oldest_ready_age: oldest_listed.max(oldest_unread),
             reclaimed_total: raw.reclaimed,
         };
         metrics::record_stats(pool, &stats);

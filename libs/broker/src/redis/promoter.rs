@@ -1,4 +1,4 @@
-//! Moves due delayed jobs into their streams. It sleeps until the earliest
+//! Moves due delayed jobs to their workspace's ready list. It sleeps until the earliest
 //! due time the delayed set holds, capped so that jobs scheduled by other
 //! processes are not missed for long, and wakes early when this process
 //! schedules one. Every process runs one; the script is atomic, so they never
@@ -49,7 +49,7 @@ async fn promote_due(shared: &Shared) -> BrokerResult<Duration> {
     let now_millis = unix_millis(Utc::now());
     let keys = vec![shared.keys.delayed(), shared.keys.delayed_counts()];
     let args = vec![
-        shared.keys.stream_prefix(),
+        shared.keys.prefix.clone(),
         now_millis.to_string(),
         shared.config.promote_batch.to_string(),
     ];

@@ -1,5 +1,6 @@
-//! The receive path: reclaiming stalled entries, taking new ones fairly and
-//! blocking until one arrives.
+//! The receive path: reclaiming stalled entries, taking new ones fairly
+//! (across pools, and within a pool across workspaces) and blocking until a
+//! pool's bell says one may have arrived.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -74,15 +75,16 @@ impl Shared {
     }
 
     /// Takes up to `max` new entries without blocking, one pool at a time in
-    /// turn, starting from a rotating pool.
+    /// turn, starting from a rotating pool. When there are none, also returns
+    /// the last bell id of each pool, to wait for the next from.
     async fn take(
         &self,
         pools: &[String],
         consumer: &str,
         max: usize,
-    ) -> Result<Vec<RawEntry>, RedisError> {
+    ) -> Result<(Vec<RawEntry>, Vec<String>), RedisError> {
         if max == 0 || pools.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), Vec::new()));
         }
         let start = self.rotation.fetch_add(1, Ordering::Relaxed) % pools.len();
         let order: Vec<usize> = (0..pools.len())
@@ -92,59 +94,55 @@ impl Shared {
             .iter()
             .map(|&index| self.keys.stream(&pools[index]))
             .collect();
-        let args = vec![
+        let mut args = vec![
             self.config.consumer_group.clone(),
             consumer.to_owned(),
             max.to_string(),
+            self.keys.prefix.clone(),
         ];
+        args.extend(order.iter().map(|&index| pools[index].clone()));
         let reply = self.run(Script::Take, keys, args).await?;
-        let mut entries = reply::taken(reply)
+        let (mut entries, ordered_bells) = reply::taken(reply)
             .map_err(|error| RedisError::new(fred::error::ErrorKind::Parse, error.to_string()))?;
         for entry in &mut entries {
             entry.pool_index = order.get(entry.pool_index).copied().unwrap_or(usize::MAX);
         }
-        Ok(entries)
+        let mut bells = vec!["0-0".to_owned(); pools.len()];
+        for (position, bell) in ordered_bells.into_iter().enumerate() {
+            if let Some(&index) = order.get(position) {
+                bells[index] = bell;
+            }
+        }
+        Ok((entries, bells))
     }
 
-    /// Blocks on every pool's stream for up to `block`, on a connection of its
-    /// own. Returns nothing if no connection frees up before `give_up_at`.
-    async fn blocking_read(
+    /// Blocks for up to `block` until a bell of `pools` rings after the ids
+    /// in `bells`, on a connection of its own. Returns early if no connection
+    /// frees up before `give_up_at`.
+    async fn wait_for_bell(
         &self,
         pools: &[String],
-        consumer: &str,
+        bells: Vec<String>,
         block: Duration,
         give_up_at: Instant,
-    ) -> Result<Vec<RawEntry>, RedisError> {
+    ) -> Result<(), RedisError> {
         let block_millis = u64::try_from(block.as_millis()).unwrap_or(u64::MAX);
         if block_millis == 0 {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let Ok(client) = tokio::time::timeout_at(give_up_at, self.blocking.acquire()).await else {
-            return Ok(Vec::new());
+            return Ok(());
         };
-        let stream_keys: Vec<String> = pools.iter().map(|pool| self.keys.stream(pool)).collect();
-        let ids = vec![">"; pools.len()];
+        let bell_keys: Vec<String> = pools.iter().map(|pool| self.keys.bell(pool)).collect();
         let options = Options {
             timeout: Some(block + self.config.command_timeout()),
             ..Options::default()
         };
-        let reply: Value = client
+        let _: Value = client
             .with_options(&options)
-            .xreadgroup(
-                self.config.consumer_group.as_str(),
-                consumer,
-                Some(1),
-                Some(block_millis),
-                false,
-                stream_keys.clone(),
-                ids,
-            )
+            .xread(Some(1), Some(block_millis), bell_keys, bells)
             .await?;
-        drop(client);
-        reply::read_group(reply, |key| {
-            stream_keys.iter().position(|stream| stream == key)
-        })
-        .map_err(|error| RedisError::new(fred::error::ErrorKind::Parse, error.to_string()))
+        Ok(())
     }
 
     /// Turns raw entries into deliveries. An entry whose job cannot be read
@@ -184,7 +182,7 @@ impl Shared {
         self.ensure_groups(pools).await?;
         loop {
             let mut entries = self.reclaim(pools, consumer, max).await?;
-            let taken = self.take(pools, consumer, max - entries.len()).await?;
+            let (taken, bells) = self.take(pools, consumer, max - entries.len()).await?;
             entries.extend(taken);
             if !entries.is_empty() {
                 return Ok(self.deliveries(pools, entries).await);
@@ -194,24 +192,9 @@ impl Shared {
                 return Ok(Vec::new());
             }
             let block = (give_up_at - now).min(self.config.block());
-            let mut woken = self
-                .blocking_read(pools, consumer, block, give_up_at)
-                .await?;
-            if woken.is_empty() {
-                continue;
-            }
-            // One read covers every pool and may return an entry per pool;
-            // what exceeds `max` goes back at once, with its count unchanged.
-            for extra in woken.split_off(max.min(woken.len())) {
-                let Some(pool) = pools.get(extra.pool_index) else {
-                    continue;
-                };
-                self.put_back(pool, &extra.id, extra.job, extra.previous_deliveries, None)
-                    .await?;
-            }
-            let topped_up = self.take(pools, consumer, max - woken.len()).await?;
-            woken.extend(topped_up);
-            return Ok(self.deliveries(pools, woken).await);
+            // Woken or not, the next round takes what there is: a bell only
+            // says that a pool's ready jobs went from none to some.
+            self.wait_for_bell(pools, bells, block, give_up_at).await?;
         }
     }
 }

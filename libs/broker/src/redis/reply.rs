@@ -8,7 +8,7 @@ use fred::prelude::Value;
 
 use crate::{BrokerError, BrokerResult};
 
-/// One stream entry as the scripts and `XREADGROUP` return it.
+/// One stream entry as the scripts return it.
 #[derive(Debug)]
 pub(crate) struct RawEntry {
     pub(crate) pool_index: usize,
@@ -35,9 +35,22 @@ fn count(value: &str) -> u32 {
     value.parse().unwrap_or(0)
 }
 
-/// Reads `{key index, id, job, prior, ...}` from the take script.
-pub(crate) fn taken(reply: Value) -> BrokerResult<Vec<RawEntry>> {
-    let values = reply.into_array();
+/// Reads `{{key index, id, job, prior, ...}, {bell id, ...}}` from the take
+/// script: the entries taken, and when there are none, the id of the last
+/// bell of each pool, to wait for the next.
+pub(crate) fn taken(reply: Value) -> BrokerResult<(Vec<RawEntry>, Vec<String>)> {
+    let mut parts = reply.into_array();
+    if parts.len() != 2 {
+        return Err(unexpected("take"));
+    }
+    let bells = parts
+        .pop()
+        .map(Value::into_array)
+        .unwrap_or_default()
+        .iter()
+        .map(|id| string(id, "take bell"))
+        .collect::<BrokerResult<Vec<_>>>()?;
+    let values = parts.pop().map(Value::into_array).unwrap_or_default();
     if !values.len().is_multiple_of(4) {
         return Err(unexpected("take"));
     }
@@ -55,7 +68,8 @@ pub(crate) fn taken(reply: Value) -> BrokerResult<Vec<RawEntry>> {
                 group_deliveries: 1,
             })
         })
-        .collect()
+        .collect::<BrokerResult<_>>()
+        .map(|entries| (entries, bells))
 }
 
 /// Reads `{next cursor, id, deliveries, job, prior, ...}` from the reclaim
@@ -82,74 +96,35 @@ pub(crate) fn reclaimed(reply: Value, pool_index: usize) -> BrokerResult<(String
     Ok((cursor, entries))
 }
 
-/// Reads an `XREADGROUP` reply, `[[key, [[id, [field, value, ...]], ...]], ...]`
-/// (nil when the block timed out). `pool_of` maps a stream key to its index.
-pub(crate) fn read_group(
-    reply: Value,
-    pool_of: impl Fn(&str) -> Option<usize>,
-) -> BrokerResult<Vec<RawEntry>> {
-    let mut entries = Vec::new();
-    if reply.is_null() {
-        return Ok(entries);
-    }
-    for stream in reply.into_array() {
-        let mut stream = stream.into_array();
-        if stream.len() != 2 {
-            return Err(unexpected("xreadgroup stream"));
-        }
-        let stream_entries = stream.pop().map(Value::into_array).unwrap_or_default();
-        let key = string(&stream[0], "xreadgroup key")?;
-        let pool_index = pool_of(&key).ok_or_else(|| unexpected("xreadgroup key"))?;
-        for entry in stream_entries {
-            let mut entry = entry.into_array();
-            if entry.len() != 2 {
-                return Err(unexpected("xreadgroup entry"));
-            }
-            let fields = entry.pop().map(Value::into_array).unwrap_or_default();
-            let id = string(&entry[0], "xreadgroup id")?;
-            let field = |name: &str| {
-                fields
-                    .chunks_exact(2)
-                    .find(|pair| pair[0].as_str().is_some_and(|field| field == name))
-                    .and_then(|pair| pair[1].as_string())
-                    .unwrap_or_default()
-            };
-            entries.push(RawEntry {
-                pool_index,
-                id,
-                job: field("job"),
-                previous_deliveries: count(&field("prior")),
-                group_deliveries: 1,
-            });
-        }
-    }
-    Ok(entries)
-}
-
 /// The counts the stats script returns.
 pub(crate) struct RawStats {
-    pub(crate) length: u64,
+    pub(crate) ready: u64,
     pub(crate) pending: u64,
     pub(crate) delayed: u64,
     pub(crate) reclaimed: u64,
-    pub(crate) oldest_ready_id: Option<String>,
+    /// When the oldest job in a ready list became ready (ms).
+    pub(crate) oldest_ready_millis: Option<i64>,
+    /// The oldest stream entry no consumer has read yet.
+    pub(crate) oldest_unread_id: Option<String>,
 }
 
 pub(crate) fn stats(reply: Value) -> BrokerResult<RawStats> {
     let values = reply.into_array();
-    let [length, pending, delayed, reclaimed, oldest] = values.as_slice() else {
+    let [ready, pending, delayed, reclaimed, oldest_millis, oldest] = values.as_slice() else {
         return Err(unexpected("stats"));
     };
     let non_negative = |value: &Value, what: &str| -> BrokerResult<u64> {
         Ok(u64::try_from(integer(value, what)?).unwrap_or(0))
     };
     let oldest = string(oldest, "stats oldest")?;
+    let oldest_millis = integer(oldest_millis, "stats oldest ms")?;
     Ok(RawStats {
-        length: non_negative(length, "stats length")?,
+        ready: non_negative(ready, "stats ready")?,
         pending: non_negative(pending, "stats pending")?,
         delayed: non_negative(delayed, "stats delayed")?,
         reclaimed: non_negative(reclaimed, "stats reclaimed")?,
-        oldest_ready_id: (!oldest.is_empty()).then_some(oldest),
+        oldest_ready_millis: (oldest_millis >= 0).then_some(oldest_millis),
+        oldest_unread_id: (!oldest.is_empty()).then_some(oldest),
     })
 }
 
@@ -193,20 +168,18 @@ mod tests {
     }
 
     #[test]
-    fn a_timed_out_read_is_empty() {
-        let entries = read_group(Value::Null, |_| Some(0)).expect("nil is a valid reply");
-        assert!(entries.is_empty());
-    }
-
-    #[test]
     fn take_reply_maps_key_indexes_to_pools() {
         let reply = Value::Array(vec![
-            Value::Integer(2),
-            Value::from("5-0"),
-            Value::from("{}"),
-            Value::from("3"),
+            Value::Array(vec![
+                Value::Integer(2),
+                Value::from("5-0"),
+                Value::from("{}"),
+                Value::from("3"),
+            ]),
+            Value::Array(vec![]),
         ]);
-        let entries = taken(reply).expect("well-formed reply");
+        let (entries, bells) = taken(reply).expect("well-formed reply");
+        assert!(bells.is_empty());
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].pool_index, 1);
         assert_eq!(entries[0].previous_deliveries, 3);

@@ -2,17 +2,21 @@
 //! one script, so Redis applies it atomically and a crash between two
 //! commands cannot lose or duplicate a job.
 //!
-//! Stream keys are computed inside the scripts from the key prefix, so every
-//! key must live on one node; on Redis Cluster the prefix needs a hash tag.
+//! Keys other than those passed in are computed inside the scripts from the
+//! key prefix, so every key must live on one node; on Redis Cluster the
+//! prefix needs a hash tag. The key layout is described in `mod.rs`.
 //!
-//! Stream entries carry two fields: `job` (the job as JSON) and `prior`, the
-//! deliveries the job had before it was put back (release, delayed retry), so
-//! the delivery count survives the new entry id. Delayed-set members are
-//! `pool|prior|nonce|job`: the nonce keeps two equal jobs from collapsing into
-//! one member, and the job goes last because it is the only part that may
-//! contain `|`.
+//! Ready-list entries are `prior|ready ms|job`. Stream entries carry two
+//! fields: `job` (the job as JSON) and `prior`, the deliveries the job had
+//! before it was put back (release, delayed retry), so the delivery count
+//! survives the new entry id. Delayed-set members are `pool|prior|nonce|job`:
+//! the nonce keeps two equal jobs from collapsing into one member, and the
+//! job goes last because it is the only part that may contain `|`.
 
-/// Puts one job into its stream (due < 0) or into the delayed set.
+/// Puts one job into its workspace's ready list (due < 0) or into the
+/// delayed set. A workspace whose list was empty joins the back of its
+/// pool's turns; a pool whose turns were empty rings its bell, which wakes
+/// the consumers blocked on it.
 macro_rules! put_job_lua {
     () => {
         r#"
@@ -24,9 +28,18 @@ local function field(fields, name)
   return ''
 end
 
-local function put_job(stream_prefix, delayed_key, counts_key, pool, due, prior, nonce, job)
+local function put_ready(prefix, pool, workspace, prior, ready_ms, job)
+  local list = prefix .. ':r:' .. pool .. ':' .. workspace
+  if redis.call('RPUSH', list, prior .. '|' .. ready_ms .. '|' .. job) == 1 then
+    if redis.call('RPUSH', prefix .. ':turns:' .. pool, workspace) == 1 then
+      redis.call('XADD', prefix .. ':bell:' .. pool, 'MAXLEN', 1, '*', 'r', 1)
+    end
+  end
+end
+
+local function put_job(prefix, delayed_key, counts_key, pool, workspace, due, prior, nonce, job, now_ms)
   if tonumber(due) < 0 then
-    redis.call('XADD', stream_prefix .. pool, '*', 'job', job, 'prior', prior)
+    put_ready(prefix, pool, workspace, prior, now_ms, job)
   else
     local member = pool .. '|' .. prior .. '|' .. nonce .. '|' .. job
     if redis.call('ZADD', delayed_key, due, member) == 1 then
@@ -38,59 +51,112 @@ end
     };
 }
 
-/// KEYS: delayed set, delayed counts. ARGV: stream prefix, then per job
-/// pool, due ms (-1 for now), prior deliveries, nonce, job.
+/// KEYS: delayed set, delayed counts. ARGV: key prefix, now ms, then per job
+/// pool, workspace, due ms (-1 for now), prior deliveries, nonce, job.
 const ENQUEUE: &str = concat!(
     put_job_lua!(),
     r#"
-for i = 2, #ARGV, 5 do
-  put_job(ARGV[1], KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4])
+for i = 3, #ARGV, 6 do
+  put_job(ARGV[1], KEYS[1], KEYS[2], ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[2])
 end
 return 1
 "#
 );
 
-/// KEYS: delayed set, delayed counts. ARGV: stream prefix, now ms, batch.
-/// Returns {moved, score of the next delayed job or -1}.
-const PROMOTE: &str = r#"
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
+/// KEYS: delayed set, delayed counts. ARGV: key prefix, now ms, batch.
+/// Moves due jobs to the back of their workspace's ready list, ready since
+/// their due time. Returns {moved, score of the next delayed job or -1}.
+const PROMOTE: &str = concat!(
+    put_job_lua!(),
+    r#"
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[2], 'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[3]))
+for i = 1, #due, 2 do
+  local member = due[i]
   local pool, prior, job = string.match(member, '^([^|]+)|(%d+)|[^|]*|(.*)$')
   if pool then
-    redis.call('XADD', ARGV[1] .. pool, '*', 'job', job, 'prior', prior)
+    -- A job that cannot be read still goes through, so that the consumer
+    -- that receives it logs and drops it.
+    local ok, decoded = pcall(cjson.decode, job)
+    local workspace = '-'
+    if ok and type(decoded) == 'table' and type(decoded['workspace_id']) == 'string' then
+      workspace = decoded['workspace_id']
+    end
+    put_ready(ARGV[1], pool, workspace, prior, string.format('%d', tonumber(due[i + 1])), job)
     redis.call('HINCRBY', KEYS[2], pool, -1)
   end
   redis.call('ZREM', KEYS[1], member)
 end
 local head = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return {#due, head[2] or '-1'}
-"#;
+return {#due / 2, head[2] or '-1'}
+"#
+);
 
-/// KEYS: streams, in the order to serve them. ARGV: group, consumer, max.
-/// Reads one entry per stream in turn until `max` or all are empty, which is
-/// what makes a receive fair across pools.
-/// Returns {key index, id, job, prior, ...}.
+/// KEYS: streams, in the order to serve them. ARGV: group, consumer, max,
+/// key prefix, then the pool of each stream.
+///
+/// Takes one job per pool in turn until `max` or all are empty, which is what
+/// makes a receive fair across pools; within a pool, the job comes from the
+/// workspace at the front of the pool's turns, which then goes to the back
+/// if it has more, which is what makes it fair across workspaces. A taken job
+/// is added to the pool's stream and read at once through the consumer
+/// group, so from then on it is pending like any delivery (acknowledged,
+/// released or reclaimed). An entry already in the stream and never read is
+/// read first.
+///
+/// Returns {{key index, id, job, prior, ...}, {last bell id per pool}}; the
+/// bell ids are only filled when nothing was taken, for the blocking wait.
 const TAKE: &str = concat!(
     put_job_lua!(),
     r#"
 local max = tonumber(ARGV[3])
+local prefix = ARGV[4]
 local out = {}
 local taken = 0
 local open = {}
-for i = 1, #KEYS do open[i] = true end
+for i = 1, #KEYS do
+  open[i] = true
+  -- Redis may have lost the group (a restart without persistence).
+  redis.pcall('XGROUP', 'CREATE', KEYS[i], ARGV[1], '0', 'MKSTREAM')
+end
+
+local function next_ready(pool)
+  local turns = prefix .. ':turns:' .. pool
+  while true do
+    local workspace = redis.call('LPOP', turns)
+    if not workspace then return nil end
+    local list = prefix .. ':r:' .. pool .. ':' .. workspace
+    local entry = redis.call('LPOP', list)
+    if entry then
+      if redis.call('LLEN', list) > 0 then
+        redis.call('RPUSH', turns, workspace)
+      end
+      return entry
+    end
+  end
+end
+
 local progress = #KEYS > 0
 while taken < max and progress do
   progress = false
   for i = 1, #KEYS do
     if taken < max and open[i] then
+      local entry = next_ready(ARGV[4 + i])
+      if entry then
+        local prior, job = string.match(entry, '^(%d+)|%d+|(.*)$')
+        if prior then
+          redis.call('XADD', KEYS[i], '*', 'job', job, 'prior', prior)
+        end
+      end
       local reply = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', 1, 'STREAMS', KEYS[i], '>')
       if reply and reply[1] and #reply[1][2] > 0 then
-        local entry = reply[1][2][1]
+        local read = reply[1][2][1]
         out[#out + 1] = i
-        out[#out + 1] = entry[1]
-        out[#out + 1] = field(entry[2], 'job')
-        out[#out + 1] = field(entry[2], 'prior')
+        out[#out + 1] = read[1]
+        out[#out + 1] = field(read[2], 'job')
+        out[#out + 1] = field(read[2], 'prior')
         taken = taken + 1
+        progress = true
+      elseif entry then
         progress = true
       else
         open[i] = false
@@ -98,7 +164,14 @@ while taken < max and progress do
     end
   end
 end
-return out
+local bells = {}
+if taken == 0 then
+  for i = 1, #KEYS do
+    local last = redis.call('XREVRANGE', prefix .. ':bell:' .. ARGV[4 + i], '+', '-', 'COUNT', 1)
+    bells[i] = last[1] and last[1][1] or '0-0'
+  end
+end
+return {out, bells}
 "#
 );
 
@@ -151,8 +224,8 @@ end
 return 0
 "#;
 
-/// KEYS: stream, delayed set, delayed counts. ARGV: group, id, stream
-/// prefix, pool, due ms (-1 for now), prior deliveries, nonce, job.
+/// KEYS: stream, delayed set, delayed counts. ARGV: group, id, key prefix,
+/// pool, workspace, due ms (-1 for now), prior deliveries, nonce, job, now ms.
 /// Does nothing when the entry is no longer pending (acknowledged or
 /// released already), so a late release cannot duplicate a job.
 const RELEASE: &str = concat!(
@@ -162,18 +235,32 @@ if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 0
 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-put_job(ARGV[3], KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8])
+put_job(ARGV[3], KEYS[2], KEYS[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[8], ARGV[9], ARGV[10])
 return 1
 "#
 );
 
-/// KEYS: stream, delayed counts, reclaimed counts. ARGV: group, pool.
-/// Returns {length, pending, delayed, reclaimed, id of oldest ready or ''}.
+/// KEYS: stream, delayed counts, reclaimed counts, turns. ARGV: group,
+/// pool, key prefix.
+/// Returns {ready, pending, delayed, reclaimed, oldest ready ms or -1,
+/// id of the oldest unread stream entry or ''}. Reads one list head per
+/// workspace with ready jobs.
 const STATS: &str = r#"
 local delayed = tonumber(redis.call('HGET', KEYS[2], ARGV[2]) or '0')
 local reclaimed = tonumber(redis.call('HGET', KEYS[3], ARGV[2]) or '0')
+local ready = 0
+local oldest_ms = -1
+for _, workspace in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  local list = ARGV[3] .. ':r:' .. ARGV[2] .. ':' .. workspace
+  ready = ready + redis.call('LLEN', list)
+  local head = redis.call('LINDEX', list, 0)
+  local ready_ms = head and tonumber(string.match(head, '^%d+|(%d+)|'))
+  if ready_ms and (oldest_ms < 0 or ready_ms < oldest_ms) then
+    oldest_ms = ready_ms
+  end
+end
 if redis.call('EXISTS', KEYS[1]) == 0 then
-  return {0, 0, delayed, reclaimed, ''}
+  return {ready, 0, delayed, reclaimed, oldest_ms, ''}
 end
 local length = redis.call('XLEN', KEYS[1])
 local pending = 0
@@ -194,7 +281,9 @@ else
 end
 local oldest = ''
 if first[1] then oldest = first[1][1] end
-return {length, pending, delayed, reclaimed, oldest}
+local unread = length - pending
+if unread < 0 then unread = 0 end
+return {ready + unread, pending, delayed, reclaimed, oldest_ms, oldest}
 "#;
 
 #[derive(Clone, Copy, Debug)]

@@ -484,3 +484,42 @@ pub async fn invalid_jobs_are_refused(queue: Arc<dyn Dispatch>) {
         "{refused:?}"
     );
 }
+
+fn job_of(workspace_id: Uuid, node_id: &str) -> Job {
+    Job {
+        workspace_id,
+        ..job("default", node_id)
+    }
+}
+
+pub async fn a_flooding_workspace_does_not_delay_another(queue: Arc<dyn Dispatch>) {
+    let (flooding, other) = (Uuid::now_v7(), Uuid::now_v7());
+    let flood = (0..2_000)
+        .map(|index| (job_of(flooding, &format!("a{index}")), None))
+        .collect();
+    queue.enqueue_many(flood).await.expect("enqueue");
+    queue
+        .enqueue(job_of(other, "b0"), None)
+        .await
+        .expect("enqueue");
+    let first = receive(&queue, &["default"], "c1", 2, Duration::from_secs(1)).await;
+    assert_eq!(node_ids(&first), ["a0", "b0"]);
+    let stats = queue.stats("default").await.expect("stats");
+    assert_eq!((stats.ready, stats.in_flight), (1_999, 2));
+}
+
+pub async fn workspaces_take_turns_in_order(queue: Arc<dyn Dispatch>) {
+    let workspaces = [Uuid::now_v7(), Uuid::now_v7(), Uuid::now_v7()];
+    let mut jobs = Vec::new();
+    for (name, workspace) in ["x", "y", "z"].iter().zip(workspaces) {
+        for index in 0..3 {
+            jobs.push((job_of(workspace, &format!("{name}{index}")), None));
+        }
+    }
+    queue.enqueue_many(jobs).await.expect("enqueue");
+    let all = receive(&queue, &["default"], "c1", 9, Duration::from_secs(1)).await;
+    assert_eq!(
+        node_ids(&all),
+        ["x0", "y0", "z0", "x1", "y1", "z1", "x2", "y2", "z2"]
+    );
+}
