@@ -127,6 +127,8 @@ impl Topology {
             config.queue_url = redis_url();
         }
         config.executor.broker.key_prefix = format!("tyboo-test-{unique}");
+        // The edge's rate limits too, so that the keys go with the queue's.
+        config.edge.rate_limits.redis.key_prefix = config.executor.broker.key_prefix.clone();
         if config.tenancy.service_secret.is_empty() {
             config.tenancy.service_secret = format!("service-secret-{unique}");
         }
