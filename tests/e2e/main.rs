@@ -12,6 +12,7 @@ mod admin;
 mod audit;
 mod credentials;
 mod distributed;
+mod edge_limits;
 mod first_start;
 mod grpc_api;
 mod grpcurl;

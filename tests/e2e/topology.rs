@@ -275,6 +275,15 @@ impl Topology {
         )
     }
 
+    /// Starts one more edge process (`tyboo serve edge`) on the same
+    /// configuration, and returns where it serves.
+    pub async fn add_edge(&mut self) -> SocketAddr {
+        let name = format!("edge-{}", self.services.len());
+        let (process, announced) = self.spawn(&name, &["serve", "edge"], false).await;
+        self.services.push(process);
+        announced.addresses["edge"]
+    }
+
     /// Starts one more `tyboo worker --pool …` for `pools`.
     pub async fn add_worker(&mut self, pools: &[&str]) {
         self.started_workers += 1;
