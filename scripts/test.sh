@@ -78,9 +78,9 @@ step "tests on PostgreSQL and Redis"
 TYBOO_TEST_BACKEND=postgres \
   cargo test --workspace --locked 2>&1 | tee -a "$results"
 
-step "workflow and reflection tests on separate processes (tenancy, vault, executor, workers, edge)"
+step "workflow, reflection and edge limit tests on separate processes (tenancy, vault, executor, workers, edges)"
 TYBOO_TEST_BACKEND=postgres TYBOO_TEST_TOPOLOGY=processes \
-  cargo test -p tyboo --test e2e --locked -- workflows:: reflection:: 2>&1 | tee -a "$results"
+  cargo test -p tyboo --test e2e --locked -- workflows:: reflection:: edge_limits:: 2>&1 | tee -a "$results"
 
 step "schemathesis against tyboo up: every operation of /openapi.json"
 cargo build -p tyboo --bin tyboo --locked

@@ -13,6 +13,7 @@ mod audit;
 mod breakers;
 mod credentials;
 mod distributed;
+mod edge_limits;
 mod first_start;
 mod grpc_api;
 mod grpcurl;

@@ -229,6 +229,15 @@ impl Sandbox {
         }
     }
 
+    /// With separate processes, starts one more edge process and returns
+    /// where it serves; `None` for a mesh in this process.
+    pub async fn add_edge(&mut self) -> Option<SocketAddr> {
+        match &mut self.topology {
+            Some(topology) => Some(topology.add_edge().await),
+            None => None,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.edge, path)
     }

@@ -132,6 +132,8 @@ impl Topology {
         // The breakers share the queue's Redis and so its fresh prefix (and
         // its clean-up).
         config.executor.breakers.key_prefix = format!("tyboo-test-{unique}");
+        // The edge's rate limits too, so that the keys go with the queue's.
+        config.edge.rate_limits.redis.key_prefix = config.executor.broker.key_prefix.clone();
         if config.tenancy.service_secret.is_empty() {
             config.tenancy.service_secret = format!("service-secret-{unique}");
         }
@@ -276,6 +278,15 @@ impl Topology {
             },
             announced,
         )
+    }
+
+    /// Starts one more edge process (`tyboo serve edge`) on the same
+    /// configuration, and returns where it serves.
+    pub async fn add_edge(&mut self) -> SocketAddr {
+        let name = format!("edge-{}", self.services.len());
+        let (process, announced) = self.spawn(&name, &["serve", "edge"], false).await;
+        self.services.push(process);
+        announced.addresses["edge"]
     }
 
     /// Starts one more `tyboo worker --pool …` for `pools`.

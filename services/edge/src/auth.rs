@@ -42,7 +42,14 @@ pub(crate) const API_KEY_PREFIX: &str = "tyb_";
 /// A token is dropped from the cache this long before it expires.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
 
-type Exchange = Shared<BoxFuture<'static, Result<Arc<str>, AuthFailure>>>;
+type Exchange = Shared<BoxFuture<'static, Result<Authenticated, AuthFailure>>>;
+
+/// A principal token and whom it speaks for: what the rate limits key on.
+#[derive(Clone, Debug)]
+pub(crate) struct Authenticated {
+    pub(crate) token: Arc<str>,
+    pub(crate) subject: Arc<TokenSubject>,
+}
 
 /// What the caller presented.
 #[derive(Debug, PartialEq, Eq)]
@@ -139,18 +146,24 @@ impl Authenticator {
         }
     }
 
-    /// The principal token for `api_key`, from the cache or one exchange.
-    pub(crate) async fn principal_token(
+    /// The principal token for `api_key` from the cache, without asking
+    /// tenancy.
+    pub(crate) fn cached(&self, api_key: &str) -> Option<Authenticated> {
+        let found = self.inner.cached(&digest(api_key));
+        let result = if found.is_some() { "hit" } else { "miss" };
+        metrics::counter!(AUTH_CACHE_LOOKUPS_TOTAL, RESULT_LABEL => result).increment(1);
+        found
+    }
+
+    /// The principal token for `api_key` from one exchange with tenancy
+    /// (shared with every concurrent caller for the same key); call after
+    /// [`Authenticator::cached`] missed.
+    pub(crate) async fn exchange(
         &self,
         api_key: &str,
         context: &CallContext,
-    ) -> Result<Arc<str>, AuthFailure> {
+    ) -> Result<Authenticated, AuthFailure> {
         let digest = digest(api_key);
-        if let Some(token) = self.inner.cached(&digest) {
-            metrics::counter!(AUTH_CACHE_LOOKUPS_TOTAL, RESULT_LABEL => "hit").increment(1);
-            return Ok(token);
-        }
-        metrics::counter!(AUTH_CACHE_LOOKUPS_TOTAL, RESULT_LABEL => "miss").increment(1);
         let exchange = lock(&self.inner.in_flight)
             .entry(digest)
             .or_insert_with(|| self.start_exchange(digest, api_key, context))
@@ -236,7 +249,7 @@ fn subject_of(principal: Option<&Principal>) -> TokenSubject {
 }
 
 impl Inner {
-    fn cached(&self, digest: &KeyDigest) -> Option<Arc<str>> {
+    fn cached(&self, digest: &KeyDigest) -> Option<Authenticated> {
         lock(&self.cache).get(digest, Instant::now())
     }
 
@@ -245,7 +258,7 @@ impl Inner {
         digest: KeyDigest,
         api_key: String,
         context: &CallContext,
-    ) -> Result<Arc<str>, AuthFailure> {
+    ) -> Result<Authenticated, AuthFailure> {
         // Taken before tenancy is asked: see `TokenCache::generation`.
         let generation = lock(&self.cache).generation();
         let mut request = tonic::Request::new(AuthenticateRequest { api_key });
@@ -259,14 +272,20 @@ impl Inner {
             tracing::error!("AuthService answered without a token");
             return Err(AuthFailure::Upstream(Code::Internal));
         }
-        let subject = subject_of(response.principal.as_ref());
+        let subject = Arc::new(subject_of(response.principal.as_ref()));
         let token: Arc<str> = Arc::from(response.token);
         let lifetime = response
             .expire_time
             .and_then(|expire| remaining_lifetime(&expire, SystemTime::now()))
             .map_or(self.ttl_cap, |lifetime| lifetime.min(self.ttl_cap));
-        self.insert(digest, Arc::clone(&token), lifetime, subject, generation);
-        Ok(token)
+        self.insert(
+            digest,
+            Arc::clone(&token),
+            lifetime,
+            Arc::clone(&subject),
+            generation,
+        );
+        Ok(Authenticated { token, subject })
     }
 
     /// Caches a token from an exchange that started at `generation`, unless
@@ -276,7 +295,7 @@ impl Inner {
         digest: KeyDigest,
         token: Arc<str>,
         lifetime: Duration,
-        subject: TokenSubject,
+        subject: Arc<TokenSubject>,
         generation: u64,
     ) {
         if self.max_entries == 0 || lifetime.is_zero() {
@@ -428,7 +447,7 @@ mod tests {
                 digest(key),
                 Arc::from(&key[4..]),
                 lifetime,
-                TokenSubject::default(),
+                Arc::new(TokenSubject::default()),
                 0,
             );
         };
@@ -437,7 +456,13 @@ mod tests {
         insert("tyb_c", Duration::from_secs(20));
         assert_eq!(authenticator.cached_entries(), 2);
         assert!(inner.cached(&digest("tyb_a")).is_none());
-        assert_eq!(inner.cached(&digest("tyb_b")).as_deref(), Some("b"));
+        assert_eq!(
+            inner
+                .cached(&digest("tyb_b"))
+                .map(|found| found.token)
+                .as_deref(),
+            Some("b")
+        );
         authenticator.eviction("tyb_b").evict();
         assert!(inner.cached(&digest("tyb_b")).is_none());
         insert("tyb_d", Duration::ZERO);
@@ -471,15 +496,27 @@ mod tests {
             digest("tyb_a"),
             Arc::from("old"),
             lifetime,
-            ada.clone(),
+            Arc::new(ada.clone()),
             started,
         );
         assert!(inner.cached(&digest("tyb_a")).is_none());
         // The next exchange starts after the change and is cached, and the
         // index finds it for the next change.
         let started = lock(&inner.cache).generation();
-        inner.insert(digest("tyb_a"), Arc::from("new"), lifetime, ada, started);
-        assert_eq!(inner.cached(&digest("tyb_a")).as_deref(), Some("new"));
+        inner.insert(
+            digest("tyb_a"),
+            Arc::from("new"),
+            lifetime,
+            Arc::new(ada),
+            started,
+        );
+        assert_eq!(
+            inner
+                .cached(&digest("tyb_a"))
+                .map(|found| found.token)
+                .as_deref(),
+            Some("new")
+        );
         assert_eq!(
             authenticator.evict_changed(std::slice::from_ref(&demoted)),
             1

@@ -2,6 +2,7 @@
 
 use http::HeaderValue;
 use serde::{Deserialize, Serialize};
+use tyboo_ratelimit::RateLimitConfig;
 
 use crate::errors::{EdgeError, EdgeResult};
 
@@ -11,7 +12,7 @@ use crate::errors::{EdgeError, EdgeResult};
 const AUTH_CHANGES_POLL_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 /// Limits and behaviour of the public entry point.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EdgeConfig {
     /// Largest HTTP/JSON request body accepted; a larger one is answered 413.
@@ -50,6 +51,17 @@ pub struct EdgeConfig {
     pub max_connections: usize,
     /// Most connections open at once from one address.
     pub max_connections_per_ip: usize,
+    /// Most requests this edge process serves at once; past it a request
+    /// is answered 503 with `Retry-After: 1` (gRPC: UNAVAILABLE) at once,
+    /// before any work. `/healthz` and gRPC health are never refused.
+    pub max_in_flight_requests: usize,
+    /// Request rate limits on (the default) or off.
+    pub rate_limits_enabled: bool,
+    /// The address-based and webhook quotas, and the shared limiter. The
+    /// per-API-key and per-workspace quotas are each workspace's limits
+    /// (`limits.defaults` with its overrides), not `per_api_key` and
+    /// `per_workspace` here.
+    pub rate_limits: RateLimitConfig,
 }
 
 impl Default for EdgeConfig {
@@ -67,6 +79,9 @@ impl Default for EdgeConfig {
             header_read_timeout_ms: 10_000,
             max_connections: 8_192,
             max_connections_per_ip: 256,
+            max_in_flight_requests: 1_024,
+            rate_limits_enabled: true,
+            rate_limits: RateLimitConfig::default(),
         }
     }
 }
@@ -100,6 +115,19 @@ impl EdgeConfig {
                 AUTH_CHANGES_POLL_MS.end(),
                 self.auth_changes_poll_ms
             ));
+        }
+        if self.max_in_flight_requests == 0 {
+            problems.push("max_in_flight_requests must be positive".into());
+        }
+        if let Err(error) = self.rate_limits.validate() {
+            // `per_api_key: …` and `redis key_prefix …` name their fields
+            // under `rate_limits`.
+            problems.extend(error.problems.iter().map(|problem| {
+                let problem = problem
+                    .strip_prefix("redis ")
+                    .map_or_else(|| problem.clone(), |rest| format!("redis.{rest}"));
+                format!("rate_limits.{problem}")
+            }));
         }
         if self.max_grpc_message_bytes == 0 {
             problems.push("max_grpc_message_bytes must be positive".into());
@@ -185,5 +213,76 @@ mod tests {
                 "{error}"
             );
         }
+    }
+
+    #[test]
+    fn the_request_limits_hold_at_their_edges_and_name_their_fields() {
+        let defaults = EdgeConfig::default();
+        assert_eq!(defaults.max_in_flight_requests, 1_024);
+        assert!(defaults.rate_limits_enabled);
+        let with_cap = |max_in_flight_requests| EdgeConfig {
+            max_in_flight_requests,
+            ..EdgeConfig::default()
+        };
+        with_cap(1).validate().expect("a cap of one is valid");
+        let error = with_cap(0).validate().unwrap_err().to_string();
+        assert!(
+            error.contains("max_in_flight_requests must be positive"),
+            "{error}"
+        );
+
+        let zero = tyboo_ratelimit::Quota {
+            rate: 0,
+            period: std::time::Duration::from_secs(60),
+            burst: 0,
+        };
+        let config = EdgeConfig {
+            rate_limits: RateLimitConfig {
+                failed_auth_per_address: zero,
+                invitation_accept_per_address: zero,
+                webhook_per_workspace_path: zero,
+                fallback_share: 0.0,
+                fallback_retry_ms: 0,
+                redis: tyboo_ratelimit::RedisLimiterConfig {
+                    key_prefix: String::new(),
+                    connections: 0,
+                    command_timeout_ms: 0,
+                },
+                ..RateLimitConfig::default()
+            },
+            ..EdgeConfig::default()
+        };
+        let EdgeError::Config(message) = config.validate().unwrap_err() else {
+            panic!("a config error");
+        };
+        for field in [
+            "rate_limits.failed_auth_per_address: rate must be at least 1",
+            "rate_limits.failed_auth_per_address: burst must be at least 1",
+            "rate_limits.invitation_accept_per_address: rate",
+            "rate_limits.webhook_per_workspace_path: rate",
+            "rate_limits.fallback_share 0 must be in (0, 1]",
+            "rate_limits.fallback_retry_ms must be positive",
+            "rate_limits.redis.key_prefix must be non-empty",
+            "rate_limits.redis.connections must be at least 1",
+            "rate_limits.redis.command_timeout_ms must be positive",
+        ] {
+            assert!(message.contains(field), "{field} not in {message}");
+        }
+        // Each problem on a line of its own, keyed by its field.
+        for line in message.lines() {
+            assert!(line.starts_with("rate_limits."), "{line}");
+        }
+        let parsed: EdgeConfig = serde_json::from_str(
+            r#"{"max_in_flight_requests": 8, "rate_limits_enabled": false,
+                "rate_limits": {"failed_auth_per_address": {"rate": 5, "period_ms": 60000, "burst": 5}}}"#,
+        )
+        .expect("parses");
+        assert_eq!(parsed.max_in_flight_requests, 8);
+        assert!(!parsed.rate_limits_enabled);
+        assert_eq!(parsed.rate_limits.failed_auth_per_address.burst, 5);
+        assert_eq!(
+            parsed.rate_limits.webhook_per_workspace_path,
+            RateLimitConfig::default().webhook_per_workspace_path
+        );
     }
 }

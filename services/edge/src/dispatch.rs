@@ -25,7 +25,8 @@ use crate::layers::metrics::with_route_label;
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::passthrough;
 use crate::protocol::is_grpc;
-use crate::request::{authenticate, call_context, read_body};
+use crate::rate_limits::Allowance;
+use crate::request::{ACCEPT_INVITATION, authenticate, call_context, client_address, read_body};
 use crate::routes::{BodyBinding, RouteMatch};
 use crate::state::Shared;
 use crate::transcode;
@@ -52,15 +53,21 @@ async fn serve_json(shared: &Shared, request: Request) -> Response {
     };
     let label = Arc::clone(&matched.route.label);
     let response = match transcoded_call(shared, &parts, body, &matched, &context).await {
-        Ok(json) => (
-            StatusCode::OK,
-            [(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            )],
-            json,
-        )
-            .into_response(),
+        Ok((json, allowance)) => {
+            let mut response = (
+                StatusCode::OK,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                )],
+                json,
+            )
+                .into_response();
+            if let Some(allowance) = allowance {
+                response.headers_mut().extend(allowance.headers());
+            }
+            response
+        }
         Err(error) => {
             if error.status().is_server_error() {
                 tracing::warn!(route = %label, message = error.message(), "request failed");
@@ -77,9 +84,13 @@ async fn transcoded_call(
     body: Body,
     matched: &RouteMatch,
     context: &CallContext,
-) -> Result<Vec<u8>, ApiError> {
+) -> Result<(Vec<u8>, Option<Allowance>), ApiError> {
     let route = &matched.route;
-    let (principal_token, eviction) = authenticate(shared, &parts.headers, context).await?;
+    let address = client_address(&parts.extensions);
+    if route.grpc_path.path() == ACCEPT_INVITATION {
+        shared.rate_limits().invitation(address).await?;
+    }
+    let caller = authenticate(shared, &parts.headers, address, context).await?;
     let body = match route.body {
         BodyBinding::None => Bytes::new(),
         BodyBinding::Whole | BodyBinding::Field(_) => read_body(shared, body).await?,
@@ -98,15 +109,16 @@ async fn transcoded_call(
         route.grpc_path.clone(),
         Bytes::from(message.encode_to_vec()),
         context,
-        principal_token.as_deref(),
+        caller.token.as_deref(),
         shared.config.max_grpc_message_bytes,
     )
     .await;
     match reply {
-        Ok(payload) => transcode::response_json(route, &payload, &shared.serialize_options),
+        Ok(payload) => transcode::response_json(route, &payload, &shared.serialize_options)
+            .map(|json| (json, caller.allowance)),
         Err(status) => {
             if status.code() == Code::Unauthenticated
-                && let Some(eviction) = eviction
+                && let Some(eviction) = caller.eviction
             {
                 eviction.evict();
             }

@@ -21,6 +21,7 @@ use crate::config::EdgeConfig;
 use crate::errors::{EdgeError, EdgeResult};
 use crate::grpc_health::EdgeHealth;
 use crate::own_grpc::OwnGrpc;
+use crate::rate_limits::RateLimits;
 use crate::routes::RouteTable;
 use crate::state::{GrpcTarget, Shared};
 use crate::{dispatch, layers, openapi, webhooks};
@@ -118,6 +119,7 @@ impl Edge {
                 own_grpc,
                 openapi,
                 serving,
+                rate_limits: OnceLock::new(),
             }),
         })
     }
@@ -128,6 +130,15 @@ impl Edge {
     pub fn with_webhooks(self, channel: Channel) -> Edge {
         // Set once, before serving; a second call keeps the first channel.
         let _ = self.shared.webhooks.set(channel);
+        self
+    }
+
+    /// Checks the request rate limits with `limits` (a limiter shared by
+    /// every replica through Redis, and the workspaces' own limits) instead
+    /// of the in-process default. Call before the router is built.
+    pub fn with_rate_limits(self, limits: RateLimits) -> Edge {
+        // Set once, before serving; a second call keeps the first.
+        let _ = self.shared.rate_limits.set(limits);
         self
     }
 

@@ -9,8 +9,11 @@
 //!   `UNIMPLEMENTED` and an `Allow` header, as grpc-gateway answers;
 //! - an unknown path is HTTP 404 with code `NOT_FOUND`.
 
+use std::time::Duration;
+
 use axum::response::{IntoResponse, Response};
-use http::{HeaderValue, Method, StatusCode, header};
+use http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use prost::Message;
 use tonic::Code;
 use tyboo_runtime::error::{PAYLOAD_TOO_LARGE, code_name, http_status};
 
@@ -25,6 +28,8 @@ pub enum EdgeError {
     UnknownService(String),
     #[error("public service `{0}` is listed twice")]
     DuplicateService(String),
+    #[error("the edge's rate limiter cannot start: {0}")]
+    RateLimiter(String),
     #[error("cannot route `{method}`: {reason}")]
     Route { method: String, reason: String },
 }
@@ -40,6 +45,16 @@ pub(crate) struct ApiError {
     grpc_code: Code,
     message: String,
     allow: Option<HeaderValue>,
+    /// What a refusal by a limit adds; boxed, as few errors carry it.
+    extra: Option<Box<Extra>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Extra {
+    /// Extra response headers (`Retry-After`, `RateLimit`, …).
+    headers: Vec<(HeaderName, HeaderValue)>,
+    /// When to try again, sent to gRPC clients as a `google.rpc.RetryInfo`.
+    retry_delay: Option<Duration>,
 }
 
 impl ApiError {
@@ -50,7 +65,21 @@ impl ApiError {
             grpc_code,
             message: message.into(),
             allow: None,
+            extra: None,
         }
+    }
+
+    /// This error with `headers` added to its answer, HTTP or gRPC.
+    pub(crate) fn with_headers(mut self, headers: Vec<(HeaderName, HeaderValue)>) -> Self {
+        self.extra.get_or_insert_default().headers.extend(headers);
+        self
+    }
+
+    /// Tells a gRPC client when to retry with a `google.rpc.RetryInfo`
+    /// detail (HTTP clients read `Retry-After`).
+    pub(crate) fn with_retry_delay(mut self, delay: Duration) -> Self {
+        self.extra.get_or_insert_default().retry_delay = Some(delay);
+        self
     }
 
     pub(crate) fn invalid_argument(message: impl Into<String>) -> Self {
@@ -83,6 +112,7 @@ impl ApiError {
             grpc_code: Code::Unimplemented,
             message: format!("method {method} is not allowed here; allowed: {allow}"),
             allow: HeaderValue::from_str(&allow).ok(),
+            extra: None,
         }
     }
 
@@ -93,6 +123,7 @@ impl ApiError {
             grpc_code: Code::ResourceExhausted,
             message: format!("request body is larger than {limit} bytes"),
             allow: None,
+            extra: None,
         }
     }
 
@@ -123,13 +154,70 @@ impl ApiError {
         if let Some(allow) = self.allow {
             response.headers_mut().insert(header::ALLOW, allow);
         }
+        for (name, value) in self.extra.map(|extra| extra.headers).unwrap_or_default() {
+            response.headers_mut().insert(name, value);
+        }
         response
     }
 
-    /// The gRPC answer: a trailers-only response carrying the status.
+    /// The gRPC answer: a trailers-only response carrying the status, and
+    /// a `google.rpc.Status` with a `RetryInfo` in `grpc-status-details-bin`
+    /// when the caller should come back later.
     pub(crate) fn into_grpc_response(self) -> Response {
-        tonic::Status::new(self.grpc_code, self.message).into_http::<axum::body::Body>()
+        let extra = self.extra.map(|extra| *extra).unwrap_or_default();
+        let status = match extra.retry_delay {
+            None => tonic::Status::new(self.grpc_code, self.message),
+            Some(delay) => {
+                let details = rpc_status(self.grpc_code, &self.message, delay);
+                tonic::Status::with_details(self.grpc_code, self.message, details.into())
+            }
+        };
+        let mut response = status.into_http::<axum::body::Body>();
+        for (name, value) in extra.headers {
+            response.headers_mut().insert(name, value);
+        }
+        response
     }
+}
+
+/// `google.rpc.Status`, `google.rpc.RetryInfo` and `google.protobuf.Any`
+/// as far as the edge writes them (the field numbers of their protos).
+pub(crate) mod rpc {
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct Status {
+        #[prost(int32, tag = "1")]
+        pub(crate) code: i32,
+        #[prost(string, tag = "2")]
+        pub(crate) message: String,
+        #[prost(message, repeated, tag = "3")]
+        pub(crate) details: Vec<prost_types::Any>,
+    }
+
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(crate) struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub(crate) retry_delay: Option<prost_types::Duration>,
+    }
+
+    pub(crate) const RETRY_INFO_TYPE_URL: &str = "type.googleapis.com/google.rpc.RetryInfo";
+}
+
+fn rpc_status(code: Code, message: &str, delay: Duration) -> Vec<u8> {
+    let retry_info = rpc::RetryInfo {
+        retry_delay: Some(prost_types::Duration {
+            seconds: i64::try_from(delay.as_secs()).unwrap_or(i64::MAX),
+            nanos: i32::try_from(delay.subsec_nanos()).unwrap_or(0),
+        }),
+    };
+    rpc::Status {
+        code: code as i32,
+        message: message.to_owned(),
+        details: vec![prost_types::Any {
+            type_url: rpc::RETRY_INFO_TYPE_URL.to_owned(),
+            value: retry_info.encode_to_vec(),
+        }],
+    }
+    .encode_to_vec()
 }
 
 #[cfg(test)]

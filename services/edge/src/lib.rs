@@ -10,10 +10,12 @@
 //! of the public services when switched on, and the public webhook URLs under
 //! `/hooks`; its metrics are served on the process's admin listener, not here.
 //!
-//! How a request flows: `layers` (metrics, request id, CORS, deadline, body
-//! limit) → `dispatch` (gRPC passthrough or JSON) → `routes` / `path_template`
-//! (which RPC) → `auth` (API key → principal token) → `transcode` (JSON ↔
-//! message) → `upstream` (the gRPC call) → `errors` (JSON error bodies).
+//! How a request flows: `layers` (metrics, request id, in-flight cap, CORS,
+//! deadline, body limit) → `dispatch` (gRPC passthrough or JSON) → `routes`
+//! / `path_template` (which RPC) → `auth` (API key → principal token) under
+//! `rate_limits` (per key, workspace and client address) → `transcode`
+//! (JSON ↔ message) → `upstream` (the gRPC call) → `errors` (JSON error
+//! bodies).
 //!
 //! How the modules depend on each other, top to bottom, with no way back up:
 //! `edge` builds the router from the handlers (`dispatch`, which hands gRPC
@@ -40,6 +42,7 @@ mod own_grpc;
 mod passthrough;
 mod path_template;
 mod protocol;
+mod rate_limits;
 mod request;
 mod routes;
 pub mod server;
@@ -51,3 +54,4 @@ mod webhooks;
 pub use config::EdgeConfig;
 pub use edge::{Edge, Upstream};
 pub use errors::{EdgeError, EdgeResult};
+pub use rate_limits::RateLimits;

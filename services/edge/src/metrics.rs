@@ -20,11 +20,17 @@ pub const AUTH_CACHE_LOOKUPS_TOTAL: &str = "tyboo_edge_auth_cache_lookups_total"
 /// service refused the token).
 pub const AUTH_CACHE_EVICTIONS_TOTAL: &str = "tyboo_edge_auth_cache_evictions_total";
 
+/// Requests refused by a limit, by `kind`: `api_key`, `workspace`,
+/// `failed_auth`, `invitation`, `webhook` (rate limits, 429) or
+/// `in_flight` (load shedding, 503).
+pub const RATE_LIMITED_TOTAL: &str = "tyboo_edge_rate_limited_total";
+
 pub const ROUTE_LABEL: &str = "route";
 pub const METHOD_LABEL: &str = "method";
 pub const STATUS_LABEL: &str = "status";
 pub const RESULT_LABEL: &str = "result";
 pub const REASON_LABEL: &str = "reason";
+pub const KIND_LABEL: &str = "kind";
 
 /// The `route` of a request that matched nothing.
 pub const UNMATCHED_ROUTE: &str = "unmatched";
@@ -51,6 +57,12 @@ pub fn describe() {
         Unit::Count,
         "Principal token cache lookups by result (hit or miss)"
     );
+    describe_counter!(
+        RATE_LIMITED_TOTAL,
+        Unit::Count,
+        "Requests refused by a rate limit (429) or the in-flight cap (503), by kind"
+    );
+    tyboo_ratelimit::metrics::describe();
     describe_counter!(
         AUTH_CACHE_EVICTIONS_TOTAL,
         Unit::Count,

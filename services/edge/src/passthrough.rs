@@ -27,7 +27,7 @@ use crate::errors::ApiError;
 use crate::layers::metrics::with_route_label;
 use crate::metrics::UNMATCHED_ROUTE;
 use crate::own_grpc::OwnCall;
-use crate::request::{authenticate, call_context};
+use crate::request::{ACCEPT_INVITATION, authenticate, call_context, client_address};
 use crate::state::{GrpcTarget, Shared};
 use crate::upstream::sanitize;
 
@@ -82,7 +82,12 @@ async fn forward_to(
     request: Request,
 ) -> Result<Response, ApiError> {
     let context = call_context(&request, shared);
-    let (principal_token, eviction) = authenticate(shared, request.headers(), &context).await?;
+    let address = client_address(request.extensions());
+    if request.uri().path() == ACCEPT_INVITATION {
+        shared.rate_limits().invitation(address).await?;
+    }
+    let caller = authenticate(shared, request.headers(), address, &context).await?;
+    let (principal_token, eviction) = (caller.token, caller.eviction);
 
     let (mut parts, body) = request.into_parts();
     for name in CONNECTION_HEADERS {
@@ -114,7 +119,10 @@ async fn forward_to(
         ApiError::new(status.code(), status.message())
     })?;
 
-    let (parts, body) = response.into_parts();
+    let (mut parts, body) = response.into_parts();
+    if let Some(allowance) = caller.allowance {
+        parts.headers.extend(allowance.headers());
+    }
     let body = match eviction {
         None => Body::new(body),
         Some(eviction) => {

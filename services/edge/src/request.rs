@@ -13,10 +13,11 @@ use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::BodyExt;
 
-use crate::auth::{self, Credential, Eviction};
+use crate::auth::{self, AuthFailure, Credential, Eviction};
 use crate::errors::ApiError;
 use crate::layers::body_limit::is_over_limit;
 use crate::layers::request_id::context_of;
+use crate::rate_limits::{Allowance, ClientAddress};
 use crate::state::Shared;
 use crate::upstream::{self, CallContext};
 
@@ -35,23 +36,64 @@ pub(crate) fn call_context(request: &Request, shared: &Shared) -> CallContext {
     }
 }
 
-/// The principal token for the caller's credential, and a way to forget it
-/// if the service says the token is no longer good.
+/// The gRPC path of the one public call that is rate limited per client
+/// address whatever its credential: guessing invitation tokens.
+pub(crate) const ACCEPT_INVITATION: &str = "/tyboo.tenancy.v1.TenancyService/AcceptInvitation";
+
+/// The connection's peer, as [`crate::server::serve`] recorded it.
+pub(crate) fn client_address(extensions: &http::Extensions) -> Option<ClientAddress> {
+    extensions.get::<ClientAddress>().copied()
+}
+
+/// Who calls, as far as the edge forwards it.
+#[derive(Default)]
+pub(crate) struct Caller {
+    /// The principal token for the caller's API key; none for anonymous.
+    pub(crate) token: Option<Arc<str>>,
+    /// Forgets the token if the service says it is no longer good.
+    pub(crate) eviction: Option<Eviction>,
+    /// The rate limit state to show on the answer.
+    pub(crate) allowance: Option<Allowance>,
+}
+
+/// The caller's credential exchanged for a principal token, under the rate
+/// limits: an address that has spent its failed-authentication budget is
+/// refused before its key is exchanged, each invalid key spends one unit of
+/// it, and every authenticated request spends from its API key's and its
+/// workspace's quotas.
 pub(crate) async fn authenticate(
     shared: &Shared,
     headers: &HeaderMap,
+    address: Option<ClientAddress>,
     context: &CallContext,
-) -> Result<(Option<Arc<str>>, Option<Eviction>), ApiError> {
-    match auth::credential(headers)? {
-        Credential::Anonymous => Ok((None, None)),
-        Credential::ApiKey(api_key) => {
-            let token = shared
-                .authenticator
-                .principal_token(&api_key, context)
-                .await?;
-            Ok((Some(token), Some(shared.authenticator.eviction(&api_key))))
+) -> Result<Caller, ApiError> {
+    let api_key = match auth::credential(headers)? {
+        Credential::Anonymous => return Ok(Caller::default()),
+        Credential::ApiKey(api_key) => api_key,
+    };
+    let limits = shared.rate_limits();
+    let authenticated = match shared.authenticator.cached(&api_key) {
+        Some(authenticated) => authenticated,
+        None => {
+            limits.before_exchange(address).await?;
+            match shared.authenticator.exchange(&api_key, context).await {
+                Ok(authenticated) => authenticated,
+                Err(AuthFailure::InvalidKey) => {
+                    limits.failed_exchange(address).await?;
+                    return Err(AuthFailure::InvalidKey.into());
+                }
+                Err(failure) => return Err(failure.into()),
+            }
         }
-    }
+    };
+    let allowance = limits
+        .authenticated(&authenticated.subject, &api_key)
+        .await?;
+    Ok(Caller {
+        token: Some(authenticated.token),
+        eviction: Some(shared.authenticator.eviction(&api_key)),
+        allowance,
+    })
 }
 
 /// The whole body. Its size is the body limit layer's to check (every route

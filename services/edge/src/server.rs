@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 
 use crate::EdgeConfig;
+use crate::rate_limits::ClientAddress;
 
 /// Connections refused at the door, by reason.
 pub const CONNECTIONS_REFUSED: &str = "tyboo_edge_connections_refused_total";
@@ -143,7 +144,14 @@ pub async fn serve(
         };
         let _ = stream.set_nodelay(true);
         let builder = builder.clone();
-        let service = TowerToHyperService::new(router.clone());
+        let address = ClientAddress(peer.ip());
+        let service = TowerToHyperService::new(tower::util::MapRequest::new(
+            router.clone(),
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(address);
+                request
+            },
+        ));
         let watcher = graceful.watcher();
         let header_read_timeout = limits.header_read_timeout;
         tokio::spawn(async move {

@@ -15,6 +15,7 @@ use tonic::transport::Channel;
 use crate::auth::Authenticator;
 use crate::config::EdgeConfig;
 use crate::own_grpc::OwnGrpc;
+use crate::rate_limits::RateLimits;
 use crate::routes::RouteTable;
 
 /// Where a native gRPC call of a public method goes.
@@ -41,4 +42,18 @@ pub(crate) struct Shared {
     pub(crate) openapi: Bytes,
     /// True while serving, false once draining: `/healthz` and gRPC health.
     pub(crate) serving: watch::Sender<bool>,
+    /// Set by [`crate::Edge::with_rate_limits`]; in-process with every
+    /// workspace at the default limits otherwise.
+    pub(crate) rate_limits: OnceLock<RateLimits>,
+}
+
+impl Shared {
+    pub(crate) fn rate_limits(&self) -> &RateLimits {
+        self.rate_limits.get_or_init(|| {
+            RateLimits::local(
+                self.config.rate_limits_enabled,
+                self.config.rate_limits.clone(),
+            )
+        })
+    }
 }

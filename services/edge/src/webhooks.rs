@@ -49,10 +49,20 @@ pub(crate) async fn deliver(
     request: Request,
 ) -> Response {
     let context = call_context(&request, &shared);
-    let response = match forward(&shared, token, path, request, &context).await {
+    let allowance = match shared.rate_limits().webhook(&token, &path).await {
+        Ok(allowance) => allowance,
+        Err(refused) => {
+            let response = refused.into_json_response(&context.request_id);
+            return with_route_label(response, Arc::from(WEBHOOK_ROUTE));
+        }
+    };
+    let mut response = match forward(&shared, token, path, request, &context).await {
         Ok(reply) => answer(reply),
         Err(error) => error.into_json_response(&context.request_id),
     };
+    if let Some(allowance) = allowance {
+        response.headers_mut().extend(allowance.headers());
+    }
     with_route_label(response, Arc::from(WEBHOOK_ROUTE))
 }
 

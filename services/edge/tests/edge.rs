@@ -273,6 +273,7 @@ async fn an_unreachable_service_is_503() {
         EdgeConfig::default(),
         lazy_channel(address),
         Arc::new(Counters::default()),
+        None,
     )
     .await;
     let answer = sandbox

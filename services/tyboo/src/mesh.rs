@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -10,9 +11,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tonic::transport::{Channel, Endpoint};
 use tyboo_auth::{GrpcKeySource, ServiceTokenSource};
-use tyboo_edge::{Edge, Upstream};
+use tyboo_edge::{Edge, RateLimits, Upstream};
 use tyboo_engine::Pool;
 use tyboo_executor::{Executor, Workers};
+use tyboo_limits::{CachedLimits, GrpcLimits};
 use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETTER_SERVICE;
 use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
 use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
@@ -113,7 +115,8 @@ impl Mesh {
             tenancy_channel.clone(),
             Some(executor_channel),
             Some(vault_channel),
-        )?;
+        )
+        .await?;
         let bootstrap = bootstrap(&config, &tenancy).await?;
 
         let mut starter = Starter::new(ports.take(PortKey::Admin)?);
@@ -189,7 +192,8 @@ impl Mesh {
                     lazy_channel(&required_endpoint(&config.endpoints.executor, "executor")?)?;
                 let vault = lazy_channel(&required_endpoint(&config.endpoints.vault, "vault")?)?;
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Edge]).await?;
-                let edge = build_edge(&config, tenancy.clone(), Some(executor), Some(vault))?;
+                let edge =
+                    build_edge(&config, tenancy.clone(), Some(executor), Some(vault)).await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
                 starter.serve_edge(&config, &mut ports, edge, tenancy)?;
                 Ok(starter.finish(None))
@@ -430,8 +434,11 @@ fn lazy_channel(url: &str) -> anyhow::Result<Channel> {
 }
 
 /// The edge with its routes to the public services behind it, built before
-/// anything is written because a bad route fails here.
-fn build_edge(
+/// anything is written because a bad route fails here. Its rate limits are
+/// shared by every edge replica through the platform's Redis when there is
+/// one (`queue_url`), in-process otherwise; each workspace's quotas are
+/// read from tenancy's `LimitsService` with the edge's service token.
+async fn build_edge(
     config: &TybooConfig,
     tenancy: Channel,
     executor: Option<Channel>,
@@ -461,8 +468,20 @@ fn build_edge(
             channel: vault,
         });
     }
-    let mut edge =
-        Edge::new(config.edge.clone(), public, tenancy).context("building the edge's routes")?;
+    let limits = CachedLimits::new(
+        Arc::new(GrpcLimits::new(
+            tenancy.clone(),
+            service_tokens(config, tenancy.clone(), "edge"),
+        )),
+        &config.limits,
+    );
+    let redis = (!config.queue_url.is_empty()).then_some(config.queue_url.as_str());
+    let rate_limits = RateLimits::connect(&config.edge, redis, limits)
+        .await
+        .context("connecting the edge's rate limiter to Redis (queue_url)")?;
+    let mut edge = Edge::new(config.edge.clone(), public, tenancy)
+        .context("building the edge's routes")?
+        .with_rate_limits(rate_limits);
     if let Some(executor) = executor {
         edge = edge.with_webhooks(executor);
     }

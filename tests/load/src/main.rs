@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 mod baselines;
+mod edge_limits;
 mod report;
 mod scenario;
 
@@ -29,6 +30,16 @@ pub enum WorkflowKind {
     Chain40,
 }
 
+/// What a run measures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LoadScenario {
+    /// Executions of `--workflow` through the edge (the default).
+    Executions,
+    /// `GET /v1/me` through an edge with its rate limits on and off, on
+    /// embedded meshes of its own (`--queue-url` puts the limiter on Redis).
+    EdgeLimits,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum SqliteSync {
     Full,
@@ -47,6 +58,11 @@ pub enum Via {
 #[derive(Debug, Parser)]
 #[command(name = "tyboo-load", about = "Load generator for Tyboo Studio")]
 pub struct Args {
+    #[arg(long, value_enum, default_value = "executions")]
+    scenario: LoadScenario,
+    /// `edge-limits`: seconds each round drives requests.
+    #[arg(long, default_value_t = 5)]
+    duration_seconds: u64,
     /// Edge URL of a running deployment; without it an embedded mesh is started.
     #[arg(long)]
     edge: Option<String>,
@@ -116,6 +132,9 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(args: Args) -> anyhow::Result<()> {
+    if args.scenario == LoadScenario::EdgeLimits {
+        return edge_limits::run(&args).await;
+    }
     let target = Target::open(&args).await?;
     let scenario = Scenario::prepare(&target, args.workflow).await?;
     let figures = measure(&target, &scenario, &args, args.rate).await?;

@@ -169,7 +169,7 @@ impl Target {
 }
 
 /// Removes the keys under `prefix` with `redis-cli` (SCAN, then DEL).
-fn delete_redis_keys(url: &str, prefix: &str) -> anyhow::Result<()> {
+pub(crate) fn delete_redis_keys(url: &str, prefix: &str) -> anyhow::Result<()> {
     let scanned = std::process::Command::new("redis-cli")
         .args(["-u", url, "--scan", "--pattern", &format!("{prefix}*")])
         .output()

@@ -9,6 +9,8 @@ use std::time::Instant;
 
 use tyboo_proto::tenancy::AccessChange;
 
+use super::Authenticated;
+
 pub(super) type KeyDigest = [u8; 32];
 
 /// Whom a token speaks for, as tenancy reported it with the token.
@@ -24,7 +26,7 @@ pub(crate) struct TokenSubject {
 pub(super) struct CachedToken {
     pub(super) token: Arc<str>,
     pub(super) valid_until: Instant,
-    pub(super) subject: TokenSubject,
+    pub(super) subject: Arc<TokenSubject>,
 }
 
 /// A member of one workspace: (workspace id, user id).
@@ -56,10 +58,13 @@ impl TokenCache {
     }
 
     /// The live token for `digest`; an expired one is dropped.
-    pub(super) fn get(&mut self, digest: &KeyDigest, now: Instant) -> Option<Arc<str>> {
+    pub(super) fn get(&mut self, digest: &KeyDigest, now: Instant) -> Option<Authenticated> {
         let entry = self.entries.get(digest)?;
         if entry.valid_until > now {
-            return Some(Arc::clone(&entry.token));
+            return Some(Authenticated {
+                token: Arc::clone(&entry.token),
+                subject: Arc::clone(&entry.subject),
+            });
         }
         self.remove(digest);
         None
@@ -88,7 +93,7 @@ impl TokenCache {
             return false;
         };
         let subject = entry.subject;
-        let member = (subject.workspace_id, subject.user_id);
+        let member = (subject.workspace_id.clone(), subject.user_id.clone());
         unindex(&mut self.by_member, &member, digest);
         unindex(&mut self.by_api_key, &subject.api_key_id, digest);
         true
@@ -192,7 +197,7 @@ mod tests {
         CachedToken {
             token: Arc::from(token),
             valid_until: Instant::now() + Duration::from_secs(30),
-            subject,
+            subject: Arc::new(subject),
         }
     }
 

@@ -5,13 +5,15 @@
 //!    below (413, 504, a CORS preflight) is still counted and timed.
 //! 2. [`request_id`] — before anything that can answer, so every answer,
 //!    error or not, carries the `x-request-id` the caller can quote.
-//! 3. CORS (tower-http, only when origins are configured) — before the
+//! 3. [`in_flight`] — load shedding: past the cap a request is refused
+//!    before any work is spent on it, still counted and with its id.
+//! 4. CORS (tower-http, only when origins are configured) — before the
 //!    deadline and the body limit, so a preflight is answered without them
 //!    and the errors those layers produce still carry the CORS headers a
 //!    browser needs to read them.
-//! 4. [`deadline`] — bounds everything below it (key exchange, reading the
+//! 5. [`deadline`] — bounds everything below it (key exchange, reading the
 //!    body, the upstream call) and fixes the deadline sent upstream.
-//! 5. [`body_limit`] — innermost, next to the handler that reads the body.
+//! 6. [`body_limit`] — innermost, next to the handler that reads the body.
 //!
 //! Each is a [`middleware::Middleware`]: what it does to one request, and
 //! nothing of tower's plumbing, which [`middleware`] holds once for all.
@@ -22,6 +24,7 @@
 
 pub(crate) mod body_limit;
 pub(crate) mod deadline;
+pub(crate) mod in_flight;
 pub(crate) mod metrics;
 pub(crate) mod middleware;
 pub(crate) mod normalize_path;
@@ -46,6 +49,7 @@ pub(crate) fn apply(router: Router, config: &EdgeConfig) -> Router {
         ServiceBuilder::new()
             .layer(metrics::MetricsLayer::new())
             .layer(request_id::RequestIdLayer::new())
+            .layer(in_flight::InFlightLayer::new(config.max_in_flight_requests))
             .option_layer(cors(&config.cors_allowed_origins))
             .layer(deadline::DeadlineLayer::new(Duration::from_millis(
                 config.request_timeout_ms,
