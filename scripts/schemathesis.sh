@@ -30,6 +30,7 @@ print(" ".join(str(s.getsockname()[1]) for s in sockets))
 PY
 )
 
+# One key drives every request: its rate limits would only measure themselves.
 TYBOO_LISTEN__EDGE="127.0.0.1:$edge" \
 TYBOO_LISTEN__TENANCY="127.0.0.1:$tenancy" \
 TYBOO_LISTEN__VAULT="127.0.0.1:$vault" \
@@ -38,6 +39,10 @@ TYBOO_LISTEN__TEMPLATE="127.0.0.1:$template" \
 TYBOO_LISTEN__METERING="127.0.0.1:$metering" \
 TYBOO_LISTEN__ADMIN="127.0.0.1:$admin" \
 TYBOO_LOG__FILTER=warn \
+TYBOO_LIMITS__DEFAULTS__API_KEY_REQUESTS_PER_MINUTE=6000000 \
+TYBOO_LIMITS__DEFAULTS__API_KEY_BURST=1000000 \
+TYBOO_LIMITS__DEFAULTS__WORKSPACE_REQUESTS_PER_MINUTE=6000000 \
+TYBOO_LIMITS__DEFAULTS__WORKSPACE_BURST=1000000 \
   "$tyboo" up --data-dir "$work/data" > "$work/stdout" 2> "$work/stderr" &
 pid=$!
 

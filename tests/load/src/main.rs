@@ -9,6 +9,7 @@
 
 mod baselines;
 mod edge_limits;
+mod noisy;
 mod report;
 mod scenario;
 
@@ -38,6 +39,9 @@ pub enum LoadScenario {
     /// `GET /v1/me` through an edge with its rate limits on and off, on
     /// embedded meshes of its own (`--queue-url` puts the limiter on Redis).
     EdgeLimits,
+    /// Workspace B's enqueue-to-start alone and while workspace A floods
+    /// with `--concurrency` clients flat out.
+    NoisyNeighbour,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -134,6 +138,9 @@ fn main() -> anyhow::Result<()> {
 async fn run(args: Args) -> anyhow::Result<()> {
     if args.scenario == LoadScenario::EdgeLimits {
         return edge_limits::run(&args).await;
+    }
+    if args.scenario == LoadScenario::NoisyNeighbour {
+        return noisy::run(&args).await;
     }
     let target = Target::open(&args).await?;
     let scenario = Scenario::prepare(&target, args.workflow).await?;

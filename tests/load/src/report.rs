@@ -28,7 +28,7 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
-    fn of(mut samples: Vec<f64>) -> Percentiles {
+    pub(crate) fn of(mut samples: Vec<f64>) -> Percentiles {
         if samples.is_empty() {
             return Percentiles::default();
         }
@@ -44,11 +44,11 @@ impl Percentiles {
     }
 }
 
-fn time(value: &Value) -> Option<DateTime<Utc>> {
+pub(crate) fn time(value: &Value) -> Option<DateTime<Utc>> {
     value.as_str()?.parse().ok()
 }
 
-fn millis(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
+pub(crate) fn millis(from: DateTime<Utc>, to: DateTime<Utc>) -> f64 {
     (to - from).num_microseconds().unwrap_or(0) as f64 / 1000.0
 }
 

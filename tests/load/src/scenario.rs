@@ -74,6 +74,16 @@ impl Target {
         // A key prefix of this run's own on a shared Redis.
         config.executor.broker.key_prefix = format!("tyboo-load-{}", uuid::Uuid::now_v7().simple());
         config.executor.concurrency.leases.key_prefix = config.executor.broker.key_prefix.clone();
+        config.executor.breakers.key_prefix = config.executor.broker.key_prefix.clone();
+        config.edge.rate_limits.redis.key_prefix = config.executor.broker.key_prefix.clone();
+        // One key drives the whole load: its request rate is not what is
+        // measured here (`--scenario edge-limits` measures that). Running
+        // executions keep their default limits.
+        let limits = &mut config.limits.defaults;
+        limits.api_key_requests_per_minute = 6_000_000;
+        limits.api_key_burst = 1_000_000;
+        limits.workspace_requests_per_minute = 6_000_000;
+        limits.workspace_burst = 1_000_000;
         let queue_keys = (!config.queue_url.is_empty()).then(|| {
             (
                 config.queue_url.clone(),

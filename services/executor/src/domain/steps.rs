@@ -198,6 +198,13 @@ impl Domain {
                 return Ok(ClaimOutcome::Later(self.recheck_at(now)));
             }
         }
+        // An execution starts once it holds its slots, not when its claim
+        // began: the slot may have freed only while it waited for it.
+        let now = if execution.status == ExecutionStatus::Queued {
+            super::now()
+        } else {
+            now
+        };
         let graph = self
             .graph_on(work.tx(), execution.workflow_id, execution.workflow_version)
             .await?;
