@@ -20,10 +20,9 @@ use tyboo_runtime::shutdown::Shutdown;
 use uuid::Uuid;
 
 use super::conformance;
-use super::harness::{World, test_config};
+use super::harness::{World, create_in, start_in, test_config};
 use crate::domain::ExecutionStatus;
 use crate::domain::dead_letters::DeadLetterFilter;
-use crate::domain::workflows::Draft;
 use crate::domain::{StepState, WorkspaceScope};
 use crate::{CircuitBreakerGrpc, Executor, ExecutorConfig, Workers};
 
@@ -143,32 +142,6 @@ fn call_graph(url: &str, extra: Value) -> Value {
         ],
         "edges": [{"from": "start", "to": "call"}]
     })
-}
-
-async fn create_in(executor: &Executor, scope: &WorkspaceScope, graph: Value) -> Uuid {
-    executor
-        .domain()
-        .create_workflow(
-            scope,
-            Draft {
-                name: "breakers".to_owned(),
-                description: String::new(),
-                graph: serde_json::from_value(graph).unwrap(),
-            },
-        )
-        .await
-        .unwrap()
-        .workflow
-        .id
-}
-
-async fn start_in(executor: &Executor, scope: &WorkspaceScope, workflow_id: Uuid) -> Uuid {
-    executor
-        .domain()
-        .start_execution(scope, workflow_id, None, json!({}), None)
-        .await
-        .unwrap()
-        .id
 }
 
 /// Waits until every execution is terminal; returns them with their steps.

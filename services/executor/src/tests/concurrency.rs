@@ -18,7 +18,7 @@ use tyboo_runtime::shutdown::Shutdown;
 use uuid::Uuid;
 
 use super::conformance;
-use super::harness::{World, test_config};
+use super::harness::{World, create_in, start_in, test_config};
 use crate::domain::{ExecutionStatus, WorkspaceScope};
 use crate::{Executor, ExecutorConfig};
 
@@ -112,32 +112,6 @@ fn delaying(ms: u64) -> Value {
     })
 }
 
-async fn create(executor: &Executor, scope: &WorkspaceScope, graph: Value) -> Uuid {
-    executor
-        .domain()
-        .create_workflow(
-            scope,
-            crate::domain::workflows::Draft {
-                name: "limited".to_owned(),
-                description: String::new(),
-                graph: serde_json::from_value(graph).unwrap(),
-            },
-        )
-        .await
-        .unwrap()
-        .workflow
-        .id
-}
-
-async fn start(executor: &Executor, scope: &WorkspaceScope, workflow_id: Uuid) -> Uuid {
-    executor
-        .domain()
-        .start_execution(scope, workflow_id, None, json!({}), None)
-        .await
-        .unwrap()
-        .id
-}
-
 /// Waits for every execution to end; returns each one's start and end.
 async fn all_finished(
     executor: &Executor,
@@ -224,11 +198,11 @@ async fn at_most_the_limit_run_and_every_execution_finishes(world: World) {
 
     // Every start by another user: only the workspace's limit applies.
     let owner = scope_of(limited, Uuid::now_v7());
-    let workflow_id = create(&executor, &owner, delaying(150)).await;
+    let workflow_id = create_in(&executor, &owner, delaying(150)).await;
     let mut ids = Vec::new();
     for _ in 0..20 {
         let scope = scope_of(limited, Uuid::now_v7());
-        ids.push(start(&executor, &scope, workflow_id).await);
+        ids.push(start_in(&executor, &scope, workflow_id).await);
     }
     let reason = a_queue_reason(&executor, &owner, &ids).await;
     assert_eq!(
@@ -238,9 +212,9 @@ async fn at_most_the_limit_run_and_every_execution_finishes(world: World) {
 
     // Another workspace is not held behind the flood.
     let other_scope = scope_of(other, Uuid::now_v7());
-    let other_workflow = create(&executor, &other_scope, delaying(0)).await;
+    let other_workflow = create_in(&executor, &other_scope, delaying(0)).await;
     let begun = std::time::Instant::now();
-    let quick = start(&executor, &other_scope, other_workflow).await;
+    let quick = start_in(&executor, &other_scope, other_workflow).await;
     let quick = all_finished(&executor, &other_scope, &[quick], Duration::from_secs(10)).await;
     assert_eq!(quick[0].status, ExecutionStatus::Succeeded);
     assert!(quick[0].queue_reason.is_none());
@@ -279,13 +253,13 @@ async fn a_users_limit_holds_while_the_workspace_has_room(world: World) {
     let shutdown = Shutdown::new();
     let _workers = crate::Workers::start(&executor, &tyboo_engine::Pool::ALL, 8, shutdown.clone());
     let person = scope_of(workspace, Uuid::now_v7());
-    let workflow_id = create(&executor, &person, delaying(150)).await;
+    let workflow_id = create_in(&executor, &person, delaying(150)).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(start(&executor, &person, workflow_id).await);
+        ids.push(start_in(&executor, &person, workflow_id).await);
     }
     let colleague = scope_of(workspace, Uuid::now_v7());
-    let theirs = start(&executor, &colleague, workflow_id).await;
+    let theirs = start_in(&executor, &colleague, workflow_id).await;
     let reason = a_queue_reason(&executor, &person, &ids).await;
     assert_eq!(
         reason,
@@ -318,10 +292,10 @@ async fn an_execution_waiting_past_the_queue_wait_limit_times_out(world: World) 
     let shutdown = Shutdown::new();
     let _workers = crate::Workers::start(&executor, &tyboo_engine::Pool::ALL, 4, shutdown.clone());
     let scope = scope_of(workspace, Uuid::now_v7());
-    let workflow_id = create(&executor, &scope, delaying(2_500)).await;
-    let first = start(&executor, &scope, workflow_id).await;
+    let workflow_id = create_in(&executor, &scope, delaying(2_500)).await;
+    let first = start_in(&executor, &scope, workflow_id).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let second = start(&executor, &scope, workflow_id).await;
+    let second = start_in(&executor, &scope, workflow_id).await;
     let done = all_finished(&executor, &scope, &[first, second], Duration::from_secs(20)).await;
     assert_eq!(done[0].status, ExecutionStatus::Succeeded);
     assert_eq!(done[1].status, ExecutionStatus::TimedOut, "{:?}", done[1]);
@@ -350,8 +324,8 @@ async fn a_slot_whose_holder_died_frees_itself_after_the_lease_ttl(world: World)
     let shutdown = Shutdown::new();
     let _workers = crate::Workers::start(&executor, &tyboo_engine::Pool::ALL, 4, shutdown.clone());
     let scope = scope_of(workspace, Uuid::now_v7());
-    let workflow_id = create(&executor, &scope, delaying(0)).await;
-    let waiting = start(&executor, &scope, workflow_id).await;
+    let workflow_id = create_in(&executor, &scope, delaying(0)).await;
+    let waiting = start_in(&executor, &scope, workflow_id).await;
     let reason = a_queue_reason(&executor, &scope, &[waiting]).await;
     assert!(reason.contains("1 of 1 running"), "{reason}");
     let done = all_finished(&executor, &scope, &[waiting], Duration::from_secs(20)).await;

@@ -327,3 +327,31 @@ impl Sink {
         self.calls.load(Ordering::SeqCst)
     }
 }
+
+/// A workflow of `graph` in `scope`, created on `executor`.
+pub async fn create_in(executor: &Executor, scope: &WorkspaceScope, graph: Value) -> Uuid {
+    executor
+        .domain()
+        .create_workflow(
+            scope,
+            Draft {
+                name: "test".to_owned(),
+                description: String::new(),
+                graph: serde_json::from_value(graph).unwrap(),
+            },
+        )
+        .await
+        .unwrap()
+        .workflow
+        .id
+}
+
+/// An execution of the latest version, started on `executor` in `scope`.
+pub async fn start_in(executor: &Executor, scope: &WorkspaceScope, workflow_id: Uuid) -> Uuid {
+    executor
+        .domain()
+        .start_execution(scope, workflow_id, None, json!({}), None)
+        .await
+        .unwrap()
+        .id
+}
