@@ -49,6 +49,30 @@ fn user_key(workspace_id: Uuid, user_id: Uuid) -> String {
     format!("concurrency:user:{workspace_id}:{user_id}")
 }
 
+/// Which limit a slot counts against.
+#[derive(Clone, Copy)]
+enum Holder {
+    Workspace,
+    User,
+}
+
+impl Holder {
+    fn limit(self, limits: &Limits) -> u32 {
+        match self {
+            Holder::Workspace => limits.running_executions_per_workspace,
+            Holder::User => limits.running_executions_per_user,
+        }
+    }
+}
+
+/// The slots an execution of `workspace_id` started by `started_by` holds:
+/// its workspace's, and its user's when a person started it.
+fn slot_keys(workspace_id: Uuid, started_by: Option<Uuid>) -> Vec<(String, Holder)> {
+    let mut keys = vec![(workspace_key(workspace_id), Holder::Workspace)];
+    keys.extend(started_by.map(|user_id| (user_key(workspace_id, user_id), Holder::User)));
+    keys
+}
+
 impl Domain {
     /// The limits of `workspace_id`; the defaults when the source fails.
     pub(crate) async fn limits_of(&self, workspace_id: Uuid) -> Limits {
@@ -67,14 +91,11 @@ impl Domain {
 
     /// Takes the slots `execution` needs to start, or says why it waits.
     pub(crate) async fn take_slot(&self, execution: &Execution, limits: &Limits) -> Slot {
-        let workspace = workspace_key(execution.workspace_id);
-        let user = execution
-            .started_by
-            .map(|user_id| user_key(execution.workspace_id, user_id));
-        let mut keys = vec![(workspace.as_str(), limits.running_executions_per_workspace)];
-        if let Some(user) = &user {
-            keys.push((user.as_str(), limits.running_executions_per_user));
-        }
+        let slots = slot_keys(execution.workspace_id, execution.started_by);
+        let keys: Vec<(&str, u32)> = slots
+            .iter()
+            .map(|(key, holder)| (key.as_str(), holder.limit(limits)))
+            .collect();
         let holder = execution.id.to_string();
         match self
             .concurrency()
@@ -84,10 +105,9 @@ impl Domain {
         {
             Ok(AcquireAll::Granted { .. }) => Slot::Taken,
             Ok(AcquireAll::Full { index, held, limit }) => {
-                let (whose, label) = if index == 0 {
-                    ("in this workspace", "workspace")
-                } else {
-                    ("for the user who started it", "user")
+                let (whose, label) = match slots[index].1 {
+                    Holder::Workspace => ("in this workspace", "workspace"),
+                    Holder::User => ("for the user who started it", "user"),
                 };
                 if execution.queue_reason.is_none() {
                     ::metrics::counter!(crate::metrics::QUEUED_FOR_SLOT_TOTAL, "limit" => label)
@@ -152,9 +172,7 @@ impl Domain {
                 }
             };
             let holder = execution_id.to_string();
-            let mut keys = vec![workspace_key(workspace_id)];
-            keys.extend(started_by.map(|user_id| user_key(workspace_id, user_id)));
-            for key in keys {
+            for (key, _) in slot_keys(workspace_id, started_by) {
                 if let Err(error) = leases.release(&key, &holder).await {
                     tracing::warn!(%execution_id, %error, "giving a concurrency slot back failed; it expires with its lease");
                     ::metrics::counter!(
@@ -207,25 +225,15 @@ impl Domain {
             after = Some(last.id);
             for execution in &running {
                 let holder = execution.id.to_string();
-                let mut keys = vec![workspace_key(execution.workspace_id)];
-                keys.extend(
-                    execution
-                        .started_by
-                        .map(|user_id| user_key(execution.workspace_id, user_id)),
-                );
-                for key in &keys {
-                    match leases.renew(key, &holder, ttl).await {
+                for (key, slot) in slot_keys(execution.workspace_id, execution.started_by) {
+                    match leases.renew(&key, &holder, ttl).await {
                         Ok(true) => renewed += 1,
                         Ok(false) => {
                             // Expired or lost: a running execution keeps
                             // running, and counts again as soon as it can.
                             let limits = self.limits_of(execution.workspace_id).await;
-                            let limit = if key.starts_with("concurrency:workspace:") {
-                                limits.running_executions_per_workspace
-                            } else {
-                                limits.running_executions_per_user
-                            };
-                            let _ = leases.acquire(key, &holder, limit, ttl).await;
+                            let limit = slot.limit(&limits);
+                            let _ = leases.acquire(&key, &holder, limit, ttl).await;
                             ::metrics::counter!(
                                 crate::metrics::LEASE_FAILURES_TOTAL,
                                 "operation" => "renew",
