@@ -128,8 +128,9 @@ impl LimitOverrides {
         *self == LimitOverrides::default()
     }
 
-    /// Every override outside its bounds, each naming its field.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    /// Every override by name, in the order of [`BOUNDS`]; `None` where
+    /// the default applies.
+    pub fn fields(&self) -> [(&'static str, Option<u32>); 7] {
         let values = [
             self.api_key_requests_per_minute,
             self.api_key_burst,
@@ -139,9 +140,18 @@ impl LimitOverrides {
             self.running_executions_per_user,
             self.queue_wait_limit_seconds,
         ];
+        let mut fields = [("", None); 7];
+        for (field, ((name, _, _), value)) in fields.iter_mut().zip(BOUNDS.iter().zip(values)) {
+            *field = (*name, value);
+        }
+        fields
+    }
+
+    /// Every override outside its bounds, each naming its field.
+    pub fn validate(&self) -> Result<(), ConfigError> {
         let problems: Vec<String> = BOUNDS
             .iter()
-            .zip(values)
+            .zip(self.fields().map(|(_, value)| value))
             .filter_map(|((name, low, high), value)| {
                 let value = value?;
                 (value < *low || value > *high)

@@ -77,7 +77,7 @@ impl Domain {
             "tenancy.limits.updated",
             format!("workspace:{workspace_id}"),
         );
-        for (name, value) in override_fields(&overrides) {
+        for (name, value) in overrides.fields() {
             entry = entry.detail(
                 name,
                 value.map_or_else(|| "default".to_owned(), |v| v.to_string()),
@@ -117,34 +117,6 @@ impl Domain {
             updated_at: Some(row.update_time),
         })
     }
-}
-
-/// Every override by name, for the audit record.
-fn override_fields(overrides: &LimitOverrides) -> [(&'static str, Option<u32>); 7] {
-    [
-        (
-            "api_key_requests_per_minute",
-            overrides.api_key_requests_per_minute,
-        ),
-        ("api_key_burst", overrides.api_key_burst),
-        (
-            "workspace_requests_per_minute",
-            overrides.workspace_requests_per_minute,
-        ),
-        ("workspace_burst", overrides.workspace_burst),
-        (
-            "running_executions_per_workspace",
-            overrides.running_executions_per_workspace,
-        ),
-        (
-            "running_executions_per_user",
-            overrides.running_executions_per_user,
-        ),
-        (
-            "queue_wait_limit_seconds",
-            overrides.queue_wait_limit_seconds,
-        ),
-    ]
 }
 
 /// Tenancy answers the limits trait from its own store, for a process that
