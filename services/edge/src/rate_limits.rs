@@ -260,11 +260,8 @@ impl RateLimits {
         if !self.enabled {
             return Ok(());
         }
-        // A quota of one unit per microsecond: it spends nothing that
-        // matters, and is refused exactly while the block below runs.
-        let probe = Quota::new(1, Duration::from_micros(1), 1).expect("a valid quota");
         let key = format!("auth_block:{}", address_key(address));
-        match self.limiter.check(&key, &probe, 1).await {
+        match self.limiter.check(&key, &block_probe(), 1).await {
             Ok(decision) if !decision.allowed => {
                 let budget = self.config.failed_auth_per_address;
                 Err(refusal(
@@ -313,14 +310,16 @@ impl RateLimits {
             Ok(_) => return Ok(()),
         };
         if !wait.is_zero() {
-            let block =
-                Quota::new(1, wait.min(tyboo_ratelimit::MAX_REFILL), 1).expect("a valid quota");
-            if let Err(error) = self
+            match self
                 .limiter
-                .check(&format!("auth_block:{address}"), &block, 1)
+                .check(&format!("auth_block:{address}"), &block_for(wait), 1)
                 .await
             {
-                tracing::warn!(%error, "failed-authentication block not stored");
+                Ok(decision) if !decision.allowed => {
+                    tracing::warn!("failed-authentication block refused by the limiter")
+                }
+                Ok(_) => {}
+                Err(error) => tracing::warn!(%error, "failed-authentication block not stored"),
             }
         }
         allowance.map(|_| ())
@@ -360,6 +359,35 @@ impl RateLimits {
         self.check(Kind::Webhook, &key, &self.config.webhook_per_workspace_path)
             .await
     }
+}
+
+/// The probe's tolerance. Requests in flight from one address (a NAT, a
+/// busy client) probe at once, and each reads its clock before its check
+/// reaches Redis, so the checks land out of order by up to the time they
+/// queue; the tolerance must exceed that skew plus the microsecond each
+/// probe adds. A block lasts this much longer than its wait to make up.
+const PROBE_TOLERANCE: Duration = Duration::from_secs(1);
+
+/// The check every key exchange makes of its address's block: one unit per
+/// microsecond, with a tolerance of [`PROBE_TOLERANCE`]. It is refused only
+/// while a block (below) holds the key's TAT more than the tolerance ahead
+/// of now; probes alone move the TAT one microsecond each, which comes back
+/// a microsecond later.
+fn block_probe() -> Quota {
+    let burst = u32::try_from(PROBE_TOLERANCE.as_micros() + 1).expect("a small tolerance");
+    Quota::new(1, Duration::from_micros(1), burst).expect("a valid quota")
+}
+
+/// The check that blocks an address for `wait`: it moves the key's TAT
+/// `wait` plus the probe's tolerance ahead, so probes are refused for
+/// `wait`. Its burst of two gives it a tolerance of a whole block, so the
+/// microseconds that concurrent probes have just added to the TAT never
+/// refuse it; at most two blocks stack, when two failures race.
+fn block_for(wait: Duration) -> Quota {
+    let period = wait
+        .saturating_add(PROBE_TOLERANCE)
+        .min(tyboo_ratelimit::MAX_REFILL / 2);
+    Quota::new(1, period, 2).expect("a valid quota")
 }
 
 /// A quota of `rate` per minute from a workspace's limits. Their bounds
@@ -404,6 +432,91 @@ mod tests {
     fn the_interval_is_the_period_over_the_rate() {
         let quota = Quota::per_minute(20, 10).expect("valid");
         assert_eq!(interval(&quota), Duration::from_secs(3));
+    }
+
+    fn limits_at(clock: Arc<tyboo_ratelimit::ManualClock>, failures: Quota) -> RateLimits {
+        let limiter = Arc::new(InProcessLimiter::new(clock));
+        let config = RateLimitConfig {
+            failed_auth_per_address: failures,
+            ..RateLimitConfig::default()
+        };
+        let limits = CachedLimits::new(
+            Arc::new(DefaultLimits(Limits::default())),
+            &LimitsConfig::default(),
+        );
+        RateLimits::new(true, config, limiter, limits)
+    }
+
+    fn address() -> Option<ClientAddress> {
+        Some(ClientAddress("192.0.2.7".parse().expect("an address")))
+    }
+
+    #[tokio::test]
+    async fn many_exchanges_from_one_address_at_one_instant_are_not_blocked() {
+        let clock = Arc::new(tyboo_ratelimit::ManualClock::new(Duration::from_secs(1)));
+        let limits = limits_at(clock.clone(), Quota::per_minute(60, 3).expect("valid"));
+        for probe in 0..10_000 {
+            assert!(
+                limits.before_exchange(address()).await.is_ok(),
+                "probe {probe} refused without a failure"
+            );
+        }
+        // A microsecond later the run has drained by one.
+        clock.advance(Duration::from_micros(1));
+        assert!(limits.before_exchange(address()).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_block_is_stored_right_after_concurrent_probes() {
+        let clock = Arc::new(tyboo_ratelimit::ManualClock::new(Duration::from_secs(1)));
+        // Two failures, then one more per second.
+        let limits = limits_at(clock.clone(), Quota::per_minute(60, 2).expect("valid"));
+        for _ in 0..50 {
+            limits
+                .before_exchange(address())
+                .await
+                .expect("not blocked");
+        }
+        limits
+            .failed_exchange(address())
+            .await
+            .expect("first failure");
+        limits
+            .failed_exchange(address())
+            .await
+            .expect("second failure");
+        // The budget is spent: the probes' TAT ahead of now did not stop
+        // the block from being stored.
+        let refused = limits.before_exchange(address()).await.unwrap_err();
+        assert_eq!(refused.status(), http::StatusCode::TOO_MANY_REQUESTS);
+        assert!(
+            refused
+                .message()
+                .contains("too many failed authentications")
+        );
+        // Blocked for the wait (one unit, 1 s) from the failure, plus the
+        // 50 µs the probes had moved the TAT ahead.
+        clock.advance(Duration::from_millis(999));
+        assert!(limits.before_exchange(address()).await.is_err());
+        clock.advance(Duration::from_millis(2));
+        assert!(limits.before_exchange(address()).await.is_ok());
+        // Another address was never blocked.
+        let other = Some(ClientAddress("192.0.2.8".parse().expect("an address")));
+        assert!(limits.before_exchange(other).await.is_ok());
+    }
+
+    #[test]
+    fn a_block_quota_is_valid_for_every_wait() {
+        for wait in [
+            Duration::ZERO,
+            Duration::from_micros(1),
+            Duration::from_secs(1),
+            tyboo_ratelimit::MAX_REFILL,
+            Duration::MAX,
+        ] {
+            let quota = block_for(wait);
+            assert!(quota.validate().is_ok(), "{wait:?}");
+        }
     }
 
     #[test]

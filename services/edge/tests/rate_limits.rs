@@ -304,6 +304,41 @@ async fn failed_authentications_block_the_address_even_for_a_valid_key_until_ref
 }
 
 #[tokio::test]
+async fn valid_keys_exchanged_at_once_from_one_address_are_never_taken_for_failures() {
+    // The requests below miss the token cache at the same time, so each
+    // one probes the address's failed-authentication block at once, as a
+    // busy client or a NAT does; none may be refused for failures it never
+    // made. A tight failure budget shows that a probe spends none of it.
+    let config = config_with(RateLimitConfig {
+        failed_auth_per_address: Quota::per_minute(1, 1).expect("valid"),
+        ..RateLimitConfig::default()
+    });
+    let sandbox = sandbox(config.clone(), HashMap::new()).await;
+    let answers = futures::future::join_all((0..64).map(|index| {
+        let key = [GOOD_KEY, SECOND_KEY][index % 2];
+        let sandbox = &sandbox;
+        async move { members(sandbox, key).await }
+    }))
+    .await;
+    for (index, answer) in answers.iter().enumerate() {
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "request {index}: {}",
+            answer.json
+        );
+    }
+    // The budget is still whole: one wrong guess is told its key is
+    // invalid, and only then is the address blocked.
+    let guess = members(&sandbox, "tyb_guess_0").await;
+    assert_eq!(guess.status, StatusCode::UNAUTHORIZED, "{}", guess.json);
+    let blocked = members(&sandbox, "tyb_guess_1").await;
+    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    sandbox.shutdown().await;
+    clean(&config).await;
+}
+
+#[tokio::test]
 async fn a_brute_force_runs_at_the_configured_failures_per_address() {
     // 600 a minute is one every 100 ms; a burst of 2.
     let config = config_with(RateLimitConfig {
