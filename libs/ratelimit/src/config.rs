@@ -10,10 +10,6 @@ use crate::{Quota, RedisLimiterConfig};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimitConfig {
-    /// Every request authenticated by one API key.
-    pub per_api_key: Quota,
-    /// Every authenticated request into one workspace, whatever the key.
-    pub per_workspace: Quota,
     /// Failed authentications from one client address: what slows down
     /// guessing API keys.
     pub failed_auth_per_address: Quota,
@@ -35,8 +31,6 @@ impl Default for RateLimitConfig {
     fn default() -> Self {
         let per_minute = |rate, burst| Quota::per_minute(rate, burst).expect("valid default quota");
         Self {
-            per_api_key: per_minute(600, 100),
-            per_workspace: per_minute(3_000, 300),
             failed_auth_per_address: per_minute(20, 10),
             invitation_accept_per_address: per_minute(10, 5),
             webhook_per_workspace_path: per_minute(1_200, 200),
@@ -66,8 +60,6 @@ impl fmt::Display for ConfigError {
 impl RateLimitConfig {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let quotas = [
-            ("per_api_key", &self.per_api_key),
-            ("per_workspace", &self.per_workspace),
             ("failed_auth_per_address", &self.failed_auth_per_address),
             (
                 "invitation_accept_per_address",
@@ -121,8 +113,6 @@ mod tests {
             period: minute,
             burst,
         };
-        assert_eq!(config.per_api_key, quota(600, 100));
-        assert_eq!(config.per_workspace, quota(3_000, 300));
         assert_eq!(config.failed_auth_per_address, quota(20, 10));
         assert_eq!(config.invitation_accept_per_address, quota(10, 5));
         assert_eq!(config.webhook_per_workspace_path, quota(1_200, 200));
@@ -133,17 +123,17 @@ mod tests {
     #[test]
     fn partial_config_keeps_other_defaults() {
         let parsed: RateLimitConfig = serde_json::from_str(
-            r#"{ "per_api_key": { "rate": 60, "period_ms": 1000, "burst": 6 }, "fallback_share": 0.25 }"#,
+            r#"{ "invitation_accept_per_address": { "rate": 60, "period_ms": 1000, "burst": 6 }, "fallback_share": 0.25 }"#,
         )
         .expect("valid config");
         assert_eq!(
-            parsed.per_api_key,
+            parsed.invitation_accept_per_address,
             Quota::new(60, Duration::from_secs(1), 6).expect("valid")
         );
         assert_eq!(parsed.fallback_share, 0.25);
         assert_eq!(
-            parsed.per_workspace,
-            RateLimitConfig::default().per_workspace
+            parsed.failed_auth_per_address,
+            RateLimitConfig::default().failed_auth_per_address
         );
     }
 
@@ -152,7 +142,7 @@ mod tests {
         assert!(serde_json::from_str::<RateLimitConfig>(r#"{ "per_key": {} }"#).is_err());
         assert!(
             serde_json::from_str::<RateLimitConfig>(
-                r#"{ "per_api_key": { "rate": 1, "period": 1, "burst": 1 } }"#
+                r#"{ "webhook_per_workspace_path": { "rate": 1, "period": 1, "burst": 1 } }"#
             )
             .is_err()
         );
@@ -166,7 +156,7 @@ mod tests {
             burst: 1,
         };
         let config = RateLimitConfig {
-            per_api_key: zero,
+            failed_auth_per_address: zero,
             webhook_per_workspace_path: zero,
             redis: RedisLimiterConfig {
                 key_prefix: String::new(),
@@ -178,7 +168,10 @@ mod tests {
         };
         let problems = config.validate().expect_err("invalid").problems;
         assert_eq!(problems.len(), 5, "{problems:?}");
-        assert!(problems[0].starts_with("per_api_key: "), "{problems:?}");
+        assert!(
+            problems[0].starts_with("failed_auth_per_address: "),
+            "{problems:?}"
+        );
         assert!(
             problems[1].starts_with("webhook_per_workspace_path: "),
             "{problems:?}"

@@ -59,8 +59,7 @@ pub struct EdgeConfig {
     pub rate_limits_enabled: bool,
     /// The address-based and webhook quotas, and the shared limiter. The
     /// per-API-key and per-workspace quotas are each workspace's limits
-    /// (`limits.defaults` with its overrides), not `per_api_key` and
-    /// `per_workspace` here.
+    /// (`limits.defaults` with its overrides).
     pub rate_limits: RateLimitConfig,
 }
 
@@ -120,7 +119,7 @@ impl EdgeConfig {
             problems.push("max_in_flight_requests must be positive".into());
         }
         if let Err(error) = self.rate_limits.validate() {
-            // `per_api_key: …` and `redis key_prefix …` name their fields
+            // `failed_auth_per_address: …` and `redis key_prefix …` name their fields
             // under `rate_limits`.
             problems.extend(error.problems.iter().map(|problem| {
                 let problem = problem
@@ -248,7 +247,6 @@ mod tests {
                     connections: 0,
                     command_timeout_ms: 0,
                 },
-                ..RateLimitConfig::default()
             },
             ..EdgeConfig::default()
         };
