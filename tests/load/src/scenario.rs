@@ -76,10 +76,10 @@ impl Target {
         config.executor.concurrency.leases.key_prefix = config.executor.broker.key_prefix.clone();
         config.executor.breakers.key_prefix = config.executor.broker.key_prefix.clone();
         config.edge.rate_limits.redis.key_prefix = config.executor.broker.key_prefix.clone();
-        // One key drives the whole load from one address: the edge's request
-        // limits are not what is measured here (`--scenario edge-limits`
-        // measures them). Running executions keep their default limits.
-        config.edge.rate_limits_enabled = false;
+        // One key drives the whole load from one address: the edge checks
+        // its request limits on every call, with quotas no run reaches
+        // (`--scenario edge-limits` measures what the checks cost).
+        // Running executions keep their default limits.
         let limits = &mut config.limits.defaults;
         limits.api_key_requests_per_minute = 6_000_000;
         limits.api_key_burst = 1_000_000;
