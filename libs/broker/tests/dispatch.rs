@@ -163,3 +163,4 @@ async fn redis_queue_recovers_when_its_keys_vanish() {
 
 conformance!(a_flooding_workspace_does_not_delay_another);
 conformance!(workspaces_take_turns_in_order);
+conformance!(late_jobs_of_a_quiet_workspace_wait_one_turn);

@@ -523,3 +523,85 @@ pub async fn workspaces_take_turns_in_order(queue: Arc<dyn Dispatch>) {
         ["x0", "y0", "z0", "x1", "y1", "z1", "x2", "y2", "z2"]
     );
 }
+
+/// Round robin holds for jobs that join late: one that was delayed, one
+/// whose delivery lapsed, and one given back for later are each served
+/// within a turn of becoming ready, not after the flood ahead of them; and
+/// the pool's stats count every workspace's jobs.
+pub async fn late_jobs_of_a_quiet_workspace_wait_one_turn(queue: Arc<dyn Dispatch>) {
+    let (flooding, quiet) = (Uuid::now_v7(), Uuid::now_v7());
+    let flood = (0..500)
+        .map(|index| (job_of(flooding, &format!("a{index}")), None))
+        .collect();
+    queue.enqueue_many(flood).await.expect("enqueue");
+    let due = in_the(Duration::from_millis(300));
+    queue
+        .enqueue(job_of(quiet, "b0"), Some(due))
+        .await
+        .expect("enqueue");
+    let stats = queue.stats("default").await.expect("stats");
+    assert_eq!((stats.ready, stats.delayed, stats.in_flight), (500, 1, 0));
+
+    // Before its time only the flood is served.
+    let early = receive(&queue, &["default"], "c1", 2, Duration::from_secs(1)).await;
+    assert_eq!(node_ids(&early), ["a0", "a1"]);
+    let mut flood_left: u64 = 500;
+    for delivery in &early {
+        queue.ack(delivery).await.expect("ack");
+        flood_left -= 1;
+    }
+    tokio::time::sleep(Duration::from_millis(300) + PROMPT).await;
+
+    // Once due it takes the next turn: it is in the next two, not behind
+    // the 498 jobs enqueued before it.
+    let ready = receive(&queue, &["default"], "c1", 2, Duration::from_secs(1)).await;
+    assert!(node_ids(&ready).contains(&"b0"), "{:?}", node_ids(&ready));
+    for delivery in ready.iter().filter(|delivery| delivery.job.node_id != "b0") {
+        queue.ack(delivery).await.expect("ack");
+        flood_left -= 1;
+    }
+    let stats = queue.stats("default").await.expect("stats");
+    assert_eq!(
+        (stats.ready, stats.delayed, stats.in_flight),
+        (flood_left, 0, 1)
+    );
+
+    // Not acknowledged: after its visibility timeout it comes back, again
+    // within a turn.
+    tokio::time::sleep(VISIBILITY + Duration::from_millis(100)).await;
+    let again = receive(&queue, &["default"], "c2", 2, Duration::from_secs(1)).await;
+    let redelivered = again
+        .iter()
+        .find(|delivery| delivery.job.node_id == "b0")
+        .unwrap_or_else(|| panic!("b0 not redelivered in {:?}", node_ids(&again)));
+    assert_eq!(redelivered.delivery_count, 2);
+    for delivery in again.iter().filter(|delivery| delivery.job.node_id != "b0") {
+        queue.ack(delivery).await.expect("ack");
+        flood_left -= 1;
+    }
+
+    // Given back for later, it waits its time and then its turn once more.
+    let later = in_the(Duration::from_millis(300));
+    queue
+        .release(redelivered, Some(later))
+        .await
+        .expect("release later");
+    let stats = queue.stats("default").await.expect("stats");
+    assert_eq!(
+        (stats.ready, stats.delayed, stats.in_flight),
+        (flood_left, 1, 0)
+    );
+    assert_eq!(stats.reclaimed_total, 1);
+    tokio::time::sleep(Duration::from_millis(300) + PROMPT).await;
+    let back = receive(&queue, &["default"], "c1", 2, Duration::from_secs(1)).await;
+    let returned = back
+        .iter()
+        .find(|delivery| delivery.job.node_id == "b0")
+        .unwrap_or_else(|| panic!("b0 not served in {:?}", node_ids(&back)));
+    assert_eq!(returned.delivery_count, 3);
+    let stats = queue.stats("default").await.expect("stats");
+    assert_eq!(
+        (stats.ready, stats.delayed, stats.in_flight),
+        (flood_left + 1 - back.len() as u64, 0, back.len() as u64)
+    );
+}
