@@ -24,7 +24,7 @@ use tyboo_proto::vault::credential_service_server::SERVICE_NAME as CREDENTIAL_SE
 use tyboo_runtime::server::GrpcServer;
 use tyboo_runtime::shutdown::Shutdown;
 use tyboo_tenancy::{Bootstrap, Tenancy};
-use tyboo_vault::{TenancyAuditSink, Vault};
+use tyboo_vault::Vault;
 
 use crate::config::TybooConfig;
 use crate::ports::{PortKey, Ports};
@@ -292,7 +292,7 @@ fn service_tokens(config: &TybooConfig, tenancy: Channel, service: &str) -> Serv
 /// and writing its audit records to tenancy's log with its own token.
 async fn open_vault(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Vault> {
     ensure_data_dir(config)?;
-    let audit = TenancyAuditSink::new(
+    let audit = tyboo_audit::TenancyAuditSink::new(
         tenancy.clone(),
         service_tokens(config, tenancy.clone(), "vault"),
     );
@@ -367,7 +367,7 @@ async fn open_executor(
     } else {
         executor
     };
-    let audit = tyboo_executor::adapters::audit::TenancyAuditSink::new(
+    let audit = tyboo_audit::TenancyAuditSink::new(
         tenancy.clone(),
         service_tokens(config, tenancy, "executor"),
     );

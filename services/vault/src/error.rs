@@ -32,6 +32,12 @@ tyboo_runtime::service_error! {
     }
 }
 
+impl From<tyboo_audit::AuditError> for VaultError {
+    fn from(error: tyboo_audit::AuditError) -> Self {
+        VaultError::Audit(error.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use sea_orm::DbErr;

@@ -5,15 +5,13 @@
 //! cannot be written.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use tyboo_auth::{Permission, Principal};
 use tyboo_breaker::{
     BreakerConfig, BreakerError, BreakerKey, BreakerState, CircuitBreakers, CircuitState,
     InProcessBreakers, SystemClock,
 };
-use uuid::Uuid;
 
 use super::Domain;
 use crate::error::{ExecutorError, ExecutorResult};
@@ -26,79 +24,8 @@ pub mod actions {
 }
 
 /// Where the executor's audit records go: tenancy's log in the mesh
-/// (`adapters::audit`), memory in tests.
-#[async_trait]
-pub trait AuditSink: Send + Sync + 'static {
-    /// Writes one record; `workspace_id` is `None` for events of the whole
-    /// mesh, such as a breaker change. Fails when it was not written.
-    async fn record(
-        &self,
-        workspace_id: Option<Uuid>,
-        actor: &str,
-        action: &str,
-        target: &str,
-        details: BTreeMap<String, String>,
-    ) -> Result<(), String>;
-}
-
-/// One record as a [`MemoryAuditSink`] keeps it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AuditRecord {
-    pub workspace_id: Option<Uuid>,
-    pub actor: String,
-    pub action: String,
-    pub target: String,
-    pub details: BTreeMap<String, String>,
-}
-
-/// Keeps records in memory, and can be told to refuse them.
-#[derive(Debug, Default)]
-pub struct MemoryAuditSink {
-    records: Mutex<Vec<AuditRecord>>,
-    failing: std::sync::atomic::AtomicBool,
-}
-
-impl MemoryAuditSink {
-    /// While set, every `record` fails as an unreachable audit log would.
-    pub fn set_failing(&self, failing: bool) {
-        self.failing
-            .store(failing, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    pub fn records(&self) -> Vec<AuditRecord> {
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
-    }
-}
-
-#[async_trait]
-impl AuditSink for MemoryAuditSink {
-    async fn record(
-        &self,
-        workspace_id: Option<Uuid>,
-        actor: &str,
-        action: &str,
-        target: &str,
-        details: BTreeMap<String, String>,
-    ) -> Result<(), String> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err("the audit log refused the record".to_owned());
-        }
-        self.records
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push(AuditRecord {
-                workspace_id,
-                actor: actor.to_owned(),
-                action: action.to_owned(),
-                target: target.to_owned(),
-                details,
-            });
-        Ok(())
-    }
-}
+/// ([`tyboo_audit::TenancyAuditSink`]), memory in tests.
+pub use tyboo_audit::{AuditRecord, AuditSink, MemoryAuditSink};
 
 /// A manual change of one breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -26,7 +26,7 @@ pub use scope::{ServiceCaller, WorkspaceScope};
 use crate::audit::AuditSink;
 use crate::config::VaultConfig;
 use crate::crypto::KeyRing;
-use crate::error::VaultResult;
+use crate::error::{VaultError, VaultResult};
 use crate::storage::Store;
 
 /// The vault domain service: a cheap `Clone` handle.
@@ -102,6 +102,7 @@ impl Domain {
             .audit
             .record(workspace_id, actor, action, &target, details)
             .await
+            .map_err(VaultError::from)
     }
 }
 
