@@ -343,19 +343,18 @@ async fn readme_curl_walkthrough_works_as_written() {
     store.remove().await;
 }
 
-/// The limits walk-through of README.md, run as written against `tyboo up`
-/// with `tyboo` and `grpcurl` on the PATH (grpcurl as the suite's
-/// reflection-only stand-in where it is not installed).
-#[tokio::test]
-async fn readme_limits_walkthrough_works_as_written() {
+/// The README walk-through between `<!-- walkthrough:{name} -->` and its
+/// end, run as written against `running` with `tyboo` and `grpcurl` on the
+/// PATH (grpcurl as the suite's reflection-only stand-in where it is not
+/// installed) and the addresses its first lines name replaced by the
+/// running ones. Returns what it printed, line by line.
+async fn run_walkthrough(name: &str, store: &TestStore, running: &Running) -> Vec<String> {
     let readme = include_str!("../../README.md");
     let block = readme
-        .split("<!-- walkthrough:limits -->")
+        .split(&format!("<!-- walkthrough:{name} -->"))
         .nth(1)
-        .and_then(|rest| rest.split("<!-- /walkthrough:limits -->").next())
-        .expect("README has the limits walk-through");
-    let store = TestStore::create().await;
-    let mut running = start(&store).await;
+        .and_then(|rest| rest.split(&format!("<!-- /walkthrough:{name} -->")).next())
+        .unwrap_or_else(|| panic!("README has the {name} walk-through"));
     let script: String = block
         .lines()
         .filter(|line| !line.starts_with("```"))
@@ -364,6 +363,8 @@ async fn readme_limits_walkthrough_works_as_written() {
                 format!("EDGE=http://{}", running.edge)
             } else if line.starts_with("TENANCY=") {
                 format!("TENANCY={}", running.tenancy)
+            } else if line.starts_with("EXECUTOR=") {
+                format!("EXECUTOR={}", running.executor)
             } else {
                 line.to_owned()
             }
@@ -394,7 +395,16 @@ async fn readme_limits_walkthrough_works_as_written() {
         output.status.success(),
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
-    let lines: Vec<&str> = stdout.lines().collect();
+    stdout.lines().map(str::to_owned).collect()
+}
+
+/// The limits walk-through of README.md, run as written.
+#[tokio::test]
+async fn readme_limits_walkthrough_works_as_written() {
+    let store = TestStore::create().await;
+    let mut running = start(&store).await;
+    let lines = run_walkthrough("limits", &store, &running).await;
+    let stdout = lines.join("\n");
     assert!(
         lines[0].contains("\"runningExecutionsPerWorkspace\":50"),
         "{stdout}"
@@ -414,6 +424,33 @@ async fn readme_limits_walkthrough_works_as_written() {
         "{stdout}"
     );
     assert_eq!(lines[5], "50", "{stdout}");
+    send_sigterm(&running.child);
+    assert!(running.child.wait().await.unwrap().success());
+    store.remove().await;
+}
+
+/// The circuit breaker walk-through of README.md, run as written: the
+/// operator forces a breaker open, sees it in the list, resets it, and
+/// neither a call without the operator's token nor a key without a host
+/// changes anything.
+#[tokio::test]
+async fn readme_breakers_walkthrough_works_as_written() {
+    let store = TestStore::create().await;
+    let mut running = start(&store).await;
+    let lines = run_walkthrough("breakers", &store, &running).await;
+    let stdout = lines.join("\n");
+    assert_eq!(
+        lines,
+        [
+            r#""CIRCUIT_BREAKER_STATE_FORCED_OPEN""#,
+            r#"[{"host":"api.example.com","state":"CIRCUIT_BREAKER_STATE_FORCED_OPEN"}]"#,
+            r#""CIRCUIT_BREAKER_STATE_FORCED_OPEN""#,
+            r#""CIRCUIT_BREAKER_STATE_CLOSED""#,
+            "  Code: Unauthenticated",
+            "  Code: InvalidArgument",
+        ],
+        "{stdout}"
+    );
     send_sigterm(&running.child);
     assert!(running.child.wait().await.unwrap().success());
     store.remove().await;
