@@ -108,6 +108,11 @@ pub struct Args {
     /// Also measure redis-benchmark XADD and pgbench single-row inserts.
     #[arg(long)]
     baselines: bool,
+    /// Embedded mesh: keep the default per-key and per-workspace request
+    /// limits instead of lifting them out of reach (`noisy-neighbour` with
+    /// this shows what a flooding tenant meets in a default deployment).
+    #[arg(long)]
+    default_request_limits: bool,
     /// PostgreSQL server for the pgbench baseline.
     #[arg(long, default_value = "postgres://root@127.0.0.1:5432/postgres")]
     baseline_postgres: String,

@@ -78,13 +78,16 @@ impl Target {
         config.edge.rate_limits.redis.key_prefix = config.executor.broker.key_prefix.clone();
         // One key drives the whole load from one address: the edge checks
         // its request limits on every call, with quotas no run reaches
-        // (`--scenario edge-limits` measures what the checks cost).
-        // Running executions keep their default limits.
-        let limits = &mut config.limits.defaults;
-        limits.api_key_requests_per_minute = 6_000_000;
-        limits.api_key_burst = 1_000_000;
-        limits.workspace_requests_per_minute = 6_000_000;
-        limits.workspace_burst = 1_000_000;
+        // (`--scenario edge-limits` measures what the checks cost) unless
+        // `--default-request-limits` keeps the defaults. Running executions
+        // keep their default limits.
+        if !args.default_request_limits {
+            let limits = &mut config.limits.defaults;
+            limits.api_key_requests_per_minute = 6_000_000;
+            limits.api_key_burst = 1_000_000;
+            limits.workspace_requests_per_minute = 6_000_000;
+            limits.workspace_burst = 1_000_000;
+        }
         let queue_keys = (!config.queue_url.is_empty()).then(|| {
             (
                 config.queue_url.clone(),
