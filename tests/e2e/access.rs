@@ -400,6 +400,12 @@ async fn another_workspaces_ids_answer_like_missing_ones_on_every_route() {
             "/v1/workspaces/{workspace_id}/limits",
             Some(json!({"overrides": {"apiKeyBurst": 1000000}})),
         ),
+        case(Method::GET, "/v1/workspaces/{workspace_id}/usage", None),
+        case(
+            Method::GET,
+            "/v1/workspaces/{workspace_id}/usage/events",
+            None,
+        ),
         case(Method::GET, "/v1/workspaces/{workspace_id}/api-keys", None),
         case(
             Method::POST,

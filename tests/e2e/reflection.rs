@@ -48,11 +48,17 @@ const EXECUTOR_SERVICES: [&str; 5] = [
     "tyboo.executor.v1.WorkflowService",
 ];
 
+const METERING_SERVICES: [&str; 2] = [
+    "tyboo.metering.v1.MeteringIngestService",
+    "tyboo.metering.v1.UsageService",
+];
+
 /// The services the edge routes for the public.
-const PUBLIC_SERVICES: [&str; 6] = [
+const PUBLIC_SERVICES: [&str; 7] = [
     "tyboo.executor.v1.DeadLetterService",
     "tyboo.executor.v1.ExecutionService",
     "tyboo.executor.v1.WorkflowService",
+    "tyboo.metering.v1.UsageService",
     "tyboo.tenancy.v1.LimitsService",
     "tyboo.tenancy.v1.TenancyService",
     "tyboo.vault.v1.CredentialService",
@@ -175,6 +181,12 @@ async fn each_service_port_lists_exactly_the_services_it_serves() {
         "executor",
         sandbox.executor_channel().await,
         &EXECUTOR_SERVICES,
+    )
+    .await;
+    assert_lists_exactly(
+        "metering",
+        sandbox.metering_channel().await,
+        &METERING_SERVICES,
     )
     .await;
     sandbox.stop().await;

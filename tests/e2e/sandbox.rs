@@ -151,6 +151,7 @@ pub fn test_config(store: &TestStore) -> TybooConfig {
     config.listen.admin = any_port;
     config.listen.executor = any_port;
     config.listen.vault = any_port;
+    config.listen.metering = any_port;
     // The tests' upstreams are local servers; production refuses loopback.
     config.executor.engine.egress.allow_cidrs =
         vec!["127.0.0.0/8".to_owned(), "::1/128".to_owned()];
@@ -172,6 +173,7 @@ pub struct Sandbox {
     pub tenancy: SocketAddr,
     pub vault: SocketAddr,
     pub executor: SocketAddr,
+    pub metering: SocketAddr,
     pub owner_key: String,
     pub owner_id: String,
     pub workspace_id: String,
@@ -200,6 +202,7 @@ impl Sandbox {
                     tenancy: mesh.address(ServiceName::Tenancy).unwrap(),
                     vault: mesh.address(ServiceName::Vault).unwrap(),
                     executor: mesh.address(ServiceName::Executor).unwrap(),
+                    metering: mesh.address(ServiceName::Metering).unwrap(),
                     owner_key: bootstrap.api_key.clone(),
                     owner_id: bootstrap.user_id.to_string(),
                     workspace_id: bootstrap.workspace_id.to_string(),
@@ -217,6 +220,7 @@ impl Sandbox {
                     tenancy: topology.tenancy,
                     vault: topology.vault,
                     executor: topology.executor,
+                    metering: topology.metering,
                     owner_key: topology.owner.api_key.clone(),
                     owner_id: topology.owner.owner_id.clone(),
                     workspace_id: topology.owner.workspace_id.clone(),
@@ -318,6 +322,14 @@ impl Sandbox {
     /// A gRPC channel to the edge's native gRPC port.
     pub async fn edge_channel(&self) -> tonic::transport::Channel {
         tonic::transport::Endpoint::from_shared(format!("http://{}", self.edge))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap()
+    }
+
+    pub async fn metering_channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Endpoint::from_shared(format!("http://{}", self.metering))
             .unwrap()
             .connect()
             .await

@@ -1,4 +1,4 @@
-//! A mesh as separate OS processes: tenancy, the vault, the executor, worker
+//! A mesh as separate OS processes: tenancy, the vault, metering, the executor, worker
 //! processes of several pool sets and the edge, each a `tyboo` child on its
 //! own loopback ports, on PostgreSQL and Redis Streams.
 //!
@@ -95,6 +95,7 @@ pub struct Topology {
     pub tenancy: SocketAddr,
     pub vault: SocketAddr,
     pub executor: SocketAddr,
+    pub metering: SocketAddr,
     pub edge: SocketAddr,
     /// The edge process's admin listener (`/metrics`).
     pub edge_admin: SocketAddr,
@@ -108,7 +109,7 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Starts tenancy, the vault, the executor, one worker process per
+    /// Starts tenancy, the vault, metering, the executor, one worker process per
     /// entry of `worker_pools`, and the edge, in that order, each after the
     /// one before has announced its address.
     ///
@@ -149,6 +150,7 @@ impl Topology {
             tenancy: unset,
             vault: unset,
             executor: unset,
+            metering: unset,
             edge: unset,
             edge_admin: unset,
             owner: Bootstrap::default(),
@@ -171,6 +173,13 @@ impl Topology {
         topology.services.push(process);
         topology.vault = announced.addresses["vault"];
         topology.config.endpoints.vault = format!("http://{}", topology.vault);
+
+        let (process, announced) = topology
+            .spawn("metering", &["serve", "metering"], false)
+            .await;
+        topology.services.push(process);
+        topology.metering = announced.addresses["metering"];
+        topology.config.endpoints.metering = format!("http://{}", topology.metering);
 
         let (process, announced) = topology
             .spawn("executor", &["serve", "executor"], false)
@@ -229,7 +238,7 @@ impl Topology {
                         break;
                     }
                     [
-                        service @ ("edge" | "tenancy" | "vault" | "executor"),
+                        service @ ("edge" | "tenancy" | "vault" | "executor" | "metering"),
                         address,
                         ..,
                     ] => {

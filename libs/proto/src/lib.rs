@@ -62,10 +62,16 @@ pub mod tyboo {
             tonic::include_proto!("tyboo.vault.v1");
         }
     }
+    pub mod metering {
+        pub mod v1 {
+            tonic::include_proto!("tyboo.metering.v1");
+        }
+    }
 }
 
 pub use tyboo::common::v1 as common;
 pub use tyboo::executor::v1 as executor;
+pub use tyboo::metering::v1 as metering;
 pub use tyboo::tenancy::v1 as tenancy;
 pub use tyboo::vault::v1 as vault;
 
@@ -88,6 +94,8 @@ mod tests {
             crate::executor::dead_letter_service_server::SERVICE_NAME,
             crate::executor::webhook_service_server::SERVICE_NAME,
             crate::executor::circuit_breaker_service_server::SERVICE_NAME,
+            crate::metering::usage_service_server::SERVICE_NAME,
+            crate::metering::metering_ingest_service_server::SERVICE_NAME,
         ] {
             assert!(names.iter().any(|name| name == expected), "{expected}");
         }

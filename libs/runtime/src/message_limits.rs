@@ -7,6 +7,8 @@ use tyboo_proto::executor::dead_letter_service_server::DeadLetterServiceServer;
 use tyboo_proto::executor::execution_service_server::ExecutionServiceServer;
 use tyboo_proto::executor::webhook_service_server::WebhookServiceServer;
 use tyboo_proto::executor::workflow_service_server::WorkflowServiceServer;
+use tyboo_proto::metering::metering_ingest_service_server::MeteringIngestServiceServer;
+use tyboo_proto::metering::usage_service_server::UsageServiceServer;
 use tyboo_proto::tenancy::audit_service_server::AuditServiceServer;
 use tyboo_proto::tenancy::auth_service_server::AuthServiceServer;
 use tyboo_proto::tenancy::limits_service_server::LimitsServiceServer;
@@ -45,4 +47,6 @@ message_limits!(
     DeadLetterServiceServer,
     WebhookServiceServer,
     CircuitBreakerServiceServer,
+    UsageServiceServer,
+    MeteringIngestServiceServer,
 );

@@ -101,6 +101,7 @@ fn owner_of(service: &str) -> Option<String> {
     let owner = service.strip_prefix("tyboo.")?.split('.').next()?;
     Some(match owner {
         "tenancy" => "tenancy".to_owned(),
+        "metering" => "metering".to_owned(),
         "vault" => "the vault".to_owned(),
         "executor" => "the executor".to_owned(),
         other => format!("the {other} service"),

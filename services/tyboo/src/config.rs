@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use tyboo_edge::EdgeConfig;
 use tyboo_executor::ExecutorConfig;
 use tyboo_limits::LimitsConfig;
+use tyboo_metering::MeteringConfig;
 use tyboo_runtime::config::{ConfigError, ConfigProblem};
 use tyboo_runtime::server::GrpcConfig;
 use tyboo_runtime::telemetry::LogConfig;
@@ -37,6 +38,7 @@ pub struct TybooConfig {
     pub tenancy: TenancyConfig,
     pub executor: ExecutorConfig,
     pub vault: VaultConfig,
+    pub metering: MeteringConfig,
     /// Every workspace's limits unless an operator overrides them.
     pub limits: LimitsConfig,
     pub bootstrap: BootstrapConfig,
@@ -57,6 +59,7 @@ impl Default for TybooConfig {
             tenancy: TenancyConfig::default(),
             executor: ExecutorConfig::default(),
             vault: VaultConfig::default(),
+            metering: MeteringConfig::default(),
             limits: LimitsConfig::default(),
             bootstrap: BootstrapConfig::default(),
         }
@@ -71,6 +74,7 @@ pub enum Role {
     Tenancy,
     Vault,
     Executor,
+    Metering,
     Edge,
     Worker,
 }
@@ -124,6 +128,10 @@ pub struct EndpointsConfig {
     pub vault: String,
     /// For example `http://tyboo-executor:50053`.
     pub executor: String,
+    /// For example `http://tyboo-metering:50055`. The executor delivers
+    /// usage there and the edge routes usage reads there; without it a lone
+    /// executor keeps usage in its outbox until one is configured.
+    pub metering: String,
 }
 
 /// What the first start of an empty platform creates.
@@ -211,6 +219,7 @@ impl TybooConfig {
             ("tenancy", &self.endpoints.tenancy),
             ("vault", &self.endpoints.vault),
             ("executor", &self.endpoints.executor),
+            ("metering", &self.endpoints.metering),
         ] {
             check("endpoints", validate_endpoint(service, endpoint));
         }
@@ -234,6 +243,7 @@ impl TybooConfig {
             vault.master_key_file = Some(self.data_dir.join("vault-master.key"));
         }
         check("vault", vault.validate());
+        check("metering", self.metering.validate());
         check("executor", self.executor.validate());
         check("executor.engine", self.executor.engine.validate());
         check("executor.concurrency", self.executor.concurrency.validate());
@@ -267,7 +277,9 @@ impl TybooConfig {
         let mut problems = Vec::new();
         let calls: &[(&str, &String)] = match role {
             Role::Embedded | Role::Tenancy => &[],
-            Role::Vault | Role::Executor | Role::Worker => &[("tenancy", &self.endpoints.tenancy)],
+            Role::Vault | Role::Executor | Role::Metering | Role::Worker => {
+                &[("tenancy", &self.endpoints.tenancy)]
+            }
             Role::Edge => &[
                 ("tenancy", &self.endpoints.tenancy),
                 ("executor", &self.endpoints.executor),

@@ -144,6 +144,7 @@ fn main() -> ExitCode {
             ServiceName::Tenancy => Role::Tenancy,
             ServiceName::Vault => Role::Vault,
             ServiceName::Executor => Role::Executor,
+            ServiceName::Metering => Role::Metering,
             ServiceName::Edge => Role::Edge,
         },
         Some(Command::Worker { .. }) => Role::Worker,
@@ -288,6 +289,7 @@ fn announce(mesh: &Mesh, reflection: Reflection) {
         ServiceName::Tenancy,
         ServiceName::Vault,
         ServiceName::Executor,
+        ServiceName::Metering,
     ] {
         if let Some(address) = mesh.address(service) {
             lines.push(format!(

@@ -15,9 +15,11 @@ use tyboo_edge::{Edge, RateLimits, Upstream};
 use tyboo_engine::Pool;
 use tyboo_executor::{Executor, Workers};
 use tyboo_limits::{CachedLimits, GrpcLimits};
+use tyboo_metering::Metering;
 use tyboo_proto::executor::dead_letter_service_server::SERVICE_NAME as DEAD_LETTER_SERVICE;
 use tyboo_proto::executor::execution_service_server::SERVICE_NAME as EXECUTION_SERVICE;
 use tyboo_proto::executor::workflow_service_server::SERVICE_NAME as WORKFLOW_SERVICE;
+use tyboo_proto::metering::usage_service_server::SERVICE_NAME as USAGE_SERVICE;
 use tyboo_proto::tenancy::limits_service_server::SERVICE_NAME as LIMITS_SERVICE;
 use tyboo_proto::tenancy::tenancy_service_server::SERVICE_NAME as TENANCY_SERVICE;
 use tyboo_proto::vault::credential_service_server::SERVICE_NAME as CREDENTIAL_SERVICE;
@@ -35,6 +37,7 @@ pub enum ServiceName {
     Tenancy,
     Vault,
     Executor,
+    Metering,
     Edge,
 }
 
@@ -44,6 +47,7 @@ impl ServiceName {
             ServiceName::Tenancy => "tenancy",
             ServiceName::Vault => "vault",
             ServiceName::Executor => "executor",
+            ServiceName::Metering => "metering",
             ServiceName::Edge => "edge",
         }
     }
@@ -54,6 +58,7 @@ impl ServiceName {
             ServiceName::Tenancy => PortKey::Tenancy,
             ServiceName::Vault => PortKey::Vault,
             ServiceName::Executor => PortKey::Executor,
+            ServiceName::Metering => PortKey::Metering,
             ServiceName::Edge => PortKey::Edge,
         }
     }
@@ -72,8 +77,8 @@ pub struct Mesh {
 }
 
 impl Mesh {
-    /// `tyboo up`: tenancy, the vault, the executor (with its workers) and
-    /// the edge on their own loopback ports, on SQLite under the data folder
+    /// `tyboo up`: tenancy, the vault, the executor (with its workers),
+    /// metering and the edge on their own loopback ports, on SQLite under the data folder
     /// unless a database URL is configured.
     pub async fn start_embedded(mut config: TybooConfig) -> anyhow::Result<Mesh> {
         // Every service here shares this process, so a secret nobody else
@@ -92,6 +97,7 @@ impl Mesh {
                 PortKey::Tenancy,
                 PortKey::Vault,
                 PortKey::Executor,
+                PortKey::Metering,
                 PortKey::Edge,
             ],
         )
@@ -99,11 +105,14 @@ impl Mesh {
         let tenancy_address = ports.address(PortKey::Tenancy)?;
         let vault_address = ports.address(PortKey::Vault)?;
         let executor_address = ports.address(PortKey::Executor)?;
+        let metering_address = ports.address(PortKey::Metering)?;
         let tenancy_channel = lazy_channel(&format!("http://{tenancy_address}"))?;
         let vault_channel = lazy_channel(&format!("http://{vault_address}"))?;
         let executor_channel = lazy_channel(&format!("http://{executor_address}"))?;
+        let metering_channel = lazy_channel(&format!("http://{metering_address}"))?;
         let tenancy = open_tenancy(&config).await?;
         let vault = open_vault(&config, tenancy_channel.clone()).await?;
+        let metering = open_metering(&config, tenancy_channel.clone()).await?;
         let executor = open_executor(
             &config,
             tenancy_channel.clone(),
@@ -115,6 +124,7 @@ impl Mesh {
             tenancy_channel.clone(),
             Some(executor_channel),
             Some(vault_channel),
+            Some(metering_channel),
         )
         .await?;
         let bootstrap = bootstrap(&config, &tenancy).await?;
@@ -123,6 +133,7 @@ impl Mesh {
         starter.serve(&config, &mut ports, &tenancy)?;
         starter.serve(&config, &mut ports, &vault)?;
         starter.serve(&config, &mut ports, &executor)?;
+        starter.serve(&config, &mut ports, &metering)?;
         starter.run_workers(&config, &executor, &Pool::ALL);
         starter.serve_edge(&config, &mut ports, edge, tenancy_channel)?;
         Ok(starter.finish(bootstrap))
@@ -175,6 +186,15 @@ impl Mesh {
                 starter.serve(&config, &mut ports, &executor)?;
                 Ok(starter.finish(None))
             }
+            ServiceName::Metering => {
+                let tenancy_channel =
+                    lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
+                let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Metering]).await?;
+                let metering = open_metering(&config, tenancy_channel).await?;
+                let mut starter = Starter::new(ports.take(PortKey::Admin)?);
+                starter.serve(&config, &mut ports, &metering)?;
+                Ok(starter.finish(None))
+            }
             ServiceName::Edge => {
                 // The edge follows access changes with a service token; a
                 // lone edge without the secret would keep changed roles
@@ -191,9 +211,16 @@ impl Mesh {
                 let executor =
                     lazy_channel(&required_endpoint(&config.endpoints.executor, "executor")?)?;
                 let vault = lazy_channel(&required_endpoint(&config.endpoints.vault, "vault")?)?;
+                let metering = optional_channel(&config.endpoints.metering)?;
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Edge]).await?;
-                let edge =
-                    build_edge(&config, tenancy.clone(), Some(executor), Some(vault)).await?;
+                let edge = build_edge(
+                    &config,
+                    tenancy.clone(),
+                    Some(executor),
+                    Some(vault),
+                    metering,
+                )
+                .await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
                 starter.serve_edge(&config, &mut ports, edge, tenancy)?;
                 Ok(starter.finish(None))
@@ -252,6 +279,9 @@ pub async fn migrate(config: &TybooConfig) -> anyhow::Result<()> {
     Executor::migrate_database(&config.database_url_for("executor"), &config.executor)
         .await
         .context("migrating the executor")?;
+    Metering::migrate_database(&config.database_url_for("metering"), &config.metering)
+        .await
+        .context("migrating metering")?;
     Ok(())
 }
 
@@ -306,6 +336,20 @@ async fn open_vault(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Va
     .context("connecting the vault to its database")?;
     vault.migrate().await.context("migrating the vault")?;
     Ok(vault)
+}
+
+/// Connects metering to its database, verifying tokens with tenancy's keys.
+async fn open_metering(config: &TybooConfig, tenancy: Channel) -> anyhow::Result<Metering> {
+    ensure_data_dir(config)?;
+    let metering = Metering::connect(
+        &config.database_url_for("metering"),
+        config.metering.clone(),
+        std::sync::Arc::new(GrpcKeySource::new(tenancy)),
+    )
+    .await
+    .context("connecting metering to its database")?;
+    metering.migrate().await.context("migrating metering")?;
+    Ok(metering)
 }
 
 /// Connects the executor to its database and the step queue, verifying
@@ -443,6 +487,7 @@ async fn build_edge(
     tenancy: Channel,
     executor: Option<Channel>,
     vault: Option<Channel>,
+    metering: Option<Channel>,
 ) -> anyhow::Result<Edge> {
     let mut public = vec![
         Upstream {
@@ -466,6 +511,12 @@ async fn build_edge(
         public.push(Upstream {
             service: CREDENTIAL_SERVICE.to_owned(),
             channel: vault,
+        });
+    }
+    if let Some(metering) = metering {
+        public.push(Upstream {
+            service: USAGE_SERVICE.to_owned(),
+            channel: metering,
         });
     }
     let limits = CachedLimits::new(
@@ -690,6 +741,14 @@ impl MeshService for Vault {
             }
             Ok(())
         });
+    }
+}
+
+impl MeshService for Metering {
+    const NAME: ServiceName = ServiceName::Metering;
+
+    fn grpc_server(&self) -> GrpcServer {
+        Metering::grpc_server(self)
     }
 }
 

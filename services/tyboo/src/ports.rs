@@ -17,6 +17,7 @@ pub enum PortKey {
     Tenancy,
     Vault,
     Executor,
+    Metering,
     Edge,
 }
 
@@ -27,6 +28,7 @@ impl PortKey {
             PortKey::Tenancy => "listen.tenancy",
             PortKey::Vault => "listen.vault",
             PortKey::Executor => "listen.executor",
+            PortKey::Metering => "listen.metering",
             PortKey::Edge => "listen.edge",
         }
     }
@@ -37,6 +39,7 @@ impl PortKey {
             PortKey::Tenancy => config.listen.tenancy,
             PortKey::Vault => config.listen.vault,
             PortKey::Executor => config.listen.executor,
+            PortKey::Metering => config.listen.metering,
             PortKey::Edge => config.listen.edge,
         }
     }
