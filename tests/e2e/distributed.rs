@@ -54,7 +54,7 @@ impl Topology {
         format!("http://{}{}", self.edge, path)
     }
 
-    async fn create_workflow(&self, graph: Value) -> String {
+    pub(crate) async fn create_workflow(&self, graph: Value) -> String {
         let response = self
             .http
             .post(self.url("/v1/workflows"))
@@ -69,7 +69,7 @@ impl Topology {
         body["workflow"]["id"].as_str().unwrap().to_owned()
     }
 
-    async fn start_execution(&self, workflow_id: &str) -> String {
+    pub(crate) async fn start_execution(&self, workflow_id: &str) -> String {
         let response = self
             .http
             .post(self.url(&format!("/v1/workflows/{workflow_id}/executions")))
@@ -82,6 +82,46 @@ impl Topology {
         let body: Value = response.json().await.unwrap();
         assert_eq!(status, 200, "{body}");
         body["execution"]["id"].as_str().unwrap().to_owned()
+    }
+
+    /// The month's (executions, tasks) once metering holds `executions`
+    /// executions and the counts have stopped moving.
+    pub(crate) async fn settled_usage(&self, executions: usize) -> (usize, usize) {
+        let path = format!("/v1/workspaces/{}/usage", self.owner.workspace_id);
+        let read = |usage: &Value, field: &str| -> usize {
+            usage["totals"][field]
+                .as_str()
+                .and_then(|text| text.parse().ok())
+                .unwrap_or(0)
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut last = (0, 0);
+        loop {
+            let (status, usage) = self.get(&path).await;
+            let now = (read(&usage, "executions"), read(&usage, "tasks"));
+            if status == 200 && now.0 >= executions && now == last {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "usage did not settle: {status} {usage}"
+            );
+            last = now;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// The owner's GET of `path` through the edge: status and body.
+    pub(crate) async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(&self.owner.api_key)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     async fn execution(&self, execution_id: &str) -> Value {
@@ -99,7 +139,11 @@ impl Topology {
     }
 
     /// Waits until every execution is terminal; returns them in order.
-    async fn wait_for_all(&self, execution_ids: &[String], within: Duration) -> Vec<Value> {
+    pub(crate) async fn wait_for_all(
+        &self,
+        execution_ids: &[String],
+        within: Duration,
+    ) -> Vec<Value> {
         let deadline = Instant::now() + within;
         let mut finished: HashMap<String, Value> = HashMap::new();
         loop {
@@ -246,6 +290,25 @@ async fn a_batch_survives_workers_killed_at_seeded_points() {
         .sum();
     let interrupted = runs - executions.len() * NODES.len();
     assert!(interrupted > 0, "no kill interrupted a node run");
+    // The ledger counts every execution once and every non-trigger node
+    // once, whatever the kills interrupted and sent again.
+    let succeeded_runs: usize = executions
+        .iter()
+        .map(|execution| {
+            NODES[1..]
+                .iter()
+                .map(|node| {
+                    crate::sandbox::node_runs(execution, node)
+                        .iter()
+                        .filter(|run| run["status"] == "NODE_RUN_STATUS_SUCCEEDED")
+                        .count()
+                })
+                .sum::<usize>()
+        })
+        .sum();
+    let (executions_metered, tasks_metered) = topology.settled_usage(execution_ids.len()).await;
+    assert_eq!(executions_metered, execution_ids.len());
+    assert_eq!(tasks_metered, succeeded_runs);
     // Only a node in flight when its worker died is sent again: at most
     // what the killed workers held.
     assert!(

@@ -20,6 +20,7 @@ mod grpcurl;
 mod hostile_http;
 mod http_api;
 mod limits;
+mod metering;
 mod process;
 mod reflection;
 mod topology;

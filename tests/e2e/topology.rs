@@ -102,6 +102,8 @@ pub struct Topology {
     /// The owner tenancy created on its first start.
     pub owner: Bootstrap,
     services: Vec<Process>,
+    /// Apart from `services`, so a test can stop and restart it.
+    metering_process: Option<Process>,
     pub workers: Vec<Worker>,
     started_workers: usize,
     stopped: bool,
@@ -155,6 +157,7 @@ impl Topology {
             edge_admin: unset,
             owner: Bootstrap::default(),
             services: Vec::new(),
+            metering_process: None,
             workers: Vec::new(),
             started_workers: 0,
             stopped: false,
@@ -177,7 +180,7 @@ impl Topology {
         let (process, announced) = topology
             .spawn("metering", &["serve", "metering"], false)
             .await;
-        topology.services.push(process);
+        topology.metering_process = Some(process);
         topology.metering = announced.addresses["metering"];
         topology.config.endpoints.metering = format!("http://{}", topology.metering);
 
@@ -289,6 +292,27 @@ impl Topology {
         )
     }
 
+    /// SIGKILLs the metering process; the executor's outbox keeps what it
+    /// cannot deliver.
+    pub async fn kill_metering(&mut self) {
+        if let Some(process) = self.metering_process.take() {
+            process.kill().await;
+        }
+    }
+
+    /// Starts metering again on the address it had, where the executor and
+    /// the edge still look for it.
+    pub async fn restart_metering(&mut self) {
+        let any = self.config.listen.metering;
+        self.config.listen.metering = self.metering;
+        let (process, announced) = self
+            .spawn("metering-restarted", &["serve", "metering"], false)
+            .await;
+        self.config.listen.metering = any;
+        assert_eq!(announced.addresses["metering"], self.metering);
+        self.metering_process = Some(process);
+    }
+
     /// Starts one more edge process (`tyboo serve edge`) on the same
     /// configuration, and returns where it serves.
     pub async fn add_edge(&mut self) -> SocketAddr {
@@ -382,6 +406,9 @@ impl Topology {
             worker.process.kill().await;
         }
         while let Some(process) = self.services.pop() {
+            process.kill().await;
+        }
+        if let Some(process) = self.metering_process.take() {
             process.kill().await;
         }
         let queue_url = self.config.queue_url.clone();

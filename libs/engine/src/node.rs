@@ -70,6 +70,8 @@ impl NodeContext {
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LlmUsage {
+    /// The API's host, as metered ("api.openai.com").
+    pub provider_host: String,
     pub model: String,
     pub prompt_tokens: u64,
     pub completion_tokens: u64,

@@ -378,6 +378,7 @@ async fn llm_chat_returns_text_and_usage() {
     assert_eq!(
         usage,
         Some(LlmUsage {
+            provider_host: "127.0.0.1".to_owned(),
             model: "gpt-4o-mini-2024-07-18".to_owned(),
             prompt_tokens: 12,
             completion_tokens: 5,

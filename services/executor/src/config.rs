@@ -92,6 +92,59 @@ pub struct ExecutorConfig {
     /// The breakers' window, thresholds and cool-downs. In distributed mode
     /// they live on the queue's Redis under `breakers.key_prefix`.
     pub breakers: BreakerConfig,
+    /// Usage (executions, tasks, LLM calls) written to the outbox with the
+    /// work it counts and delivered to metering.
+    pub usage: UsageConfig,
+}
+
+/// The usage outbox (`executor.usage`): every execution admitted and every
+/// successful node run is written in the same transaction as the work
+/// itself, then delivered to metering in batches, retried until metering
+/// acknowledges them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UsageConfig {
+    /// Off: nothing is written to the outbox, and nothing is metered.
+    pub enabled: bool,
+    /// Events delivered in one call to metering (at most 1000).
+    pub batch_size: u32,
+    /// How often the outbox is read when the last read found it empty.
+    pub poll_interval_ms: u64,
+    /// The longest wait between two attempts while metering does not answer;
+    /// attempts start at `poll_interval_ms` and double up to it.
+    pub retry_max_ms: u64,
+}
+
+impl Default for UsageConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            batch_size: 500,
+            poll_interval_ms: 200,
+            retry_max_ms: 10_000,
+        }
+    }
+}
+
+impl UsageConfig {
+    /// Every problem as `key: reason`, one a line, relative to this section.
+    pub fn validate(&self) -> Result<(), String> {
+        let mut problems = Vec::new();
+        if !(1..=1_000).contains(&self.batch_size) {
+            problems.push("batch_size: must be between 1 and 1000".to_owned());
+        }
+        if !(10..=60_000).contains(&self.poll_interval_ms) {
+            problems.push("poll_interval_ms: must be between 10 and 60000".to_owned());
+        }
+        if self.retry_max_ms < self.poll_interval_ms || self.retry_max_ms > 600_000 {
+            problems.push("retry_max_ms: must be between poll_interval_ms and 600000".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems.join("\n"))
+        }
+    }
 }
 
 /// Running executions per workspace and per user, held as leases that expire
@@ -172,6 +225,7 @@ impl Default for ExecutorConfig {
             broker: BrokerConfig::default(),
             concurrency: ConcurrencyConfig::default(),
             breakers_enabled: true,
+            usage: UsageConfig::default(),
             breakers: BreakerConfig::default(),
         }
     }

@@ -83,6 +83,20 @@ impl Executor {
         Ok(self)
     }
 
+    /// Delivers the usage outbox to metering at `metering`, with the
+    /// executor's service token. Without it usage waits in the outbox.
+    pub fn with_metering(
+        self,
+        metering: tonic::transport::Channel,
+        tokens: tyboo_auth::ServiceTokenSource,
+    ) -> ExecutorResult<Executor> {
+        self.domain
+            .set_usage_sink(std::sync::Arc::new(adapters::metering::GrpcMetering::new(
+                metering, tokens,
+            )))?;
+        Ok(self)
+    }
+
     /// Holds concurrency slots in `leases` (Redis when steps are dispatched
     /// through Redis, so every worker process shares them) and reads each
     /// workspace's limits from `limits` (tenancy, through a short cache).
@@ -185,8 +199,11 @@ impl Executor {
             work::reconciler::spawn(self.domain.clone(), shutdown.clone()),
             work::leases::spawn(self.domain.clone(), shutdown.clone()),
             work::scheduler::spawn(self.domain.clone(), shutdown.clone()),
-            work::breaker_gauges::spawn(self.domain.clone(), shutdown),
+            work::breaker_gauges::spawn(self.domain.clone(), shutdown.clone()),
         ]
+        .into_iter()
+        .chain(work::usage::spawn(self.domain.clone(), shutdown))
+        .collect()
     }
 
     /// Closes the connection pool.

@@ -37,8 +37,31 @@ pub const QUEUE_WAIT_TIMEOUTS_TOTAL: &str = "tyboo_executor_queue_wait_timeouts_
 /// renew, release) and `outcome` (unavailable, lost).
 pub const LEASE_FAILURES_TOTAL: &str = "tyboo_executor_lease_failures_total";
 
+/// Usage events metering acknowledged from the outbox.
+pub const USAGE_DELIVERED_TOTAL: &str = "tyboo_executor_usage_delivered_total";
+/// Deliveries of the usage outbox that failed and wait to be retried.
+pub const USAGE_DELIVERY_FAILURES_TOTAL: &str = "tyboo_executor_usage_delivery_failures_total";
+
+/// Usage events metering refused as invalid, set aside from the outbox.
+pub const USAGE_REFUSED_TOTAL: &str = "tyboo_executor_usage_refused_total";
+
 /// Registers descriptions with the installed recorder; call once at start-up.
 pub fn describe() {
+    describe_counter!(
+        USAGE_DELIVERED_TOTAL,
+        Unit::Count,
+        "Usage events metering acknowledged from the outbox"
+    );
+    describe_counter!(
+        USAGE_DELIVERY_FAILURES_TOTAL,
+        Unit::Count,
+        "Usage outbox deliveries that failed and will be retried"
+    );
+    describe_counter!(
+        USAGE_REFUSED_TOTAL,
+        Unit::Count,
+        "Usage events metering refused as invalid and dropped from the outbox"
+    );
     describe_counter!(
         QUEUED_FOR_SLOT_TOTAL,
         Unit::Count,

@@ -247,6 +247,7 @@ impl TybooConfig {
         check("executor", self.executor.validate());
         check("executor.engine", self.executor.engine.validate());
         check("executor.concurrency", self.executor.concurrency.validate());
+        check("executor.usage", self.executor.usage.validate());
         check(
             "executor.broker",
             self.executor

@@ -117,6 +117,7 @@ impl Mesh {
             &config,
             tenancy_channel.clone(),
             Some(vault_channel.clone()),
+            Some(metering_channel.clone()),
         )
         .await?;
         let edge = build_edge(
@@ -149,6 +150,7 @@ impl Mesh {
             &config,
             tenancy_channel,
             optional_channel(&config.endpoints.vault)?,
+            None,
         )
         .await?;
         let mut starter = Starter::new(ports.take(PortKey::Admin)?);
@@ -181,7 +183,8 @@ impl Mesh {
                     lazy_channel(&required_endpoint(&config.endpoints.tenancy, "tenancy")?)?;
                 let vault = optional_channel(&config.endpoints.vault)?;
                 let mut ports = Ports::bind(&config, &[PortKey::Admin, PortKey::Executor]).await?;
-                let executor = open_executor(&config, tenancy_channel, vault).await?;
+                let metering = optional_channel(&config.endpoints.metering)?;
+                let executor = open_executor(&config, tenancy_channel, vault, metering).await?;
                 let mut starter = Starter::new(ports.take(PortKey::Admin)?);
                 starter.serve(&config, &mut ports, &executor)?;
                 Ok(starter.finish(None))
@@ -358,6 +361,7 @@ async fn open_executor(
     config: &TybooConfig,
     tenancy: Channel,
     vault: Option<Channel>,
+    metering: Option<Channel>,
 ) -> anyhow::Result<Executor> {
     ensure_data_dir(config)?;
     let queue_url = (!config.queue_url.is_empty()).then_some(config.queue_url.as_str());
@@ -378,6 +382,14 @@ async fn open_executor(
         Some(vault) => {
             executor.with_vault(vault, service_tokens(config, tenancy.clone(), "executor"))?
         }
+        None => executor,
+    };
+    // The executor delivers the usage outbox; workers only write to it.
+    let executor = match metering {
+        Some(metering) => executor.with_metering(
+            metering,
+            service_tokens(config, tenancy.clone(), "executor"),
+        )?,
         None => executor,
     };
     // Slots are shared by every process that claims steps: on the queue's

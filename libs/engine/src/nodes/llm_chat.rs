@@ -117,6 +117,10 @@ async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         .unwrap_or_else(|| DEFAULT_BASE_URL.to_owned());
     let endpoint = format!("{}/chat/completions", base_url.trim_end_matches('/'));
     let url = http_client::checked_url(&run, "base_url", &endpoint)?;
+    let provider_host = url::Url::parse(&endpoint)
+        .ok()
+        .and_then(|parsed| parsed.host_str().map(str::to_owned))
+        .unwrap_or_default();
 
     let mut body = serde_json::json!({
         "model": parameters.model,
@@ -168,6 +172,7 @@ async fn execute(run: NodeRun<'_>) -> Result<NodeOutcome, NodeError> {
         port: MAIN_PORT.to_owned(),
         output,
         usage: Some(LlmUsage {
+            provider_host,
             model,
             prompt_tokens: usage.prompt_tokens,
             completion_tokens: usage.completion_tokens,

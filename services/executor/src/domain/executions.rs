@@ -233,6 +233,7 @@ impl Domain {
             queue_reason: None,
         };
         executions::insert(db, &execution).await?;
+        self.meter_execution(db, &execution).await?;
 
         // The execution's only rows: what the first advance reads.
         let mut rows = Vec::with_capacity(admission.carried.len() + 1);

@@ -17,6 +17,7 @@ pub mod schedules;
 mod scope;
 pub mod steps;
 mod unit;
+pub mod usage;
 pub mod webhooks;
 pub mod workflows;
 
@@ -75,6 +76,9 @@ struct Inner {
     breakers: OnceLock<Arc<dyn tyboo_breaker::CircuitBreakers>>,
     /// Where manual breaker changes are audited; without it they are refused.
     audit: OnceLock<Arc<dyn breakers::AuditSink>>,
+    /// Where the usage outbox is delivered; without it rows wait in the
+    /// outbox until a process that has one delivers them.
+    usage_sink: OnceLock<Arc<dyn usage::UsageSink>>,
 }
 
 impl std::fmt::Debug for Domain {
@@ -123,6 +127,7 @@ impl Domain {
                 local_concurrency,
                 breakers: OnceLock::new(),
                 audit: OnceLock::new(),
+                usage_sink: OnceLock::new(),
             }),
         }
     }
@@ -150,6 +155,19 @@ impl Domain {
             .vault
             .set(vault)
             .map_err(|_| ExecutorError::Config("the vault is already connected".to_owned()))
+    }
+
+    pub fn usage_sink(&self) -> Option<&Arc<dyn usage::UsageSink>> {
+        self.inner.usage_sink.get()
+    }
+
+    /// Delivers the usage outbox to `sink`. Called once, before serving; a
+    /// second call is refused.
+    pub fn set_usage_sink(&self, sink: Arc<dyn usage::UsageSink>) -> ExecutorResult<()> {
+        self.inner
+            .usage_sink
+            .set(sink)
+            .map_err(|_| ExecutorError::Config("metering is already connected".to_owned()))
     }
 
     /// Where concurrency slots are held and the limits read.

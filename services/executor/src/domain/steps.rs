@@ -438,6 +438,14 @@ impl Domain {
         )
         .await?;
         executions::set_data_bytes(work.tx(), execution.id, data_bytes).await?;
+        self.meter_success(
+            work.tx(),
+            &execution,
+            &claimed.step.node_id,
+            usage.as_ref(),
+            now,
+        )
+        .await?;
         let mut aftermath = self
             .advance_execution(work.tx(), &execution, &claimed.graph, now)
             .await?;

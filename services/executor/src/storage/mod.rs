@@ -11,6 +11,7 @@ pub mod node_runs;
 mod records;
 pub mod steps;
 pub mod triggers;
+pub mod usage_outbox;
 pub mod workflows;
 
 use sea_orm::DbErr;

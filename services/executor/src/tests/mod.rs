@@ -9,6 +9,7 @@ mod executions;
 mod harness;
 mod recovery;
 mod triggers;
+mod usage;
 mod workflows;
 
 /// Declares each case once per backend: `sqlite::<case>` and `postgres::<case>`.

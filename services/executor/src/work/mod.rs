@@ -7,6 +7,7 @@ pub mod leases;
 pub mod reconciler;
 mod runner;
 pub mod scheduler;
+pub mod usage;
 mod workers;
 
 pub use workers::{WorkerHandle, Workers};

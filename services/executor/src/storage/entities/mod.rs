@@ -6,6 +6,7 @@ pub mod execution;
 pub mod node_run;
 pub mod schedule;
 pub mod step;
+pub mod usage_outbox;
 pub mod webhook_delivery;
 pub mod webhook_route;
 pub mod workflow;
