@@ -47,8 +47,9 @@ distributed() {
     export TYBOO_TENANCY__SERVICE_SECRET="$database-secret" TYBOO_VAULT__MASTER_KEY_FILE="$dir/master.key"
     export TYBOO_LISTEN__TENANCY=127.0.0.1:58051 TYBOO_LISTEN__VAULT=127.0.0.1:58052
     export TYBOO_LISTEN__EXECUTOR=127.0.0.1:58053 TYBOO_LISTEN__EDGE=127.0.0.1:58080
+    export TYBOO_LISTEN__METERING=127.0.0.1:58055
     export TYBOO_ENDPOINTS__TENANCY=http://127.0.0.1:58051 TYBOO_ENDPOINTS__VAULT=http://127.0.0.1:58052
-    export TYBOO_ENDPOINTS__EXECUTOR=http://127.0.0.1:58053
+    export TYBOO_ENDPOINTS__EXECUTOR=http://127.0.0.1:58053 TYBOO_ENDPOINTS__METERING=http://127.0.0.1:58055
     "$tyboo" migrate >/dev/null
     trap 'kill "${pids[@]}" 2>/dev/null' EXIT
     # Each process prints its addresses, ending with its metrics line, once
@@ -61,6 +62,7 @@ distributed() {
     start 59091 serve tenancy
     until grep -q "API key" "$dir/59091.out"; do sleep 0.2; done
     start 59092 serve vault
+    start 59096 serve metering
     start 59093 serve executor
     start 59094 worker --pool default
     start 59095 serve edge

@@ -34,6 +34,7 @@ pub(crate) fn tyboo(store: &TestStore) -> Command {
         .env("TYBOO_LISTEN__ADMIN", "127.0.0.1:0")
         .env("TYBOO_LISTEN__EXECUTOR", "127.0.0.1:0")
         .env("TYBOO_LISTEN__VAULT", "127.0.0.1:0")
+        .env("TYBOO_LISTEN__METERING", "127.0.0.1:0")
         .env("TYBOO_LOG__FORMAT", "json")
         .env("TYBOO_GRPC__DRAIN_TIMEOUT_SECONDS", "10")
         .stdout(Stdio::piped())
@@ -293,6 +294,8 @@ async fn readme_curl_walkthrough_works_as_written() {
         .join("\n");
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
+        // Paths in the walk-throughs are the repository's.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env("TYBOO_KEY", running.api_key.clone().unwrap())
         .env("WS", running.workspace_id.clone().unwrap())
         .output()
@@ -365,6 +368,8 @@ async fn run_walkthrough(name: &str, store: &TestStore, running: &Running) -> Ve
                 format!("TENANCY={}", running.tenancy)
             } else if line.starts_with("EXECUTOR=") {
                 format!("EXECUTOR={}", running.executor)
+            } else if line.starts_with("LLM_PORT=") {
+                format!("LLM_PORT={}", free_port())
             } else {
                 line.to_owned()
             }
@@ -380,6 +385,8 @@ async fn run_walkthrough(name: &str, store: &TestStore, running: &Running) -> Ve
     );
     let output = Command::new("bash")
         .args(["-euo", "pipefail", "-c", &script])
+        // Paths in the walk-throughs are the repository's.
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .env("PATH", path)
         .env("TYBOO_KEY", running.api_key.clone().unwrap())
         .env("WS", running.workspace_id.clone().unwrap())
@@ -396,6 +403,51 @@ async fn run_walkthrough(name: &str, store: &TestStore, running: &Running) -> Ve
         "stdout:\n{stdout}\nstderr:\n{stderr}"
     );
     stdout.lines().map(str::to_owned).collect()
+}
+
+/// A port nothing listens on now, for a server a walk-through starts.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap()
+}
+
+/// The usage walk-through of README.md, run as written, on a platform
+/// started as it says (loopback egress, a price for the model).
+#[tokio::test]
+async fn readme_usage_walkthrough_works_as_written() {
+    let store = TestStore::create().await;
+    let mut running = start_with(&store, |command| {
+        command
+            .env("TYBOO_EXECUTOR__ENGINE__EGRESS__ALLOW_CIDRS", "[127.0.0.0/8]")
+            .env(
+                "TYBOO_METERING__PRICES",
+                "[{model=\"tiny\",input_micros_per_million_tokens=1000000,output_micros_per_million_tokens=2000000}]",
+            );
+    })
+    .await;
+    let lines = run_walkthrough("usage", &store, &running).await;
+    let stdout = lines.join("\n");
+    assert_eq!(
+        lines[0],
+        r#"{"costMicros":"22","executions":"2","inputTokens":"6","llmCalls":"2","outputTokens":"8","tasks":"2"}"#,
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[1], r#"{"providerHost":"127.0.0.1","model":"tiny-1","cost":"22"}"#,
+        "{stdout}"
+    );
+    assert_eq!(
+        lines[2],
+        r#"[{"nodeId":"ask","costMicros":"11","priceVersion":"2026-12"},{"nodeId":"ask","costMicros":"11","priceVersion":"2026-12"}]"#,
+        "{stdout}"
+    );
+    assert_eq!(lines[3], "400", "{stdout}");
+    assert_eq!(lines.len(), 4, "{stdout}");
+    send_sigterm(&running.child);
+    assert!(running.child.wait().await.unwrap().success());
+    store.remove().await;
 }
 
 /// The limits walk-through of README.md, run as written.

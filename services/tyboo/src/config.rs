@@ -502,6 +502,13 @@ mod tests {
         config.tenancy.invitation_ttl_seconds = 0;
         config.vault.page_size_max = 0;
         config.vault.max_allowed_hosts = 33;
+        config.metering.max_breakdown_rows = 0;
+        config.metering.prices = vec![tyboo_metering::ModelPrice {
+            model: "gpt-4o".to_owned(),
+            input_micros_per_million_tokens: -1,
+            output_micros_per_million_tokens: 10_000_000,
+        }];
+        config.executor.usage.batch_size = 5_000;
         let Err(ConfigError::Invalid(problems)) = config.validate() else {
             panic!("invalid settings pass");
         };
@@ -510,6 +517,9 @@ mod tests {
             .map(|problem| problem.key.as_str())
             .collect();
         for expected in [
+            "metering.max_breakdown_rows",
+            "metering.prices.0.input_micros_per_million_tokens",
+            "executor.usage.batch_size",
             "executor.page_size_default",
             "executor.max_json_depth",
             "executor.max_description_length",

@@ -104,6 +104,7 @@ async fn measure(args: &Args, enabled: bool, duration: Duration) -> anyhow::Resu
     config.listen.tenancy = any_port;
     config.listen.executor = any_port;
     config.listen.vault = any_port;
+    config.listen.metering = any_port;
     config.listen.admin = any_port;
     // Tenancy's limits lookups may warn (once per cache period); the
     // figures are what counts here.

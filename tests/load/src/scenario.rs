@@ -98,6 +98,7 @@ impl Target {
         config.listen.edge = any_port;
         config.listen.tenancy = any_port;
         config.listen.executor = any_port;
+        config.listen.metering = any_port;
         config.listen.admin = any_port;
         config.log.filter = "warn".to_owned();
         config.edge.max_body_bytes = 4 * 1024 * 1024;
