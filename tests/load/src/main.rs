@@ -9,6 +9,7 @@
 
 mod baselines;
 mod edge_limits;
+mod metering;
 mod noisy;
 mod report;
 mod scenario;
@@ -42,6 +43,9 @@ pub enum LoadScenario {
     /// Workspace B's enqueue-to-start alone and while workspace A floods
     /// with `--concurrency` clients flat out.
     NoisyNeighbour,
+    /// noop and webhook3 with metering on and off, alternately on fresh
+    /// embedded meshes, then the ledger's write rate alone.
+    Metering,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -59,7 +63,7 @@ pub enum Via {
     Grpc,
 }
 
-#[derive(Debug, Parser)]
+#[derive(Clone, Debug, Parser)]
 #[command(name = "tyboo-load", about = "Load generator for Tyboo Studio")]
 pub struct Args {
     #[arg(long, value_enum, default_value = "executions")]
@@ -113,6 +117,10 @@ pub struct Args {
     /// this shows what a flooding tenant meets in a default deployment).
     #[arg(long)]
     default_request_limits: bool,
+    /// Embedded mesh: no usage outbox (`executor.usage.enabled = false`),
+    /// so nothing is metered.
+    #[arg(long)]
+    no_metering: bool,
     /// PostgreSQL server for the pgbench baseline.
     #[arg(long, default_value = "postgres://root@127.0.0.1:5432/postgres")]
     baseline_postgres: String,
@@ -146,6 +154,9 @@ async fn run(args: Args) -> anyhow::Result<()> {
     }
     if args.scenario == LoadScenario::NoisyNeighbour {
         return noisy::run(&args).await;
+    }
+    if args.scenario == LoadScenario::Metering {
+        return metering::run(&args).await;
     }
     let target = Target::open(&args).await?;
     let scenario = Scenario::prepare(&target, args.workflow).await?;

@@ -81,6 +81,7 @@ impl Target {
         // (`--scenario edge-limits` measures what the checks cost) unless
         // `--default-request-limits` keeps the defaults. Running executions
         // keep their default limits.
+        config.executor.usage.enabled = !args.no_metering;
         if !args.default_request_limits {
             let limits = &mut config.limits.defaults;
             limits.api_key_requests_per_minute = 6_000_000;
