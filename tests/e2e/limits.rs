@@ -143,3 +143,85 @@ async fn operators_set_a_workspaces_limits_and_members_read_them() {
     assert_eq!(read["overrides"], json!({}));
     sandbox.stop().await;
 }
+
+/// A monthly executions quota through the whole mesh: over it an execution
+/// is HELD with the reason, visible over HTTP; lifting the quota releases
+/// it, and it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_the_monthly_quota_executions_are_held_then_released() {
+    let sandbox = Sandbox::start_with(|config| {
+        config.limits.cache_ttl_ms = 200;
+        config.executor.quota_release_interval_ms = 100;
+    })
+    .await;
+    let operator = operator_token(&sandbox).await;
+    let mut limits = LimitsServiceClient::new(sandbox.tenancy_channel().await);
+    let quota = |executions_per_month: u32| {
+        with_key(
+            SetWorkspaceLimitsRequest {
+                workspace_id: sandbox.workspace_id.clone(),
+                overrides: Some(LimitOverrides {
+                    executions_per_month: Some(executions_per_month),
+                    ..LimitOverrides::default()
+                }),
+            },
+            &operator,
+        )
+    };
+    let answer = limits
+        .set_workspace_limits(quota(1))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.limits.unwrap().executions_per_month, 1);
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+
+    let workflow = sandbox
+        .create_workflow(
+            "Quota",
+            json!({
+                "nodes": [{"id": "start", "type": "trigger.manual"},
+                          {"id": "done", "type": "set", "parameters": {"values": {"ok": true}}}],
+                "edges": [{"from": "start", "to": "done"}]
+            }),
+        )
+        .await;
+    let first = sandbox.start_execution(&workflow, json!({})).await;
+    let execution = sandbox.wait_for_execution(&first).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    let second = sandbox.start_execution(&workflow, json!({})).await;
+    let (status, held) = sandbox
+        .get(&format!("/v1/executions/{second}"), &sandbox.owner_key)
+        .await;
+    assert_eq!(status, 200, "{held}");
+    assert_eq!(
+        held["execution"]["status"], "EXECUTION_STATUS_HELD",
+        "{held}"
+    );
+    assert!(
+        held["execution"]["queueReason"]
+            .as_str()
+            .is_some_and(|reason| reason.contains("executions_per_month")),
+        "{held}"
+    );
+    // Listed by its status like any other.
+    let (_, listed) = sandbox
+        .get(
+            &format!("/v1/executions?workflowId={workflow}&status=EXECUTION_STATUS_HELD"),
+            &sandbox.owner_key,
+        )
+        .await;
+    assert_eq!(listed["executions"][0]["id"], second.as_str(), "{listed}");
+
+    // The operator lifts the quota: it runs.
+    limits.set_workspace_limits(quota(0)).await.unwrap();
+    let execution = sandbox.wait_for_execution(&second).await;
+    assert_eq!(
+        execution["status"], "EXECUTION_STATUS_SUCCEEDED",
+        "{execution}"
+    );
+    sandbox.stop().await;
+}

@@ -24,6 +24,12 @@ pub struct Limits {
     /// How long an execution may wait for a concurrency slot before it ends
     /// TIMED_OUT.
     pub queue_wait_limit_seconds: u32,
+    /// Executions one workspace may start in a calendar month (UTC); past
+    /// it new executions are HELD until the quota allows them. 0: no quota.
+    pub executions_per_month: u32,
+    /// Tasks (successful non-trigger node runs) one workspace may use in a
+    /// calendar month; once used up, new executions are HELD. 0: no quota.
+    pub tasks_per_month: u32,
 }
 
 impl Default for Limits {
@@ -36,12 +42,14 @@ impl Default for Limits {
             running_executions_per_workspace: 50,
             running_executions_per_user: 20,
             queue_wait_limit_seconds: 3_600,
+            executions_per_month: 0,
+            tasks_per_month: 0,
         }
     }
 }
 
 /// The inclusive bounds of every limit, the same as the proto's rules.
-pub(crate) const BOUNDS: [(&str, u32, u32); 7] = [
+pub(crate) const BOUNDS: [(&str, u32, u32); 9] = [
     ("api_key_requests_per_minute", 1, 6_000_000),
     ("api_key_burst", 1, 1_000_000),
     ("workspace_requests_per_minute", 1, 6_000_000),
@@ -49,10 +57,12 @@ pub(crate) const BOUNDS: [(&str, u32, u32); 7] = [
     ("running_executions_per_workspace", 1, 100_000),
     ("running_executions_per_user", 1, 100_000),
     ("queue_wait_limit_seconds", 1, 2_592_000),
+    ("executions_per_month", 0, 1_000_000_000),
+    ("tasks_per_month", 0, 1_000_000_000),
 ];
 
 impl Limits {
-    fn values(&self) -> [u32; 7] {
+    fn values(&self) -> [u32; 9] {
         [
             self.api_key_requests_per_minute,
             self.api_key_burst,
@@ -61,7 +71,14 @@ impl Limits {
             self.running_executions_per_workspace,
             self.running_executions_per_user,
             self.queue_wait_limit_seconds,
+            self.executions_per_month,
+            self.tasks_per_month,
         ]
+    }
+
+    /// Whether a monthly quota is in force: admission then reserves it.
+    pub fn has_monthly_quota(&self) -> bool {
+        self.executions_per_month > 0 || self.tasks_per_month > 0
     }
 
     pub fn queue_wait_limit(&self) -> Duration {
@@ -94,6 +111,8 @@ impl Limits {
                 overrides.queue_wait_limit_seconds,
                 self.queue_wait_limit_seconds,
             ),
+            executions_per_month: pick(overrides.executions_per_month, self.executions_per_month),
+            tasks_per_month: pick(overrides.tasks_per_month, self.tasks_per_month),
         }
     }
 
@@ -121,6 +140,8 @@ pub struct LimitOverrides {
     pub running_executions_per_workspace: Option<u32>,
     pub running_executions_per_user: Option<u32>,
     pub queue_wait_limit_seconds: Option<u32>,
+    pub executions_per_month: Option<u32>,
+    pub tasks_per_month: Option<u32>,
 }
 
 impl LimitOverrides {
@@ -130,7 +151,7 @@ impl LimitOverrides {
 
     /// Every override by name, in the order of [`BOUNDS`]; `None` where
     /// the default applies.
-    pub fn fields(&self) -> [(&'static str, Option<u32>); 7] {
+    pub fn fields(&self) -> [(&'static str, Option<u32>); 9] {
         let values = [
             self.api_key_requests_per_minute,
             self.api_key_burst,
@@ -139,8 +160,10 @@ impl LimitOverrides {
             self.running_executions_per_workspace,
             self.running_executions_per_user,
             self.queue_wait_limit_seconds,
+            self.executions_per_month,
+            self.tasks_per_month,
         ];
-        let mut fields = [("", None); 7];
+        let mut fields = [("", None); 9];
         for (field, ((name, _, _), value)) in fields.iter_mut().zip(BOUNDS.iter().zip(values)) {
             *field = (*name, value);
         }
@@ -263,12 +286,12 @@ mod tests {
     #[test]
     fn every_bound_is_checked_at_its_edge() {
         for (index, (name, low, high)) in BOUNDS.iter().enumerate() {
-            for (value, ok) in [
-                (*low, true),
-                (*high, true),
-                (low - 1, false),
-                (high + 1, false),
-            ] {
+            // A bound of 0 (no quota) has nothing below it.
+            let below = low.checked_sub(1).map(|value| (value, false));
+            for (value, ok) in [(*low, true), (*high, true), (high + 1, false)]
+                .into_iter()
+                .chain(below)
+            {
                 let mut values = Limits::default().values();
                 values[index] = value;
                 let limits = Limits {
@@ -279,6 +302,8 @@ mod tests {
                     running_executions_per_workspace: values[4],
                     running_executions_per_user: values[5],
                     queue_wait_limit_seconds: values[6],
+                    executions_per_month: values[7],
+                    tasks_per_month: values[8],
                 };
                 let problems = limits.problems("defaults.");
                 assert_eq!(problems.is_empty(), ok, "{name}={value}: {problems:?}");

@@ -15,6 +15,8 @@ impl Limits {
             running_executions_per_workspace: self.running_executions_per_workspace,
             running_executions_per_user: self.running_executions_per_user,
             queue_wait_limit_seconds: self.queue_wait_limit_seconds,
+            executions_per_month: self.executions_per_month,
+            tasks_per_month: self.tasks_per_month,
         }
     }
 
@@ -27,6 +29,8 @@ impl Limits {
             running_executions_per_workspace: limits.running_executions_per_workspace,
             running_executions_per_user: limits.running_executions_per_user,
             queue_wait_limit_seconds: limits.queue_wait_limit_seconds,
+            executions_per_month: limits.executions_per_month,
+            tasks_per_month: limits.tasks_per_month,
         }
     }
 }
@@ -41,6 +45,8 @@ impl LimitOverrides {
             running_executions_per_workspace: self.running_executions_per_workspace,
             running_executions_per_user: self.running_executions_per_user,
             queue_wait_limit_seconds: self.queue_wait_limit_seconds,
+            executions_per_month: self.executions_per_month,
+            tasks_per_month: self.tasks_per_month,
         }
     }
 
@@ -53,6 +59,8 @@ impl LimitOverrides {
             running_executions_per_workspace: overrides.running_executions_per_workspace,
             running_executions_per_user: overrides.running_executions_per_user,
             queue_wait_limit_seconds: overrides.queue_wait_limit_seconds,
+            executions_per_month: overrides.executions_per_month,
+            tasks_per_month: overrides.tasks_per_month,
         }
     }
 }

@@ -46,6 +46,9 @@ pub struct ExecutorConfig {
     /// instead.
     pub max_deliveries: u32,
     pub reconcile_interval_ms: u64,
+    /// How often HELD executions are checked against their workspace's
+    /// monthly quota and released in order when it allows them.
+    pub quota_release_interval_ms: u64,
     /// A ready step whose dispatch is older than this is dispatched again, in
     /// case its message was lost.
     pub redispatch_grace_ms: u64,
@@ -204,6 +207,7 @@ impl Default for ExecutorConfig {
             heartbeat_interval_ms: 2_000,
             max_deliveries: 5,
             reconcile_interval_ms: 5_000,
+            quota_release_interval_ms: 2_000,
             redispatch_grace_ms: 30_000,
             reconcile_batch_size: 500,
             scheduler_interval_ms: 1_000,
@@ -236,7 +240,7 @@ impl ExecutorConfig {
     pub fn validate(&self) -> Result<(), String> {
         // Every problem, not only the first: an operator fixes them in one go.
         let mut problems: Vec<String> = Vec::new();
-        let positive: [(&str, u64); 19] = [
+        let positive: [(&str, u64); 20] = [
             (
                 "webhook_sync_max_waiters",
                 u64::from(self.webhook_sync_max_waiters),
@@ -256,6 +260,7 @@ impl ExecutorConfig {
             ("heartbeat_interval_ms", self.heartbeat_interval_ms),
             ("max_deliveries", u64::from(self.max_deliveries)),
             ("reconcile_interval_ms", self.reconcile_interval_ms),
+            ("quota_release_interval_ms", self.quota_release_interval_ms),
             ("reconcile_batch_size", self.reconcile_batch_size),
             ("scheduler_interval_ms", self.scheduler_interval_ms),
             ("worker_concurrency", self.worker_concurrency as u64),

@@ -200,6 +200,7 @@ impl Executor {
             work::leases::spawn(self.domain.clone(), shutdown.clone()),
             work::scheduler::spawn(self.domain.clone(), shutdown.clone()),
             work::breaker_gauges::spawn(self.domain.clone(), shutdown.clone()),
+            work::quota::spawn(self.domain.clone(), shutdown.clone()),
         ]
         .into_iter()
         .chain(work::usage::spawn(self.domain.clone(), shutdown))

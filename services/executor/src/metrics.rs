@@ -45,6 +45,11 @@ pub const USAGE_DELIVERY_FAILURES_TOTAL: &str = "tyboo_executor_usage_delivery_f
 /// Usage events metering refused as invalid, set aside from the outbox.
 pub const USAGE_REFUSED_TOTAL: &str = "tyboo_executor_usage_refused_total";
 
+/// Executions admitted HELD over their workspace's monthly quota.
+pub const EXECUTIONS_HELD_TOTAL: &str = "tyboo_executor_executions_held_total";
+/// HELD executions released once the quota allowed them.
+pub const EXECUTIONS_RELEASED_TOTAL: &str = "tyboo_executor_executions_released_total";
+
 /// Registers descriptions with the installed recorder; call once at start-up.
 pub fn describe() {
     describe_counter!(
@@ -61,6 +66,16 @@ pub fn describe() {
         USAGE_REFUSED_TOTAL,
         Unit::Count,
         "Usage events metering refused as invalid and dropped from the outbox"
+    );
+    describe_counter!(
+        EXECUTIONS_HELD_TOTAL,
+        Unit::Count,
+        "Executions admitted HELD over their workspace's monthly quota"
+    );
+    describe_counter!(
+        EXECUTIONS_RELEASED_TOTAL,
+        Unit::Count,
+        "HELD executions released once the quota allowed them"
     );
     describe_counter!(
         QUEUED_FOR_SLOT_TOTAL,

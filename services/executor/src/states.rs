@@ -40,12 +40,18 @@ text_enum!(
         Failed = "failed",
         Cancelled = "cancelled",
         TimedOut = "timed_out",
+        // Over the workspace's monthly quota: admitted and kept, waiting
+        // for the quota to allow it (an upgrade, the month's turn).
+        Held = "held",
     }
 );
 
 impl ExecutionStatus {
     pub fn is_terminal(self) -> bool {
-        !matches!(self, ExecutionStatus::Queued | ExecutionStatus::Running)
+        !matches!(
+            self,
+            ExecutionStatus::Queued | ExecutionStatus::Running | ExecutionStatus::Held
+        )
     }
 }
 

@@ -203,18 +203,21 @@ impl Domain {
         let graph = admission.graph;
         let trigger = self.check_admission(work, &admission)?;
         let db = work.tx();
-        let max_duration_ms = graph
-            .settings
-            .max_duration_ms
-            .unwrap_or(self.config().default_max_duration_ms)
-            .min(self.config().max_duration_cap_ms);
+        let limits = self.limits_of(admission.workspace_id).await;
+        let held = self
+            .reserve_quota(db, admission.workspace_id, &limits, now)
+            .await?;
         let input_text = to_json_text(&admission.input);
         let execution = Execution {
             id: Uuid::now_v7(),
             workspace_id: admission.workspace_id,
             workflow_id: admission.workflow_id,
             workflow_version: admission.version,
-            status: ExecutionStatus::Queued,
+            status: if held.is_some() {
+                ExecutionStatus::Held
+            } else {
+                ExecutionStatus::Queued
+            },
             trigger_type: admission.trigger_type,
             input: input_text.clone(),
             error: None,
@@ -223,17 +226,17 @@ impl Domain {
             create_time: now,
             start_time: None,
             end_time: None,
-            deadline: now
-                + chrono::Duration::milliseconds(
-                    i64::try_from(max_duration_ms).unwrap_or(i64::MAX / 2),
-                ),
+            deadline: self.deadline_from(graph, now),
             data_bytes: i64::try_from(input_text.len()).unwrap_or(i64::MAX),
             dead_letter_id: admission.dead_letter_id,
             started_by: admission.started_by,
-            queue_reason: None,
+            queue_reason: held.clone(),
         };
         executions::insert(db, &execution).await?;
-        self.meter_execution(db, &execution).await?;
+        // A HELD execution is metered when it is released and runs.
+        if held.is_none() {
+            self.meter_execution(db, &execution).await?;
+        }
 
         // The execution's only rows: what the first advance reads.
         let mut rows = Vec::with_capacity(admission.carried.len() + 1);
@@ -284,6 +287,12 @@ impl Domain {
             };
             steps::insert(db, &row).await?;
             rows.push(row);
+        }
+        if held.is_some() {
+            // Kept with its trigger's data, and nothing of it ready: it
+            // starts when it is released.
+            ::metrics::counter!(crate::metrics::EXECUTIONS_HELD_TOTAL).increment(1);
+            return Ok(execution);
         }
         let aftermath = self.advance_from(db, &execution, graph, rows, now).await?;
         work.record(execution.id, aftermath);

@@ -13,6 +13,7 @@ pub mod model;
 pub mod pagination;
 mod parking;
 pub mod progress;
+pub mod quota;
 pub mod schedules;
 mod scope;
 pub mod steps;

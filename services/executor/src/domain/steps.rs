@@ -438,6 +438,8 @@ impl Domain {
         )
         .await?;
         executions::set_data_bytes(work.tx(), execution.id, data_bytes).await?;
+        self.count_task(work.tx(), execution.workspace_id, now)
+            .await?;
         self.meter_success(
             work.tx(),
             &execution,

@@ -11,7 +11,15 @@ use super::{ensure_in_scope, records};
 use crate::domain::model::{Execution, ExecutionStatus};
 
 /// Statuses from which an execution can still change.
-pub const ACTIVE: [ExecutionStatus; 2] = [ExecutionStatus::Queued, ExecutionStatus::Running];
+/// Not finished: what cancel and the finishers move to a terminal status.
+pub const ACTIVE: [ExecutionStatus; 3] = [
+    ExecutionStatus::Queued,
+    ExecutionStatus::Running,
+    ExecutionStatus::Held,
+];
+/// Under way: what a deadline applies to. A HELD execution has not begun;
+/// its deadline starts again when it is released.
+pub const UNDER_WAY: [ExecutionStatus; 2] = [ExecutionStatus::Queued, ExecutionStatus::Running];
 
 pub async fn insert<S: Session>(db: &S, record: &Execution) -> Result<(), DbErr> {
     ensure_in_scope(db, record.workspace_id)?;
@@ -172,7 +180,7 @@ pub async fn past_deadline<S: Session>(
     let rows = db
         .scope()
         .restrict(execution::Entity::find(), execution::Column::WorkspaceId)
-        .filter(execution::Column::Status.is_in(ACTIVE))
+        .filter(execution::Column::Status.is_in(UNDER_WAY))
         .filter(execution::Column::Deadline.lt(now))
         .order_by_asc(execution::Column::Deadline)
         .limit(limit)
@@ -233,4 +241,52 @@ pub async fn waiting_for_slot<S: Session>(db: &S, limit: u64) -> Result<Vec<Exec
         .all(db)
         .await?;
     Ok(records::all(rows))
+}
+
+/// The HELD executions of the scope, oldest first.
+pub async fn held<S: Session>(db: &S, limit: u64) -> Result<Vec<Execution>, DbErr> {
+    let rows = db
+        .scope()
+        .restrict(execution::Entity::find(), execution::Column::WorkspaceId)
+        .filter(execution::Column::Status.eq(ExecutionStatus::Held))
+        .order_by_asc(execution::Column::CreateTime)
+        .order_by_asc(execution::Column::Id)
+        .limit(limit)
+        .all(db)
+        .await?;
+    Ok(records::all(rows))
+}
+
+/// The workspaces that have HELD executions.
+pub async fn workspaces_with_held<S: Session>(db: &S, limit: u64) -> Result<Vec<Uuid>, DbErr> {
+    db.scope()
+        .restrict(execution::Entity::find(), execution::Column::WorkspaceId)
+        .select_only()
+        .column(execution::Column::WorkspaceId)
+        .filter(execution::Column::Status.eq(ExecutionStatus::Held))
+        .distinct()
+        .limit(limit)
+        .into_tuple()
+        .all(db)
+        .await
+}
+
+/// Moves a HELD execution to QUEUED with a fresh deadline; false when it
+/// was no longer held (another executor released or someone cancelled it).
+pub async fn release_held<S: Session>(
+    db: &S,
+    execution_id: Uuid,
+    deadline: DateTime<Utc>,
+) -> Result<bool, DbErr> {
+    let result = update(db, execution_id)
+        .col_expr(
+            execution::Column::Status,
+            Expr::value(ExecutionStatus::Queued),
+        )
+        .col_expr(execution::Column::QueueReason, Expr::value(None::<String>))
+        .col_expr(execution::Column::Deadline, Expr::value(deadline))
+        .filter(execution::Column::Status.eq(ExecutionStatus::Held))
+        .exec(db)
+        .await?;
+    Ok(result.rows_affected == 1)
 }

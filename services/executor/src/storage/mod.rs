@@ -7,6 +7,7 @@ pub mod dead_letters;
 pub mod entities;
 pub mod executions;
 pub(crate) mod migrations;
+pub mod monthly_usage;
 pub mod node_runs;
 mod records;
 pub mod steps;

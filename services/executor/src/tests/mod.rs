@@ -7,6 +7,7 @@ mod breakers;
 mod concurrency;
 mod executions;
 mod harness;
+mod quota;
 mod recovery;
 mod triggers;
 mod usage;

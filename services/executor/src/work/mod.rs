@@ -4,6 +4,7 @@
 
 pub mod breaker_gauges;
 pub mod leases;
+pub mod quota;
 pub mod reconciler;
 mod runner;
 pub mod scheduler;

@@ -122,6 +122,7 @@ pub fn execution_status_to_proto(status: ExecutionStatus) -> pb::ExecutionStatus
         ExecutionStatus::Failed => pb::ExecutionStatus::Failed,
         ExecutionStatus::Cancelled => pb::ExecutionStatus::Cancelled,
         ExecutionStatus::TimedOut => pb::ExecutionStatus::TimedOut,
+        ExecutionStatus::Held => pb::ExecutionStatus::Held,
     }
 }
 
@@ -134,6 +135,7 @@ pub fn execution_status_from_proto(value: i32) -> ExecutorResult<Option<Executio
         Ok(pb::ExecutionStatus::Failed) => Ok(Some(ExecutionStatus::Failed)),
         Ok(pb::ExecutionStatus::Cancelled) => Ok(Some(ExecutionStatus::Cancelled)),
         Ok(pb::ExecutionStatus::TimedOut) => Ok(Some(ExecutionStatus::TimedOut)),
+        Ok(pb::ExecutionStatus::Held) => Ok(Some(ExecutionStatus::Held)),
         Err(_) => Err(ExecutorError::invalid("status", "is not a known status")),
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod dead_letter;
 pub mod execution;
+pub mod monthly_usage;
 pub mod node_run;
 pub mod schedule;
 pub mod step;

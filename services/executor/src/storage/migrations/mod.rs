@@ -8,6 +8,7 @@ mod m20261126_000002_step_lost_workers;
 mod m20261207_000003_webhook_tokens;
 mod m20261207_000004_execution_concurrency;
 mod m20261208_000005_usage_outbox;
+mod m20261208_000006_monthly_usage;
 
 pub struct Migrator;
 
@@ -19,6 +20,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261207_000003_webhook_tokens::Migration),
             Box::new(m20261207_000004_execution_concurrency::Migration),
             Box::new(m20261208_000005_usage_outbox::Migration),
+            Box::new(m20261208_000006_monthly_usage::Migration),
         ]
     }
 }
